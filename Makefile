@@ -1,0 +1,25 @@
+# Two entry points for newcomers (see README): `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# one directory per demo run, fixed once per make invocation
+DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: install demo test bench
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/python train.py hydra.run.dir=$(DEMO_DIR)
+	$(BIN)/python evaluate.py ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt output_dir=$(DEMO_DIR)/evaluation
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/foundation.py

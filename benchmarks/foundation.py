@@ -1,0 +1,137 @@
+"""Foundation benchmark: degradation throughput, SRDenseNet training throughput, inference latency
+and achieved GFLOP/s against a large float32 matrix product, all measured in one run.
+
+    python benchmarks/foundation.py [--steps 20] [--repeats 10]
+
+Figures to quote are the ratios (machine-independent-ish): absolute times only mean something for
+the machine printed in the header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lfmri.data.datasets import PatchDataset, PreparedSegment
+from lfmri.data.degradations import KSpaceDegradation
+from lfmri.models.srdensenet import SRDenseNet
+
+
+def timed(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def degradation_throughput(slices: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """(whole 128x128 LR/HR pairs per second, training patch pairs per second) on one core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        deg = KSpaceDegradation()
+        hr = deg.prepare_hr(slices)
+        gen = torch.Generator().manual_seed(0)
+
+        def pairs():
+            for i in range(len(hr)):
+                deg.degrade(hr[i], gen)
+
+        pair_rate = len(hr) / statistics.median(timed(pairs, repeats))
+        dataset = PatchDataset([PreparedSegment("bench", torch.arange(len(hr)).numpy(), hr)], deg, 32, "lr", seed=0)
+        patch_rate = 200 / statistics.median(timed(lambda: [dataset[(0, i)] for i in range(200)], repeats))
+        return pair_rate, patch_rate
+    finally:
+        torch.set_num_threads(threads)
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def training_throughput(steps: int, channels_last: bool, batch: int = 20) -> float:
+    fmt = memory_format(channels_last)
+    net = SRDenseNet().to(memory_format=fmt)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x, y = torch.rand(batch, 1, 16, 16).contiguous(memory_format=fmt), torch.rand(batch, 1, 32, 32)
+
+    def step():
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    timed(step, 3)  # warm-up
+    return batch / statistics.median(timed(step, steps))
+
+
+def inference(repeats: int, channels_last: bool) -> tuple[float, float]:
+    """(median seconds, GFLOP) of SRDenseNet x2 on one 128x128 LR slice -> 256x256."""
+    fmt = memory_format(channels_last)
+    net = SRDenseNet().eval().to(memory_format=fmt)
+    x = torch.rand(1, 1, 128, 128).contiguous(memory_format=fmt)
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
+            net(x)
+        timed(lambda: net(x), 2)
+        seconds = statistics.median(timed(lambda: net(x), repeats))
+    return seconds, counter.get_total_flops() / 1e9
+
+
+def matmul_gflops(repeats: int, n: int = 2048) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    timed(lambda: a @ b, 2)
+    return 2 * n**3 / statistics.median(timed(lambda: a @ b, repeats)) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+
+    from lfmri.data.mni152 import load_mni152
+
+    volume = load_mni152(1).data
+    volume = (volume / volume.max()).clip(0, 1)
+    slices = torch.from_numpy(volume[:, :, 60:124].transpose(2, 0, 1).copy())
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    pairs, patches = degradation_throughput(slices, args.repeats)
+    train = {cl: training_throughput(args.steps, cl) for cl in (False, True)}
+    infer = {cl: inference(args.repeats, cl) for cl in (False, True)}
+    peak = matmul_gflops(args.repeats)
+    gflop = infer[True][1]
+    rows = [
+        ("k-space degradation, 128->64 slice pairs / s / core", f"{pairs:,.0f}"),
+        ("training patch pairs (32/16) generated / s / core", f"{patches:,.0f}"),
+    ]
+    for cl, label in ((False, "NCHW"), (True, "channels_last")):
+        seconds = infer[cl][0]
+        rows += [
+            (f"[{label}] SRDenseNet training, patches / s (batch 20)", f"{train[cl]:,.1f}"),
+            (f"[{label}] SRDenseNet x2 inference, 128->256 slice, ms", f"{seconds * 1e3:,.1f}"),
+            (f"[{label}] achieved GFLOP/s ({gflop:.1f} GFLOP per slice)", f"{gflop / seconds:,.1f}"),
+            (f"[{label}] achieved / float32 matmul GFLOP/s", f"{gflop / seconds / peak:.2f}"),
+        ]
+    rows += [
+        ("float32 2048^3 matmul GFLOP/s (same threads)", f"{peak:,.1f}"),
+        ("channels_last speed-up, training / inference", f"{train[True] / train[False]:.2f}x / {infer[False][0] / infer[True][0]:.2f}x"),
+        ("patch generation per core / training consumption", f"{patches / train[True]:,.0f}x"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>10}")
+
+
+if __name__ == "__main__":
+    main()

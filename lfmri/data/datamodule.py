@@ -1,0 +1,176 @@
+"""LightningDataModule for single-volume (HR-only) data degraded synthetically.
+
+Subclasses say where the volumes come from (``load_volumes``) and how to split them
+(``default_split``); everything else is shared: percentile normalisation, slicing along
+``slice_axis``, slice selection, HR preparation by the degradation, training patches, whole-slice
+validation and test, the split file in the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset
+from lfmri.data.degradations import Degradation
+from lfmri.data.io import Volume
+from lfmri.data.normalize import Intensity, percentile_intensity
+from lfmri.data.slicing import check_axis, foreground_fraction, take_slices
+from lfmri.data.splits import STAGES, Segment, Split, split_from_dict, split_to_dict, write_split
+from lfmri.models.base import INPUT_MODES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NormalisedVolume:
+    """A volume mapped to [0, 1], with the map that restores its original intensities."""
+
+    volume: Volume
+    intensity: Intensity
+
+
+def _worker_init(worker_id: int) -> None:
+    # each worker process gets one intra-op thread: the main process does the heavy maths
+    torch.set_num_threads(1)
+
+
+class SliceDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        degradation: Degradation,
+        input_mode: str = "lr",
+        slice_axis: int = 2,
+        percentiles: Sequence[float] = (1.0, 99.0),
+        foreground_threshold: float = 0.05,
+        min_foreground_fraction: float = 0.05,
+        patch_size: int = 32,
+        patches_per_epoch: int = 2000,
+        foreground_prob: float = 0.9,
+        batch_size: int = 20,
+        eval_batch_size: int = 8,
+        num_workers: int = 0,
+        pin_memory: bool = True,
+        seed: int = 0,
+        split: Mapping | None = None,
+        split_file: str | None = None,
+    ) -> None:
+        super().__init__()
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"data.input_mode={input_mode!r}; expected one of {sorted(INPUT_MODES)}")
+        self.degradation = degradation
+        self.input_mode = input_mode
+        self.slice_axis = check_axis(slice_axis)
+        self.percentiles = tuple(percentiles)
+        self.foreground_threshold = float(foreground_threshold)
+        self.min_foreground_fraction = float(min_foreground_fraction)
+        self.patch_size = int(patch_size)
+        self.patches_per_epoch = int(patches_per_epoch)
+        self.foreground_prob = float(foreground_prob)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.seed = int(seed)
+        self.requested_split = split_from_dict(split) if split is not None else None
+        self.split_file = split_file
+        self.split: Split | None = None
+        self.volumes: dict[str, NormalisedVolume] = {}
+        self.prepared: dict[str, list[PreparedSegment]] = {}
+
+    # --- to be provided by subclasses -----------------------------------------------------------
+    def load_volumes(self) -> list[Volume]:
+        raise NotImplementedError
+
+    def default_split(self, volumes: Mapping[str, NormalisedVolume]) -> Split:
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------------------
+    def selected_slices(self, data: np.ndarray, segment: Segment) -> np.ndarray:
+        """Volume indices of the slices of ``segment`` that contain enough anatomy to score."""
+        fractions = foreground_fraction(data, self.slice_axis, self.foreground_threshold)
+        indices = np.arange(segment.start, segment.stop)
+        return indices[fractions[segment.start : segment.stop] >= self.min_foreground_fraction]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        volumes = {}
+        for volume in self.load_volumes():
+            if volume.name in volumes:
+                raise ValueError(f"two volumes are named {volume.name!r}: {volumes[volume.name].volume.source} and {volume.source}")
+            intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
+            volume.data = intensity.apply(volume.data)
+            volumes[volume.name] = NormalisedVolume(volume, intensity)
+        split = self.requested_split or self.default_split(volumes)
+        missing = sorted({seg.subject for segs in split.values() for seg in segs} - set(volumes))
+        if missing:
+            raise ValueError(f"the split names volumes that were not found: {missing}")
+        self.volumes = volumes
+        self.prepared = {name: [self._prepare(seg) for seg in split.get(name, [])] for name in STAGES}
+        self.split = split
+        counts = {name: sum(len(p.hr) for p in segs) for name, segs in self.prepared.items()}
+        log.info("split (slices with anatomy): %s", counts)
+        if self.split_file and self.trainer is not None and self.trainer.is_global_zero:
+            write_split(split, self.split_file)
+
+    def _prepare(self, segment: Segment) -> PreparedSegment:
+        data = self.volumes[segment.subject].volume.data
+        indices = self.selected_slices(data, segment)
+        slices = torch.from_numpy(np.ascontiguousarray(take_slices(data, self.slice_axis)[indices]))
+        hr = self.degradation.prepare_hr(slices) if len(indices) else slices
+        return PreparedSegment(segment.subject, indices, hr.contiguous())
+
+    def split_dict(self) -> dict:
+        if self.split is None:
+            raise RuntimeError("the datamodule has not been set up yet")
+        return split_to_dict(self.split)
+
+    def _loader(self, dataset, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=False,
+            worker_init_fn=_worker_init if self.num_workers else None,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = PatchDataset(
+            self.prepared["train"],
+            self.degradation,
+            self.patch_size,
+            self.input_mode,
+            self.seed,
+            self.foreground_prob,
+            self.foreground_threshold,
+        )
+        # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        sampler = EpochSampler(self.patches_per_epoch, epoch)
+        return self._loader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=True)
+
+    def _eval_loader(self, stage: str) -> DataLoader:
+        dataset = SliceDataset(self.prepared[stage], self.degradation, self.input_mode, self.seed)
+        if len(dataset) == 0:
+            raise ValueError(f"the {stage} split has no slices with anatomy (check data.slabs / data.fractions)")
+        return self._loader(dataset, batch_sampler=ShapeBatchSampler(dataset, self.eval_batch_size))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}: " + ", ".join(
+            f"{name} {sum(len(p.hr) for p in segs)} slices" for name, segs in self.prepared.items()
+        )
+

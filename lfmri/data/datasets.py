@@ -1,0 +1,207 @@
+"""Torch datasets and samplers over prepared HR slices, degraded on the fly.
+
+Randomness never comes from global or per-worker RNG state: every sample builds its own
+generator from (seed, epoch, index) for training patches and from (seed, subject, slice) for
+whole validation/test slices. A sample is therefore the same whatever the number of workers or
+processes, a resumed run sees the same data as an uninterrupted one, and validation metrics
+compare across epochs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, Sampler
+
+from lfmri.data.degradations import Degradation
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 63-bit seed from any printable parts (same on every machine and Python run)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def slice_generator(seed: int, subject: str, slice_index: int) -> torch.Generator:
+    """The generator that fixes the degradation of one evaluation slice."""
+    return torch.Generator().manual_seed(derive_seed("slice", seed, subject, int(slice_index)))
+
+
+@dataclass
+class PreparedSegment:
+    """Prepared HR slices (n, H, W) of one split segment, with their indices in the volume."""
+
+    subject: str
+    slice_indices: np.ndarray
+    hr: torch.Tensor
+
+
+def degraded_sample(
+    hr: torch.Tensor, degradation: Degradation, generator: torch.Generator, input_mode: str
+) -> dict[str, torch.Tensor]:
+    """Degrade one (1, H, W) HR slice into the dict a model and the metrics need."""
+    lr, lr_complex = degradation.degrade(hr, generator)
+    sample = {"hr": hr, "lr": lr, "lr_complex": lr_complex}
+    if input_mode == "upsampled":
+        sample["lr_up"] = degradation.upsample(lr[None], hr.shape)[0]
+    return sample
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class PatchDataset(Dataset):
+    """Random (LR, HR) training patches, indexed by ``(epoch, i)`` keys from :class:`EpochSampler`.
+
+    Each key draws a slice, a noise level and a patch position. With probability
+    ``foreground_prob`` the patch is centred on a voxel above ``foreground_threshold`` so that
+    training sees brain rather than background.
+    """
+
+    def __init__(
+        self,
+        segments: Sequence[PreparedSegment],
+        degradation: Degradation,
+        patch_size: int,
+        input_mode: str,
+        seed: int,
+        foreground_prob: float = 0.9,
+        foreground_threshold: float = 0.05,
+    ) -> None:
+        self.hr = torch.cat([seg.hr for seg in segments]) if segments else torch.empty(0)
+        if len(self.hr) == 0:
+            raise ValueError("the training split has no slices with foreground")
+        self.degradation = degradation
+        self.input_mode = input_mode
+        self.seed = seed
+        self.foreground_prob = foreground_prob
+        self.foreground_threshold = foreground_threshold
+        step = degradation.grid_scale
+        if patch_size % degradation.scale:
+            raise ValueError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
+        if patch_size > min(self.hr.shape[-2:]):
+            raise ValueError(f"data.patch_size={patch_size} is larger than the HR slices {tuple(self.hr.shape[-2:])}")
+        self.hr_patch = patch_size
+        self.lr_patch = patch_size // step
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = key
+        gen = torch.Generator().manual_seed(derive_seed("patch", self.seed, int(epoch), int(index)))
+        hr = self.hr[int(torch.randint(len(self.hr), (1,), generator=gen))][None]
+        sample = degraded_sample(hr, self.degradation, gen, self.input_mode)
+        step = self.degradation.grid_scale
+        y0, x0 = self._patch_origin(hr[0], gen)
+        crops = {}
+        for name, image in sample.items():
+            if name == "lr_complex":
+                continue  # complex LR is for whole-slice baselines only
+            on_lr_grid = name == "lr"
+            size = self.lr_patch if on_lr_grid else self.hr_patch
+            oy, ox = (y0, x0) if on_lr_grid else (y0 * step, x0 * step)
+            crops[name] = image[..., oy : oy + size, ox : ox + size]
+        return crops
+
+    def _patch_origin(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
+        """Top-left corner of the LR patch; HR patch corner is ``scale`` times it (same grid map)."""
+        step = self.degradation.grid_scale
+        lr_h, lr_w = hr.shape[-2] // step, hr.shape[-1] // step
+        centre = None
+        if float(torch.rand(1, generator=gen)) < self.foreground_prob:
+            fg = torch.nonzero(hr > self.foreground_threshold)
+            if len(fg):
+                cy, cx = fg[int(torch.randint(len(fg), (1,), generator=gen))].tolist()
+                centre = (cy // step, cx // step)
+        if centre is None:
+            centre = (int(torch.randint(lr_h, (1,), generator=gen)), int(torch.randint(lr_w, (1,), generator=gen)))
+        half = self.lr_patch // 2
+        y0 = min(max(centre[0] - half, 0), lr_h - self.lr_patch)
+        x0 = min(max(centre[1] - half, 0), lr_w - self.lr_patch)
+        return y0, x0
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, i)`` keys, ``i`` in ``range(num_samples)``, split over distributed ranks.
+
+    Lightning calls ``set_epoch`` before every epoch; a fresh dataloader built at a resume takes
+    the restored epoch from its constructor argument.
+    """
+
+    def __init__(self, num_samples: int, epoch: int = 0) -> None:
+        self.num_samples = int(num_samples)
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rank, world = _rank_and_world()
+        return iter([(self.epoch, i) for i in range(rank, self.num_samples, world)])
+
+    def __len__(self) -> int:
+        rank, world = _rank_and_world()
+        return max(0, math.ceil((self.num_samples - rank) / world))
+
+
+class SliceDataset(Dataset):
+    """Whole prepared slices with a degradation fixed per (subject, slice) for val/test."""
+
+    def __init__(
+        self, segments: Sequence[PreparedSegment], degradation: Degradation, input_mode: str, seed: int
+    ) -> None:
+        self.items = [(seg, i) for seg in segments for i in range(len(seg.hr))]
+        self.degradation = degradation
+        self.input_mode = input_mode
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def shape(self, index: int) -> tuple[int, int]:
+        seg, i = self.items[index]
+        return tuple(seg.hr.shape[-2:])  # type: ignore[return-value]
+
+    def __getitem__(self, index: int) -> dict:
+        seg, i = self.items[index]
+        slice_index = int(seg.slice_indices[i])
+        gen = slice_generator(self.seed, seg.subject, slice_index)
+        sample = degraded_sample(seg.hr[i][None], self.degradation, gen, self.input_mode)
+        return {**sample, "subject": seg.subject, "slice": slice_index}
+
+
+class ShapeBatchSampler(Sampler):
+    """Batches of consecutive slices with equal shape; each rank takes every world-th batch.
+
+    Slices of one subject share a shape, so batches rarely break early; no index is repeated or
+    padded, so every slice is scored exactly once however many processes run.
+    """
+
+    def __init__(self, dataset: SliceDataset, batch_size: int) -> None:
+        self.batches: list[list[int]] = []
+        for index in range(len(dataset)):
+            last = self.batches[-1] if self.batches else None
+            if last and len(last) < batch_size and dataset.shape(last[0]) == dataset.shape(index):
+                last.append(index)
+            else:
+                self.batches.append([index])
+
+    def _mine(self) -> list[list[int]]:
+        rank, world = _rank_and_world()
+        return self.batches[rank::world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._mine())
+
+    def __len__(self) -> int:
+        return len(self._mine())

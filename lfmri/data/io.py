@@ -1,0 +1,138 @@
+"""NIfTI reading and writing that keeps geometry right and names the file when something is wrong.
+
+Volumes are read with nibabel's scaling applied (``get_fdata``: many public files are uint8 with
+``scl_slope``), as float32, reoriented to the closest canonical (RAS+) orientation. The original
+orientation is remembered so outputs can be written back in the orientation of the input.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.orientations import axcodes2ornt, ornt_transform
+
+CANONICAL = ("R", "A", "S")
+
+
+class NiftiError(ValueError):
+    """A NIfTI file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass
+class Volume:
+    """A 3D volume in canonical RAS+ voxel order with its voxel-to-world affine."""
+
+    data: np.ndarray
+    affine: np.ndarray
+    source: str
+    axcodes: tuple[str, str, str] = CANONICAL  # orientation of the file it came from
+
+    @property
+    def name(self) -> str:
+        return subject_name(self.source)
+
+    @property
+    def zooms(self) -> np.ndarray:
+        return voxel_sizes(self.affine)
+
+
+def subject_name(path: str | os.PathLike) -> str:
+    """File name without directory and NIfTI extensions (``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``)."""
+    name = Path(path).name
+    for ext in (".nii.gz", ".nii", ".gz"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def volume_from_image(img: nib.spatialimages.SpatialImage, source: str) -> Volume:
+    """Validate an in-memory image and return it as a canonical float32 :class:`Volume`."""
+    shape = img.shape
+    # trailing singleton dimensions (e.g. a 3D scan stored as X x Y x Z x 1) carry no data
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) > 3:
+        raise NiftiError(source, f"is {len(shape)}D with shape {tuple(img.shape)}; lfmri needs a single 3D volume")
+    if len(shape) < 3 or min(shape) < 1:
+        raise NiftiError(source, f"has shape {tuple(img.shape)}; lfmri needs a 3D volume")
+    if len(img.shape) > 3:
+        img = img.slicer[(...,) + (0,) * (len(img.shape) - 3)]
+    try:
+        axcodes = tuple(nib.aff2axcodes(img.affine))
+        canonical = nib.as_closest_canonical(img)
+        data = canonical.get_fdata(dtype=np.float32)
+    except (EOFError, OSError, zlib.error, ValueError) as err:
+        raise NiftiError(source, f"is truncated or corrupt ({type(err).__name__}: {err})") from err
+    if any(code is None for code in axcodes):
+        raise NiftiError(source, f"has a degenerate affine (axis codes {axcodes}); cannot orient it")
+    bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise NiftiError(source, f"contains {bad} NaN/Inf voxels")
+    if not np.any(data):
+        raise NiftiError(source, "is all zeros")
+    return Volume(data=data, affine=np.asarray(canonical.affine, dtype=np.float64), source=source, axcodes=axcodes)
+
+
+def load_nifti(path: str | os.PathLike) -> Volume:
+    """Read a 3D NIfTI file as a canonical float32 :class:`Volume`, or raise :class:`NiftiError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NiftiError(path, "does not exist" if not path.exists() else "is not a file")
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise NiftiError(path, "is not a NIfTI file (expected a .nii or .nii.gz name)")
+    try:
+        img = nib.load(str(path))
+    except (ImageFileError, EOFError, OSError, zlib.error, ValueError) as err:
+        raise NiftiError(path, f"is not a readable NIfTI file: truncated, corrupt or another format ({err})") from err
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise NiftiError(path, f"is a {type(img).__name__}, not a NIfTI image")
+    return volume_from_image(img, str(path))
+
+
+def save_nifti(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    affine: np.ndarray,
+    axcodes: tuple[str, ...] = CANONICAL,
+    overwrite: bool = False,
+) -> Path:
+    """Write a canonical (RAS+) ``data``/``affine`` pair as float32 NIfTI, reoriented to ``axcodes``.
+
+    The header's voxel sizes come from the affine, so they always match the data grid. The file
+    is written to a temporary name and moved into place, so a crash never leaves half a file.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=true to replace it")
+    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
+    if tuple(axcodes) != CANONICAL:
+        img = img.as_reoriented(ornt_transform(axcodes2ornt(CANONICAL), axcodes2ornt(tuple(axcodes))))
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes))
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

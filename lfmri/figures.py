@@ -1,0 +1,84 @@
+"""Comparison figures: every method beside the reference, a zoomed inset and error maps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on clusters and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+
+def display(image: np.ndarray) -> np.ndarray:
+    """Rotate a slice of a canonical (RAS+) volume so the second in-plane axis points up."""
+    return np.rot90(np.asarray(image, dtype=np.float32))
+
+
+def nearest_resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize for showing an LR image beside HR ones."""
+    rows = np.minimum((np.arange(shape[0]) * image.shape[0]) // shape[0], image.shape[0] - 1)
+    cols = np.minimum((np.arange(shape[1]) * image.shape[1]) // shape[1], image.shape[1] - 1)
+    return image[np.ix_(rows, cols)]
+
+
+def auto_inset(reference: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int]:
+    """A square (row, col, size) window, a quarter of the slice wide, centred on the anatomy."""
+    size = max(8, min(reference.shape) // 4)
+    rows, cols = np.nonzero(reference > threshold)
+    cy, cx = (int(rows.mean()), int(cols.mean())) if len(rows) else (reference.shape[0] // 2, reference.shape[1] // 2)
+    y0 = int(np.clip(cy - size // 2, 0, reference.shape[0] - size))
+    x0 = int(np.clip(cx - size // 2, 0, reference.shape[1] - size))
+    return y0, x0, size
+
+
+def comparison_figure(
+    path: str | Path,
+    reference: np.ndarray,
+    images: Mapping[str, np.ndarray],
+    scores: Mapping[str, Mapping[str, float]] | None = None,
+    title: str = "",
+    reference_name: str = "HR",
+    error_scale: float = 0.2,
+) -> Path:
+    """Save a grid: row 1 the images, row 2 a zoomed inset, row 3 |image - reference|.
+
+    ``images`` maps column titles to 2D arrays (LR images are shown nearest-upsampled); ``scores``
+    adds e.g. PSNR/SSIM under a title. Arrays are in slice orientation and rotated for display.
+    """
+    scores = scores or {}
+    ref = display(reference)
+    columns = {name: display(nearest_resize(np.asarray(img), reference.shape)) for name, img in images.items()}
+    columns[reference_name] = ref
+    y0, x0, size = auto_inset(ref)
+    n = len(columns)
+    fig, axes = plt.subplots(3, n, figsize=(2.6 * n, 8.2), squeeze=False)
+    for col, (name, img) in enumerate(columns.items()):
+        label = name
+        if name in scores:
+            label += "\n" + "  ".join(f"{k} {v:.4g}" for k, v in scores[name].items())
+        axes[0, col].imshow(img, cmap="gray", vmin=0, vmax=1)
+        axes[0, col].add_patch(Rectangle((x0, y0), size, size, fill=False, edgecolor="yellow", linewidth=1))
+        axes[0, col].set_title(label, fontsize=8)
+        axes[1, col].imshow(img[y0 : y0 + size, x0 : x0 + size], cmap="gray", vmin=0, vmax=1)
+        if name == reference_name:
+            axes[2, col].set_visible(False)
+        else:
+            err = axes[2, col].imshow(np.abs(img - ref), cmap="inferno", vmin=0, vmax=error_scale)
+        for row in range(3):
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+    axes[1, 0].set_ylabel("inset", fontsize=8)
+    axes[2, 0].set_ylabel(f"|error| (0-{error_scale:g})", fontsize=8)
+    if n > 1:
+        fig.colorbar(err, ax=axes[2, :].tolist(), fraction=0.02, pad=0.01)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

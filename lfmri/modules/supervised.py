@@ -1,0 +1,173 @@
+"""Supervised training of any lfmri network with a composite pixel loss."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lfmri.figures import comparison_figure
+from lfmri.inference import model_input, predict
+from lfmri.losses.composite import CompositeLoss
+from lfmri.metrics import METRICS, brain_mask, slice_metrics
+from lfmri.report import MetricsTable
+
+log = logging.getLogger(__name__)
+
+
+class SupervisedModule(L.LightningModule):
+    """Trains ``net`` on (LR, HR) patches; validates and tests on whole slices.
+
+    Validation logs ``val/loss`` and PSNR/SSIM over the whole slice and inside a brain mask.
+    Test scores the network and the non-learned ``baselines`` on every test slice, prints a
+    per-subject table and writes ``test/metrics.csv`` and ``test/metrics.md`` in the run directory.
+
+    ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) completed here with
+    the parameters, so config never holds live parameter objects.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: CompositeLoss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        baselines: Mapping[str, nn.Module] | None = None,
+        panel_every_n_epochs: int = 5,
+        brain_threshold: float = 0.05,
+        channels_last: bool = True,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        # plain dict: baselines have no parameters and must not enter the state dict
+        self.baselines = dict(baselines or {})
+        self.panel_every_n_epochs = int(panel_every_n_epochs)
+        self.brain_threshold = float(brain_threshold)
+        self.channels_last = bool(channels_last)
+        self.compile = compile
+        self.method_name = type(net).__name__.lower()
+        self._panel: dict[str, torch.Tensor] | None = None
+        self._test_table = MetricsTable()
+        self.test_table: MetricsTable | None = None
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            # NHWC convolutions are 1.3-1.7x faster on CPU (oneDNN) and on tensor-core GPUs
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile and stage == "fit":
+            # compile the inner network only: checkpoints keep plain parameter names
+            self.net = torch.compile(self.net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and not x.is_complex():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    # --- training ---------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        pred = self(model_input(self._net, batch))
+        total, parts = self.loss(pred, batch["hr"])
+        size = batch["hr"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=size)
+        for name, value in parts.items():
+            self.log(f"train/loss_{name}", value, batch_size=size)
+        return total
+
+    def on_train_epoch_start(self) -> None:
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    @property
+    def _net(self) -> nn.Module:
+        """The uncompiled network (its declarations: scale, input_mode)."""
+        return getattr(self.net, "_orig_mod", self.net)
+
+    # --- validation -------------------------------------------------------------------------------
+    def _score(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        pred = predict(self._net, model_input(self._net, batch), forward=self)
+        mask = brain_mask(batch["hr"], self.brain_threshold)
+        return pred, slice_metrics(pred, batch["hr"], mask), mask
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        pred, metrics, _ = self._score(batch)
+        size = batch["hr"].shape[0]
+        total, _ = self.loss(pred, batch["hr"])
+        self.log("val/loss", total, sync_dist=True, batch_size=size)
+        for name in METRICS:
+            self.log(f"val/{name}", metrics[name].mean(), prog_bar=name == "psnr", sync_dist=True, batch_size=size)
+        if batch_idx == 0 and self._panel is None:
+            self._panel = {"sr": pred[0, 0], **{k: batch[k][0] for k in ("lr", "lr_complex", "hr")}}
+
+    def on_validation_epoch_end(self) -> None:
+        panel, self._panel = self._panel, None
+        epoch = self.current_epoch + 1
+        last = self.trainer.max_epochs is not None and epoch >= self.trainer.max_epochs
+        if (
+            panel is None
+            or self.trainer.sanity_checking
+            or not self.trainer.is_global_zero
+            or self.panel_every_n_epochs <= 0
+            or not (epoch % self.panel_every_n_epochs == 0 or last)
+        ):
+            return
+        images = {"LR": panel["lr"][0]}
+        if "zerofill" in self.baselines:
+            images["zero-fill"] = self.baselines["zerofill"](panel["lr_complex"][None])[0, 0]
+        images[self.method_name] = panel["sr"]
+        path = Path(self.trainer.default_root_dir) / "panels" / f"epoch_{epoch:04d}.png"
+        comparison_figure(
+            path,
+            panel["hr"][0].float().cpu().numpy(),
+            {k: v.float().clamp(0, 1).cpu().numpy() for k, v in images.items()},
+            title=f"validation, epoch {epoch}",
+        )
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="val/panel", images=[str(path)], step=self.global_step)
+
+    # --- test -------------------------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self._test_table = MetricsTable()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        pred, metrics, mask = self._score(batch)
+        subjects, slices = list(batch["subject"]), batch["slice"].tolist()
+        self._test_table.add(subjects, slices, self.method_name, metrics)
+        for name, baseline in self.baselines.items():
+            out = predict(baseline, model_input(baseline, batch))
+            self._test_table.add(subjects, slices, name, slice_metrics(out, batch["hr"], mask))
+
+    def on_test_epoch_end(self) -> None:
+        rows = self._test_table.rows
+        if dist.is_available() and dist.is_initialized():
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, rows)
+            rows = [row for part in gathered for row in part]
+        # one row per (subject, slice, method): ranks never share slices, but be explicit
+        unique = {(r["subject"], r["slice"], r["method"]): r for r in rows}
+        table = MetricsTable(sorted(unique.values(), key=lambda r: (r["subject"], r["slice"])))
+        self.test_table = table
+        for name, value in table.means().get(self.method_name, {}).items():
+            self.log(f"test/{name}", value, rank_zero_only=True)
+        if self.trainer.is_global_zero:
+            out = Path(self.trainer.default_root_dir) / "test"
+            table.write_csv(out / "metrics.csv")
+            markdown = table.to_markdown("Test slices: model vs baselines")
+            (out / "metrics.md").write_text(markdown)
+            print("\n" + markdown)

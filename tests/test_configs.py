@@ -1,0 +1,77 @@
+"""Every option of every config group composes and instantiates; bad options fail early."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from lfmri.models.base import input_mode
+from lfmri.training import instantiate_group, make_baselines
+from tests.conftest import ROOT, run_script
+
+CONF = ROOT / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def composed(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=["output_dir=/tmp/lfmri-config-test", *overrides])
+
+
+def build(cfg):
+    degradation = instantiate(cfg.degradation)
+    net = instantiate(cfg.model)
+    data = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))
+    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=make_baselines(degradation))
+    return degradation, net, data, module
+
+
+@pytest.mark.parametrize("group", ["data", "degradation", "model", "loss", "module", "trainer", "logger", "callbacks"])
+def test_every_option_of_every_group_instantiates(group):
+    for option in options(group):
+        overrides = [f"{group}={option}", "data.pattern=/nowhere/*.nii.gz"] if group == "data" else [f"{group}={option}"]
+        if group == "data" and option != "folder":
+            overrides = overrides[:1]
+        if group == "degradation" and option == "kspace_zerofill":
+            overrides.append("model=bicubic")  # the LR-grid default model cannot read HR-grid inputs
+        cfg = composed(overrides)
+        degradation, net, data, module = build(cfg)
+        assert module.net is net and data.degradation is degradation
+        if group in ("logger", "callbacks"):
+            assert instantiate_group(cfg[group])
+        if group == "trainer":
+            assert instantiate(cfg.trainer, logger=False).max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose_and_instantiate(experiment):
+    cfg = composed([f"experiment={experiment}", "data.pattern=/nowhere/*.nii.gz"])
+    _, net, data, module = build(cfg)
+    assert cfg.trainer.max_epochs > 0
+
+
+def test_deleeuw_experiment_sets_the_paper_recipe():
+    cfg = composed(["experiment=deleeuw2022_srdensenet", "data.pattern=/x/*.nii.gz"])
+    assert cfg.module.optimizer.lr == 1e-3 and cfg.data.batch_size == 20
+    assert cfg.data.patch_size == 32 and cfg.trainer.max_epochs == 74
+    assert list(cfg.loss.terms) == ["mse"] and cfg.degradation.hr_size == 128
+    assert cfg.data._target_.endswith("FolderDataModule")
+
+
+def test_unknown_group_option_fails_before_training_listing_valid_ones(tmp_path):
+    proc = run_script("train.py", "model=nope", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode != 0
+    assert "Could not find 'model/nope'" in proc.stderr
+    assert "Available options in 'model'" in proc.stderr and "srdensenet" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_incompatible_scale_fails_before_training(tmp_path):
+    proc = run_script("train.py", "degradation=kspace_zerofill", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode != 0
+    assert "returns its LR on the HR grid" in proc.stderr
+    assert not Path(tmp_path / "run" / "checkpoints").exists()
