@@ -65,7 +65,7 @@ def comparison_figure(
         axes[0, col].set_title(label, fontsize=8)
         axes[1, col].imshow(img[y0 : y0 + size, x0 : x0 + size], cmap="gray", vmin=0, vmax=1)
         if name == reference_name:
-            axes[2, col].set_visible(False)
+            axes[2, col].axis("off")
         else:
             err = axes[2, col].imshow(np.abs(img - ref), cmap="inferno", vmin=0, vmax=error_scale)
         for row in range(3):
@@ -73,8 +73,8 @@ def comparison_figure(
             axes[row, col].set_yticks([])
     axes[1, 0].set_ylabel("inset", fontsize=8)
     axes[2, 0].set_ylabel(f"|error| (0-{error_scale:g})", fontsize=8)
-    if n > 1:
-        fig.colorbar(err, ax=axes[2, :].tolist(), fraction=0.02, pad=0.01)
+    if n > 1:  # the colour bar sits in the empty error cell of the reference column
+        fig.colorbar(err, cax=axes[2, -1].inset_axes([0.05, 0.05, 0.08, 0.9]))
     if title:
         fig.suptitle(title, fontsize=10)
     path = Path(path)

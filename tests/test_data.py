@@ -172,3 +172,22 @@ def test_mni152_demo_split_has_disjoint_slabs():
         assert held and train.isdisjoint(range(min(held) - 3, max(held) + 4))
     assert all(len(p.hr) > 5 for segs in dm.prepared.values() for p in segs[:1])
     assert dm.prepared["val"][0].hr.shape[-2:] == (128, 128)
+
+
+def test_training_batches_do_not_depend_on_the_number_of_workers(phantom_dir):
+    def batches(workers):
+        dm = FolderDataModule(
+            pattern=str(phantom_dir / "*.nii.gz"),
+            degradation=KSpaceDegradation(hr_size=32),
+            patch_size=16,
+            patches_per_epoch=12,
+            batch_size=4,
+            num_workers=workers,
+            seed=5,
+        )
+        dm.setup("fit")
+        return [b["lr"] for b in dm.train_dataloader()]
+
+    single, multi = batches(0), batches(2)
+    assert len(single) == 3
+    assert all(torch.equal(a, b) for a, b in zip(single, multi))

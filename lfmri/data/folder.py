@@ -12,7 +12,7 @@ from lfmri.data.splits import Split, subject_split
 
 
 def find_volumes(pattern: str) -> list[Path]:
-    if not pattern or pattern == "???":
+    if not pattern:
         raise ValueError("data.pattern is required for data=folder, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
     paths = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True))
     paths = [p for p in paths if p.is_file()]
