@@ -22,4 +22,4 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python benchmarks/foundation.py
+	$(BIN)/python benchmarks/bench.py

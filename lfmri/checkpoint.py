@@ -45,10 +45,11 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def model_card(config: Mapping, net: nn.Module, commit: str | None) -> dict:
+def model_card(config: Mapping, net: nn.Module, commit: str | None, name: str | None = None) -> dict:
     """What anyone applying the network must know, as plain data."""
     data = config.get("data", {})
     return {
+        "name": name or type(net).__name__.lower(),
         "model": type(net).__name__,
         "scale": int(getattr(net, "scale", 1)),
         "input_mode": input_mode(net),
@@ -65,8 +66,9 @@ def model_card(config: Mapping, net: nn.Module, commit: str | None) -> dict:
 class CheckpointMetadata(L.Callback):
     """Adds the resolved config, the split and the model card to every saved checkpoint."""
 
-    def __init__(self, config: Mapping) -> None:
+    def __init__(self, config: Mapping, name: str | None = None) -> None:
         self.config = dict(config)
+        self.name = name
         self.commit = git_commit()
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
@@ -75,7 +77,7 @@ class CheckpointMetadata(L.Callback):
             "schema": SCHEMA_VERSION,
             "config": self.config,
             "split": datamodule.split_dict() if hasattr(datamodule, "split_dict") else None,
-            "card": model_card(self.config, pl_module.net if hasattr(pl_module, "net") else pl_module, self.commit),
+            "card": model_card(self.config, pl_module.net if hasattr(pl_module, "net") else pl_module, self.commit, self.name),
         }
 
 

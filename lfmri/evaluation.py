@@ -115,6 +115,7 @@ class Evaluator:
         device: str = "cpu",
         brain_threshold: float = 0.05,
         channels_last: bool = True,
+        name: str | None = None,
     ) -> None:
         self.net = net.to(device).eval()
         self.forward = channels_last_forward(self.net) if channels_last else self.net
@@ -125,7 +126,7 @@ class Evaluator:
         self.batch_size = batch_size
         self.device = device
         self.brain_threshold = brain_threshold
-        self.method = type(net).__name__.lower()
+        self.method = name or type(net).__name__.lower()
         self.mode = input_mode(net)
 
     @torch.no_grad()
@@ -255,6 +256,7 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         device=resolve_device(cfg.device),
         brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)),
         channels_last=bool(cfg.channels_last),
+        name=meta.get("card", {}).get("name"),
     )
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     print("\n" + table.to_markdown(f"Evaluation of {cfg.ckpt_path}"))

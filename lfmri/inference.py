@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lfmri.models.base import input_mode, size_multiple
+from lfmri.models.base import as_image, input_mode, size_multiple
 
 
 def model_input(net: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -50,6 +50,6 @@ def predict(net: nn.Module, x: torch.Tensor, forward: Callable[[torch.Tensor], t
         # reflect keeps image statistics at the border; replicate when the image is too small
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-    out = (forward or net)(x)
+    out = as_image((forward or net)(x))
     s = output_scale(net)
     return out[..., : h * s, : w * s]

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lfmri.checkpoint import CheckpointMetadata
-from lfmri.models.base import check_compatible, input_mode
+from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
 
@@ -57,12 +57,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
-    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines)
+    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))
 
     checkpoint_dir = output_dir / "checkpoints"
     ckpt_path = resume_checkpoint(checkpoint_dir, bool(cfg.get("resume", False)))
     callbacks = instantiate_group(cfg.get("callbacks"))
-    callbacks.append(CheckpointMetadata(OmegaConf.to_container(cfg, resolve=True)))
+    callbacks.append(CheckpointMetadata(OmegaConf.to_container(cfg, resolve=True), name=model_name(net)))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

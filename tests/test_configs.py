@@ -49,9 +49,29 @@ def test_every_option_of_every_group_instantiates(group):
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_experiments_compose_and_instantiate(experiment):
-    cfg = composed([f"experiment={experiment}", "data.pattern=/nowhere/*.nii.gz"])
+    cfg = composed([f"experiment={experiment}"])
+    if cfg.data._target_.endswith("FolderDataModule"):
+        cfg.data.pattern = "/nowhere/*.nii.gz"
     _, net, data, module = build(cfg)
     assert cfg.trainer.max_epochs > 0
+
+
+@pytest.mark.parametrize("scale, lr_patch", [(2, 14), (3, 10), (4, 8)])
+def test_mrln_experiments_set_the_paper_recipe(scale, lr_patch):
+    cfg = composed([f"experiment=mrln_x{scale}"])
+    assert cfg.scale == scale and cfg.degradation._target_.endswith("BicubicDegradation")
+    assert cfg.data.patch_size == scale * lr_patch and cfg.data.batch_size == 128
+    opt, sched = cfg.module.optimizer, cfg.module.scheduler
+    assert opt._target_ == "torch.optim.SGD" and (opt.lr, opt.momentum, opt.weight_decay) == (0.1, 0.9, 1e-4)
+    assert (sched.step_size, sched.gamma) == (20, 0.1) and cfg.trainer.gradient_clip_val > 0
+    assert cfg.model.grid == "area"  # U(x) follows the bicubic degradation's grid
+
+
+def test_baselines_experiment_is_a_multirun_over_six_models():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["output_dir=/tmp/x", "experiment=baselines_x2"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweeper.params.model.split(",") == ["srcnn", "fsrcnn", "espcn", "vdsr", "srdensenet", "mrln"]
 
 
 def test_deleeuw_experiment_sets_the_paper_recipe():

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from lfmri.data.grid import AxisMap, area_axis_map, interpolate_to_grid, kspace_axis_map
+from lfmri.data.grid import AxisMap, interpolate_to_grid, kspace_axis_map, lr_axis_map
 from lfmri.data.kspace import center_crop_or_pad, fft2c, ifft2c, intensity_factor, resize_complex
 
 Size = tuple[int, int]
@@ -62,7 +62,18 @@ class Degradation:
     grid_scale: int
     has_phase: bool
 
-    def __init__(self, scale: int, hr_size: int | Sequence[int] | None, noise_std: float | Sequence[float]):
+    grid: str  # "kspace" or "area": where LR pixels sit (``lfmri.data.grid.lr_axis_map``)
+
+    def __init__(
+        self,
+        scale: int,
+        hr_size: int | Sequence[int] | None,
+        noise_std: float | Sequence[float],
+        grid: str | None = None,
+    ):
+        # ``grid`` is fixed by the class; configs state it so that models can interpolate it
+        if grid is not None and grid != self.grid:
+            raise ValueError(f"degradation.grid={grid!r} but {type(self).__name__} uses the {self.grid!r} grid")
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"degradation.scale must be a positive integer, got {scale!r}")
         self.scale = scale
@@ -137,8 +148,9 @@ class KSpaceDegradation(Degradation):
         scale: int = 2,
         hr_size: int | Sequence[int] | None = 128,
         noise_std: float | Sequence[float] = (0.01, 0.05),
+        grid: str | None = None,
     ) -> None:
-        super().__init__(scale, hr_size, noise_std)
+        super().__init__(scale, hr_size, noise_std, grid)
         self.grid_scale = scale
 
     def hr_maps(self, in_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
@@ -146,8 +158,7 @@ class KSpaceDegradation(Degradation):
         return kspace_axis_map(in_shape[-2], hr[0]), kspace_axis_map(in_shape[-1], hr[1])
 
     def lr_maps(self, hr_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
-        lr = self.lr_shape(hr_shape)
-        return tuple(kspace_axis_map(n, m) for n, m in zip(hr_shape[-2:], lr))  # type: ignore[return-value]
+        return tuple(lr_axis_map("kspace", self.scale, m) for m in self.lr_shape(hr_shape))  # type: ignore[return-value]
 
     def prepare_hr(self, image: torch.Tensor) -> torch.Tensor:
         size = self.hr_shape(image.shape)
@@ -185,8 +196,9 @@ class KSpaceZeroFillDegradation(KSpaceDegradation):
         scale: int = 2,
         hr_size: int | Sequence[int] | None = 128,
         noise_std: float | Sequence[float] = (0.0, 0.0),
+        grid: str | None = None,
     ) -> None:
-        super().__init__(scale, hr_size, noise_std)
+        super().__init__(scale, hr_size, noise_std, grid)
         self.grid_scale = 1
 
     def lr_maps(self, hr_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
@@ -214,8 +226,9 @@ class BicubicDegradation(Degradation):
         scale: int = 2,
         hr_size: int | Sequence[int] | None = None,
         noise_std: float | Sequence[float] = (0.0, 0.0),
+        grid: str | None = None,
     ) -> None:
-        super().__init__(scale, hr_size, noise_std)
+        super().__init__(scale, hr_size, noise_std, grid)
         self.grid_scale = scale
 
     def hr_maps(self, in_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
@@ -223,7 +236,7 @@ class BicubicDegradation(Degradation):
         return tuple(AxisMap(1.0, float(n // 2 - m // 2)) for n, m in zip(in_shape[-2:], hr))  # type: ignore[return-value]
 
     def lr_maps(self, hr_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
-        return area_axis_map(self.scale), area_axis_map(self.scale)
+        return lr_axis_map("area", self.scale, 0), lr_axis_map("area", self.scale, 0)
 
     def prepare_hr(self, image: torch.Tensor) -> torch.Tensor:
         return center_crop_or_pad(image.float(), self.hr_shape(image.shape)).clamp(0.0, 1.0)

@@ -44,6 +44,24 @@ def area_axis_map(factor: int) -> AxisMap:
     return AxisMap(float(factor), (factor - 1) / 2)
 
 
+GRIDS = ("kspace", "area")
+
+
+def lr_axis_map(grid: str, scale: int, lr_len: int) -> AxisMap:
+    """Where LR pixels sit on an HR axis of ``scale * lr_len`` pixels, for a grid convention."""
+    if grid == "kspace":
+        return kspace_axis_map(scale * lr_len, lr_len)
+    if grid == "area":
+        return area_axis_map(scale)
+    raise ValueError(f"unknown grid {grid!r}; expected one of {GRIDS}")
+
+
+def upsample_lr(lr: torch.Tensor, scale: int, grid: str) -> torch.Tensor:
+    """Bicubic ``scale`` x upsampling of (B, C, h, w) on the ``grid`` convention of its degradation."""
+    maps = [lr_axis_map(grid, scale, n) for n in lr.shape[-2:]]
+    return interpolate_to_grid(lr, (scale * lr.shape[-2], scale * lr.shape[-1]), maps)
+
+
 def interpolate_to_grid(
     image: torch.Tensor,
     out_size: Sequence[int],

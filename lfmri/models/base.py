@@ -5,11 +5,36 @@ A model is a plain ``nn.Module`` with three class or instance attributes:
 - ``scale``: the integer up-sampling factor it was built for;
 - ``input_mode``: which view of the degraded slice it reads (see ``INPUT_MODES``);
 - ``size_multiple`` (optional, default 1): in-plane sizes the network needs; inference pads to it.
+
+In training mode a model may return an :class:`SROutput` instead of a tensor, to have extra
+predictions supervised (MRLN's branch images) or an internal regulariser added (AMIR's expert
+load balancing); in eval mode every model returns the image tensor.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
 from torch import nn
+
+
+@dataclass
+class SROutput:
+    """A training-mode model output with auxiliary terms.
+
+    ``aux_images``: further predictions of the same target, each scored by the training loss
+    (weighted by the module's ``aux_weight``). ``aux_loss``: a model-internal scalar loss, already
+    weighted by the model, added to the total as is.
+    """
+
+    image: torch.Tensor
+    aux_images: tuple[torch.Tensor, ...] = ()
+    aux_loss: torch.Tensor | None = None
+
+
+def as_image(output: torch.Tensor | SROutput) -> torch.Tensor:
+    return output.image if isinstance(output, SROutput) else output
 
 INPUT_MODES = {
     "lr": "the magnitude LR image on the LR grid; output is scale x larger",
@@ -61,3 +86,14 @@ def check_compatible(model: nn.Module, degradation) -> None:
         f"model {name} is x{scale} but the degradation is x{degradation.grid_scale}; set the top-level "
         "`scale=` override, which both read"
     )
+
+
+def model_name(model: nn.Module) -> str:
+    """The name tables use for a model: the ``model=`` option that built it, else its class."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("model")
+        if choice:
+            return str(choice)
+    return type(model).__name__.lower()

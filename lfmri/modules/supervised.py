@@ -15,6 +15,7 @@ from lfmri.figures import comparison_figure
 from lfmri.inference import model_input, predict
 from lfmri.losses.composite import CompositeLoss
 from lfmri.metrics import METRICS, brain_mask, slice_metrics
+from lfmri.models.base import SROutput, as_image
 from lfmri.report import MetricsTable
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 class SupervisedModule(L.LightningModule):
     """Trains ``net`` on (LR, HR) patches; validates and tests on whole slices.
+
+    Models may return an :class:`~lfmri.models.base.SROutput` in training: auxiliary images add
+    ``aux_weight`` times their loss, an auxiliary loss is added as is.
 
     Validation logs ``val/loss`` and PSNR/SSIM over the whole slice and inside a brain mask.
     Test scores the network and the non-learned ``baselines`` on every test slice, prints a
@@ -38,10 +42,12 @@ class SupervisedModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         baselines: Mapping[str, nn.Module] | None = None,
+        aux_weight: float = 1.0,
         panel_every_n_epochs: int = 5,
         brain_threshold: float = 0.05,
         channels_last: bool = True,
         compile: bool = False,
+        name: str | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -50,11 +56,12 @@ class SupervisedModule(L.LightningModule):
         self.scheduler_factory = scheduler
         # plain dict: baselines have no parameters and must not enter the state dict
         self.baselines = dict(baselines or {})
+        self.aux_weight = float(aux_weight)
         self.panel_every_n_epochs = int(panel_every_n_epochs)
         self.brain_threshold = float(brain_threshold)
         self.channels_last = bool(channels_last)
         self.compile = compile
-        self.method_name = type(net).__name__.lower()
+        self.method_name = name or type(net).__name__.lower()  # the row label in metric tables
         self._panel: dict[str, torch.Tensor] | None = None
         self._test_table = MetricsTable()
         self.test_table: MetricsTable | None = None
@@ -74,9 +81,18 @@ class SupervisedModule(L.LightningModule):
 
     # --- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        pred = self(model_input(self._net, batch))
-        total, parts = self.loss(pred, batch["hr"])
-        size = batch["hr"].shape[0]
+        out = self(model_input(self._net, batch))
+        target = batch["hr"]
+        total, parts = self.loss(as_image(out), target)
+        if isinstance(out, SROutput):
+            if out.aux_images:
+                # every auxiliary prediction is scored like the final image (e.g. MRLN's branches)
+                parts["aux_images"] = sum(self.loss(image, target)[0] for image in out.aux_images)
+                total = total + self.aux_weight * parts["aux_images"]
+            if out.aux_loss is not None:
+                parts["aux"] = out.aux_loss
+                total = total + out.aux_loss
+        size = target.shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=size)
         for name, value in parts.items():
             self.log(f"train/loss_{name}", value, batch_size=size)

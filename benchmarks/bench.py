@@ -1,7 +1,8 @@
-"""Foundation benchmark: degradation throughput, SRDenseNet training throughput, inference latency
-and achieved GFLOP/s against a large float32 matrix product, all measured in one run.
+"""lfmri benchmark: degradation throughput, SRDenseNet training throughput, inference latency and
+achieved GFLOP/s against a large float32 matrix product, and a table of every model of the zoo
+(parameters, multiply-accumulates, latency relative to SRDenseNet, peak memory), in one run.
 
-    python benchmarks/foundation.py [--steps 20] [--repeats 10]
+    python benchmarks/bench.py [--steps 20] [--repeats 10] [--section foundation|models|all]
 
 Figures to quote are the ratios (machine-independent-ish): absolute times only mean something for
 the machine printed in the header.
@@ -14,6 +15,7 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -92,20 +94,97 @@ def matmul_gflops(repeats: int, n: int = 2048) -> float:
     return 2 * n**3 / statistics.median(timed(lambda: a @ b, repeats)) / 1e9
 
 
+MODELS = ["srdensenet", "srcnn", "fsrcnn", "espcn", "vdsr", "mrln", "cpce", "circle", "amir"]
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def build_model(name: str) -> torch.nn.Module:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["output_dir=/tmp/lfmri-bench", f"model={name}"])
+    return instantiate(cfg.model).eval()
+
+
+def slice_input(model: torch.nn.Module) -> torch.Tensor:
+    """A 128x128 LR slice, or its 256x256 HR-grid version for pre-upsampled models."""
+    from lfmri.models.base import input_mode
+
+    size = 256 if input_mode(model) == "upsampled" else 128
+    return torch.rand(1, 1, size, size)
+
+
+def peak_memory_mb(fn) -> float:
+    """Peak bytes of tensors alive during ``fn()``, from the profiler's allocation events.
+
+    Replaying every allocation and free in time order gives the high-water mark of tensor memory
+    (what bounds the slice size a machine can take), independent of the C allocator's caching.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def model_table(repeats: int) -> list[tuple]:
+    """(name, parameters, GMAC, ms, latency / SRDenseNet, peak MB) for a 128->256 slice."""
+    from lfmri.inference import channels_last_forward, predict
+
+    rows = {}
+    for name in MODELS:
+        model = build_model(name)
+        forward = channels_last_forward(model)
+        x = slice_input(model)
+        with torch.no_grad():
+            with FlopCounterMode(display=False) as counter:
+                predict(model, x, forward=forward)
+            timed(lambda: predict(model, x, forward=forward), 1)
+            seconds = statistics.median(timed(lambda: predict(model, x, forward=forward), repeats))
+            memory = peak_memory_mb(lambda: predict(model, x, forward=forward))
+        params = sum(p.numel() for p in model.parameters())
+        rows[name] = (params, counter.get_total_flops() / 2e9, seconds, memory)
+    reference = rows["srdensenet"][2]
+    return [
+        (name, params, gmac, seconds * 1e3, seconds / reference, memory)
+        for name, (params, gmac, seconds, memory) in rows.items()
+    ]
+
+
+def print_model_table(repeats: int) -> None:
+    print("\nModels, one 128x128 LR slice -> 256x256 (pre-upsampled models read the 256x256 grid);")
+    print("lfmri's inference path (channels_last, padding); MACs from torch's FLOP counter (convs, matmuls)")
+    print("| model | parameters | GMAC | latency ms | latency / SRDenseNet | peak memory MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, params, gmac, ms, ratio, mem in model_table(repeats):
+        print(f"| {name} | {params:,} | {gmac:.2f} | {ms:,.0f} | {ratio:.2f} | {mem:,.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--section", choices=["foundation", "models", "all"], default="all")
     args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.section in ("foundation", "all"):
+        print_foundation(args)
+    if args.section in ("models", "all"):
+        print_model_table(max(3, args.repeats // 3))
 
+
+def print_foundation(args) -> None:
     from lfmri.data.mni152 import load_mni152
 
     volume = load_mni152(1).data
     volume = (volume / volume.max()).clip(0, 1)
     slices = torch.from_numpy(volume[:, :, 60:124].transpose(2, 0, 1).copy())
-
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     pairs, patches = degradation_throughput(slices, args.repeats)
     train = {cl: training_throughput(args.steps, cl) for cl in (False, True)}
     infer = {cl: inference(args.repeats, cl) for cl in (False, True)}
