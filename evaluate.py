@@ -1,5 +1,7 @@
 """Evaluate a checkpoint against zero-filling and bicubic: ``python evaluate.py ckpt_path=PATH``.
 
+Compare several on the same degraded slices: ``python evaluate.py ckpt_paths='[a.ckpt,b.ckpt]'``.
+
 Add ``inputs='[a.nii.gz,b.nii.gz]' output_dir=DIR`` to degrade and super-resolve your own HR
 volumes. See conf/evaluate.yaml.
 """

@@ -1,8 +1,9 @@
 """lfmri benchmark: degradation throughput, SRDenseNet training throughput, inference latency and
 achieved GFLOP/s against a large float32 matrix product, and a table of every model of the zoo
-(parameters, multiply-accumulates, latency relative to SRDenseNet, peak memory), in one run.
+(parameters, multiply-accumulates, latency relative to SRDenseNet, peak memory), and ``predict``
+on a 256 x 256 x 150 volume with and without tiling, in one run.
 
-    python benchmarks/bench.py [--steps 20] [--repeats 10] [--section foundation|models|all]
+    python benchmarks/bench.py [--steps 20] [--repeats 10] [--section foundation|models|predict|all]
 
 Figures to quote are the ratios (machine-independent-ish): absolute times only mean something for
 the machine printed in the header.
@@ -169,7 +170,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--section", choices=["foundation", "models", "all"], default="all")
+    parser.add_argument("--section", choices=["foundation", "models", "predict", "all"], default="all")
+    parser.add_argument("--volume-slices", type=int, default=150, help="slices of the predict volume actually run")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -177,6 +179,46 @@ def main() -> None:
         print_foundation(args)
     if args.section in ("models", "all"):
         print_model_table(max(3, args.repeats // 3))
+    if args.section in ("predict", "all"):
+        print_predict(args.volume_slices)
+
+
+def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> None:
+    """SRDenseNet x2 through ``Predictor`` on a size x size x 150 volume: untiled and tiled.
+
+    Runs ``slices`` of the 150 (the rest would take the same time per slice) and scales up; peak
+    memory is the tensor high-water mark of one batch, the part that grows with slice size.
+    """
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lfmri.checkpoint import METADATA_KEY, SCHEMA_VERSION, model_card
+    from lfmri.predict import PredictConfig, Predictor
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["output_dir=/tmp/lfmri-bench"])
+    config = OmegaConf.to_container(cfg, resolve=True)
+    net = build_model("srdensenet")
+    checkpoint = {
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        METADATA_KEY: {"schema": SCHEMA_VERSION, "config": config, "card": model_card(config, net, None)},
+    }
+    lr = torch.rand(slices, 1, size, size)
+    print(f"\npredict: SRDenseNet x2, {size}x{size}x{volume_slices} volume ({slices} slices run, batch 8)")
+    print("| mode | s / slice | s / volume | peak memory of a batch MB |")
+    print("|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as out:
+        for label, tile in (("untiled", size), ("tiled 128, overlap 32", 128)):
+            predictor = Predictor(checkpoint, PredictConfig(ckpt_path="bench", inputs=[], output_dir=out, tile_size=tile, tile_overlap=32, progress=False))
+            predictor.slices(lr[:1])  # warm-up
+            start = time.perf_counter()
+            for first in range(0, slices, 8):
+                predictor.slices(lr[first : first + 8])
+            per_slice = (time.perf_counter() - start) / slices
+            memory = peak_memory_mb(lambda: predictor.slices(lr[:8]))
+            print(f"| {label} | {per_slice:.2f} | {per_slice * volume_slices:,.0f} | {memory:,.0f} |")
 
 
 def print_foundation(args) -> None:

@@ -9,6 +9,7 @@ resolved training config, the data split and a small model card. ``evaluate.py``
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,6 +58,7 @@ def model_card(config: Mapping, net: nn.Module, commit: str | None, name: str | 
         "slice_axis": data.get("slice_axis"),
         "percentiles": list(data.get("percentiles", [])),
         "degradation": dict(config.get("degradation", {})),
+        "data": dict(data),
         "lfmri_version": lfmri.__version__,
         "commit": commit,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -99,6 +101,16 @@ def load_checkpoint(path: str | Path) -> dict:
             f"({lfmri.__version__}) reads schema {SCHEMA_VERSION}; use the lfmri version that trained it"
         )
     return checkpoint
+
+
+def record_test_metrics(path: str | Path, metrics: Mapping[str, float]) -> None:
+    """Store the test-split metrics in a checkpoint's model card (rewritten atomically)."""
+    path = Path(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint[METADATA_KEY]["card"]["test_metrics"] = {k: float(v) for k, v in metrics.items()}
+    tmp = path.with_name(f".tmp-{path.name}")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
 
 
 def network_state(checkpoint: Mapping) -> dict[str, torch.Tensor]:

@@ -2,18 +2,22 @@
 
 Each volume (an input file, or a test segment of the checkpoint's own data) is sliced along the
 training slice axis, prepared and degraded slice by slice with the same seeds the test dataloader
-uses, so the numbers match ``train.py``'s test table. The network and the zero-fill and bicubic
-baselines run on every slice; metrics count the slices that contain anatomy; the SR, LR, HR
+uses, so the numbers match ``train.py``'s test table. One or several networks (checkpoints that
+share degradation, scale, normalisation and slice axis) and the zero-fill and bicubic baselines
+run on the same degraded slices; metrics count the slices that contain anatomy; the SR, LR, HR
 reference and baseline volumes are written with affines that match their grids, in the input's
 orientation and intensity range.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,12 +33,13 @@ from lfmri.data.grid import AxisMap, map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
-from lfmri.data.splits import Segment
+from lfmri.data.splits import Segment, split_from_dict
 from lfmri.figures import comparison_figure
 from lfmri.inference import channels_last_forward, model_input, predict
 from lfmri.metrics import brain_mask, slice_metrics
 from lfmri.models.base import input_mode
 from lfmri.report import MetricsTable
+from lfmri.uncertainty import DIHEDRAL, error_correlation, predictive_spread
 from lfmri.training import make_baselines
 
 log = logging.getLogger(__name__)
@@ -93,21 +98,37 @@ def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
     return out
 
 
-OUTPUT_KINDS = ("sr", "lr", "hr", "zerofill", "bicubic")
+@dataclass
+class Method:
+    """One row of the table: a network or a baseline, how to run it and the file its output goes to."""
+
+    module: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor] | None  # None: the module itself
+    kind: str  # output file suffix: NAME_<kind>.nii.gz
 
 
-def output_paths(output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
-    files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
-    for v in volumes:
-        files += [output_dir / f"{v.name}_{kind}.nii.gz" for kind in OUTPUT_KINDS]
-        files.append(output_dir / f"{v.name}_comparison.png")
-    return files
+def file_label(name: str) -> str:
+    """A method name as a file-name part: ``srdensenet (run1)`` -> ``srdensenet_run1``."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_") or "model"
+
+
+def sample_mode(nets: Iterable[nn.Module]) -> str:
+    """The ``degraded_sample`` mode that yields every view ``nets`` read (LR and complex LR always)."""
+    return "upsampled" if any(input_mode(net) == "upsampled" for net in nets) else "lr"
 
 
 class Evaluator:
+    """Scores named networks and the zero-fill and bicubic baselines on the same degraded slices.
+
+    ``nets`` maps table names to networks. Every slice is degraded once (seeded by ``seed``, the
+    subject and the slice index, as the test dataloader does) into every view any network reads,
+    so each network sees exactly the input a single-network evaluation gives it. One network
+    writes ``NAME_sr.nii.gz``; several write ``NAME_sr_<name>.nii.gz`` each.
+    """
+
     def __init__(
         self,
-        net: nn.Module,
+        nets: Mapping[str, nn.Module],
         degradation: Degradation,
         slice_axis: int,
         seed: int,
@@ -115,19 +136,45 @@ class Evaluator:
         device: str = "cpu",
         brain_threshold: float = 0.05,
         channels_last: bool = True,
-        name: str | None = None,
+        tta: bool = False,
     ) -> None:
-        self.net = net.to(device).eval()
-        self.forward = channels_last_forward(self.net) if channels_last else self.net
+        if not nets:
+            raise ValueError("Evaluator needs at least one network")
+        baselines = make_baselines(degradation)
+        clash = sorted(set(nets) & set(baselines))
+        if clash:
+            raise ValueError(f"network names {clash} are taken by the baselines; rename them")
+        self.networks = list(nets)
+        self.baselines = list(baselines)
+        self.methods: dict[str, Method] = {}
+        for name, net in nets.items():
+            net = net.to(device).eval()
+            kind = "sr" if len(nets) == 1 else f"sr_{file_label(name)}"
+            self.methods[name] = Method(net, channels_last_forward(net) if channels_last else None, kind)
+        for name, baseline in baselines.items():
+            self.methods[name] = Method(baseline, None, name)
+        kinds = [m.kind for m in self.methods.values()]
+        if len(set(kinds)) < len(kinds):
+            raise ValueError(f"network names {self.networks} give clashing output file names {kinds}")
+        self.kinds = (*kinds, "lr", "hr")
+        self.mode = sample_mode(nets.values())
         self.degradation = degradation
-        self.baselines = make_baselines(degradation)
         self.slice_axis = slice_axis
         self.seed = seed
         self.batch_size = batch_size
         self.device = device
         self.brain_threshold = brain_threshold
-        self.method = name or type(net).__name__.lower()
-        self.mode = input_mode(net)
+        self.tta = tta  # also score the TTA uncertainty map against the actual error
+        self.uncertainty_rows: list[dict] = []
+
+    def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
+        files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
+        for v in volumes:
+            files += [output_dir / f"{v.name}_{kind}.nii.gz" for kind in self.kinds]
+            files.append(output_dir / f"{v.name}_comparison.png")
+        if self.tta:
+            files += [output_dir / "uncertainty.csv", output_dir / "uncertainty.md"]
+        return files
 
     @torch.no_grad()
     def run_volume(self, v: EvalVolume) -> tuple[dict[str, torch.Tensor], MetricsTable]:
@@ -135,7 +182,7 @@ class Evaluator:
         hr_all = self.degradation.prepare_hr(torch.from_numpy(np.ascontiguousarray(
             take_slices(v.volume.data, self.slice_axis, v.start, v.stop)
         )))
-        outputs: dict[str, list[torch.Tensor]] = {kind: [] for kind in OUTPUT_KINDS}
+        outputs: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.kinds}
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
         for first in range(0, len(hr_all), self.batch_size):
@@ -145,18 +192,22 @@ class Evaluator:
                 for i in indices
             ]
             batch = {k: torch.stack([s[k] for s in samples]).to(self.device) for k in samples[0]}
-            preds = {"sr": predict(self.net, model_input(self.net, batch), forward=self.forward).float()}
-            for kind, baseline in self.baselines.items():
-                preds[kind] = predict(baseline, model_input(baseline, batch)).float()
+            preds = {
+                name: predict(m.module, model_input(m.module, batch), forward=m.forward).float()
+                for name, m in self.methods.items()
+            }
             keep = [j for j, i in enumerate(indices) if i in scored]
             if keep:
                 hr = batch["hr"][keep]
                 mask = brain_mask(hr, self.brain_threshold)
-                for kind, pred in preds.items():
-                    method = self.method if kind == "sr" else kind
-                    table.add([v.name] * len(keep), [indices[j] for j in keep], method, slice_metrics(pred[keep], hr, mask))
-            for kind, pred in {**preds, "lr": batch["lr"], "hr": batch["hr"]}.items():
-                outputs[kind].append(pred[:, 0].cpu())
+                for name, pred in preds.items():
+                    table.add([v.name] * len(keep), [indices[j] for j in keep], name, slice_metrics(pred[keep], hr, mask))
+                if self.tta:
+                    self._score_uncertainty(v.name, [indices[j] for j in keep], batch, keep, hr, mask, preds)
+            for name, pred in preds.items():
+                outputs[self.methods[name].kind].append(pred[:, 0].cpu())
+            for kind in ("lr", "hr"):
+                outputs[kind].append(batch[kind][:, 0].cpu())
         return {k: torch.cat(x) for k, x in outputs.items()}, table
 
     def affines(self, v: EvalVolume) -> dict[str, np.ndarray]:
@@ -172,10 +223,42 @@ class Evaluator:
             "lr": map_affine(v.volume.affine, {**slab, **dict(zip(axes, lr_maps))}),
         }
 
+    def _score_uncertainty(self, subject, slices, batch, keep, hr, mask, preds) -> None:
+        """Spearman correlation, per slice, between each network's TTA std and its actual |error|."""
+        for name in self.networks:
+            m = self.methods[name]
+            run = lambda x, m=m: predict(m.module, x, forward=m.forward).float()  # noqa: E731
+            _, std = predictive_spread(run, model_input(m.module, batch)[keep], DIHEDRAL)
+            rho = error_correlation(std, preds[name][keep] - hr, mask)
+            self.uncertainty_rows += [
+                {"subject": subject, "slice": i, "method": name, "spearman": float(r)} for i, r in zip(slices, rho)
+            ]
+
+    def write_uncertainty(self, output_dir: Path) -> None:
+        rows = self.uncertainty_rows
+        with open(output_dir / "uncertainty.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["subject", "slice", "method", "spearman"])
+            writer.writeheader()
+            writer.writerows(rows)
+        lines = [
+            "TTA uncertainty (std over 8 flips/rotations) vs actual |error| inside the brain mask:",
+            "Spearman correlation per slice, mean ± std over slices (1 = the map ranks errors perfectly).",
+            "",
+            "| method | slices | Spearman |",
+            "|---|---|---|",
+        ]
+        for name in self.networks:
+            values = np.array([r["spearman"] for r in rows if r["method"] == name], dtype=float)
+            values = values[np.isfinite(values)]
+            if len(values):
+                lines.append(f"| {name} | {len(values)} | {values.mean():.3f} ± {values.std():.3f} |")
+        (output_dir / "uncertainty.md").write_text("\n".join(lines) + "\n")
+        print("\n" + "\n".join(lines))
+
     def run(self, volumes: Sequence[EvalVolume], output_dir: str | Path, overwrite: bool = False) -> MetricsTable:
         output_dir = Path(output_dir)
         if not overwrite:
-            existing = [str(p) for p in output_paths(output_dir, volumes) if p.exists()]
+            existing = [str(p) for p in self.output_paths(output_dir, volumes) if p.exists()]
             if existing:
                 raise FileExistsError(
                     f"{len(existing)} output file(s) already exist (pass overwrite=true to replace them): "
@@ -193,24 +276,24 @@ class Evaluator:
                 save_nifti(output_dir / f"{v.name}_{kind}.nii.gz", data, affine, v.volume.axcodes, overwrite=True)
             self._figure(output_dir / f"{v.name}_comparison.png", v, outputs, volume_table)
         table.write_csv(output_dir / "metrics.csv")
-        (output_dir / "metrics.md").write_text(table.to_markdown(f"Evaluation: {self.method} vs baselines"))
+        title = f"Evaluation: {', '.join(self.networks)} vs baselines"
+        (output_dir / "metrics.md").write_text(table.to_markdown(title))
+        if self.tta:
+            self.write_uncertainty(output_dir)
         return table
 
     def _figure(self, path: Path, v: EvalVolume, outputs: Mapping[str, torch.Tensor], table: MetricsTable) -> None:
-        """The middle scored slice (or the middle slice when none is scored)."""
+        """The middle scored slice (or the middle slice when none is scored): LR, baselines, networks, HR."""
         index = int(v.scored[len(v.scored) // 2]) if len(v.scored) else (v.start + v.stop) // 2
         j = index - v.start
-        scores = {}
-        for row in table.rows:
-            if row["slice"] == index:
-                label = "SR" if row["method"] == self.method else row["method"]
-                scores[label] = {"PSNR": row["psnr_brain"], "SSIM": row["ssim_brain"]}
-        images = {
-            "LR": outputs["lr"][j].numpy(),
-            "zerofill": outputs["zerofill"][j].clamp(0, 1).numpy(),
-            "bicubic": outputs["bicubic"][j].clamp(0, 1).numpy(),
-            "SR": outputs["sr"][j].clamp(0, 1).numpy(),
+        scores = {
+            row["method"]: {"PSNR": row["psnr_brain"], "SSIM": row["ssim_brain"]}
+            for row in table.rows
+            if row["slice"] == index
         }
+        images = {"LR": outputs["lr"][j].numpy()}
+        for name in (*self.baselines, *self.networks):
+            images[name] = outputs[self.methods[name].kind][j].clamp(0, 1).numpy()
         comparison_figure(
             path,
             outputs["hr"][j].numpy(),
@@ -226,18 +309,131 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# --- checkpoints ------------------------------------------------------------------------------------
+CHECKPOINT_OPTIONS = "ckpt_path=PATH (one checkpoint) or ckpt_paths='[a.ckpt,b.ckpt]' (a comparison)"
+
+
+def checkpoint_paths(cfg: DictConfig) -> list[Path]:
+    """The checkpoints named by exactly one of ``ckpt_path`` and ``ckpt_paths``."""
+    single, several = cfg.get("ckpt_path"), cfg.get("ckpt_paths")
+    if (single is None) == (several is None):
+        given = "both" if single is not None else "neither"
+        raise ValueError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {given}")
+    if single is not None:
+        return [Path(str(single))]
+    if isinstance(several, str) or not several:
+        raise ValueError(
+            f"ckpt_paths must be a non-empty list, e.g. ckpt_paths='[a.ckpt,b.ckpt]' "
+            f"(or ckpt_path=PATH for one checkpoint); got {several!r}"
+        )
+    paths = [Path(str(p)) for p in several]
+    resolved = [p.resolve() for p in paths]
+    repeated = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
+    if repeated:
+        raise ValueError(f"ckpt_paths names the same checkpoint more than once: {', '.join(repeated)}")
+    return paths
+
+
+def shared_settings(config: Mapping) -> dict[str, Any]:
+    """What compared checkpoints must share (dotted keys): scale, degradation, normalisation, slice axis."""
+    data = config.get("data") or {}
+    return {
+        "scale": config.get("scale"),
+        **{f"degradation.{k}": v for k, v in (config.get("degradation") or {}).items()},
+        "data.slice_axis": data.get("slice_axis"),
+        "data.percentiles": data.get("percentiles"),
+    }
+
+
+def check_comparable(paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> None:
+    """Fail, naming both files and every differing key, unless all share the first's settings."""
+    missing = "<unset>"
+    reference = shared_settings(checkpoints[0][METADATA_KEY]["config"])
+    problems = []
+    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+        settings = shared_settings(checkpoint[METADATA_KEY]["config"])
+        differing = [
+            f"    {key}: {reference.get(key, missing)!r} vs {settings.get(key, missing)!r}"
+            for key in dict.fromkeys([*reference, *settings])
+            if reference.get(key, missing) != settings.get(key, missing)
+        ]
+        if differing:
+            problems.append(f"  {path} differs from {paths[0]} in\n" + "\n".join(differing))
+    if problems:
+        raise ValueError(
+            "cannot compare checkpoints trained with different degradation, scale or data "
+            f"normalisation/slice axis (the first, {paths[0]}, fixes them):\n" + "\n".join(problems)
+        )
+
+
+def check_unseen(test: Sequence[Segment], paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> None:
+    """Fail when a compared checkpoint trained or validated on slices of the first one's test split."""
+    problems = []
+    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+        split = checkpoint[METADATA_KEY].get("split")
+        if not split:
+            log.warning("%s stores no data split: cannot check that it never saw the test slices", path)
+            continue
+        seen = split_from_dict(split)
+        overlap = sorted({
+            t.subject
+            for t in test
+            for s in (*seen["train"], *seen["val"])
+            if s.subject == t.subject and max(s.start, t.start) < min(s.stop, t.stop)
+        })
+        if overlap:
+            problems.append(f"  {path} trained or validated on {overlap}")
+    if problems:
+        raise ValueError(
+            f"the test split of {paths[0]} is not unseen by every compared checkpoint:\n" + "\n".join(problems)
+            + "\nevaluate on volumes none of them saw with inputs='[a.nii.gz,...]'"
+        )
+
+
+def run_label(path: Path, level: int) -> str:
+    """Increasingly specific labels for where a checkpoint lives: its run directory name, then
+    that name and the file stem, then the whole path."""
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return (run.name, f"{run.name}/{path.stem}", str(path))[level]
+
+
+def method_names(names: Sequence[str], paths: Sequence[Path], reserved: Iterable[str] = ()) -> list[str]:
+    """Table names: each model card name, with the run directory added where names (or a
+    baseline's) would collide, e.g. ``srdensenet (run1)``, so rows never merge."""
+    reserved = set(reserved)
+    labels = list(names)
+    for level in range(3):
+        clashing = {label for label in labels if labels.count(label) > 1} | reserved
+        if not clashing & set(labels):
+            break
+        labels = [
+            f"{name} ({run_label(path, level)})" if label in clashing else label
+            for label, name, path in zip(labels, names, paths)
+        ]
+    return labels
+
+
 def evaluate(cfg: DictConfig) -> MetricsTable:
-    """``evaluate.py``: a checkpoint on its own test split, or on the HR volumes in ``cfg.inputs``."""
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    meta = checkpoint[METADATA_KEY]
+    """``evaluate.py``: checkpoints on the first one's test split, or on the HR volumes in ``cfg.inputs``.
+
+    The first checkpoint fixes normalisation, slice axis, degradation and seeds; every other must
+    share them (checked before any work), and all are scored on the same degraded slices.
+    """
+    paths = checkpoint_paths(cfg)
+    checkpoints = [load_checkpoint(p) for p in paths]
+    check_comparable(paths, checkpoints)
+    meta = checkpoints[0][METADATA_KEY]
     train_cfg = OmegaConf.create(meta["config"])
     degradation = instantiate(train_cfg.degradation)
-    net = build_network(checkpoint)
-    # the checkpoint's split: data added to a folder since training cannot leak into the test set
+    nets = [build_network(c) for c in checkpoints]
+    cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
+    card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
+    names = method_names(card_names, paths, reserved=make_baselines(degradation))
+    # the first checkpoint's split: data added to a folder since training cannot leak into the test set
     datamodule = instantiate(
         train_cfg.data,
         degradation=degradation,
-        input_mode=input_mode(net),
+        input_mode=sample_mode(nets),
         split=meta.get("split"),
         split_file=None,
         num_workers=0,
@@ -246,9 +442,10 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         volumes = volumes_from_files(list(cfg.inputs), datamodule)
     else:
         datamodule.setup("test")
+        check_unseen(datamodule.split["test"], paths, checkpoints)
         volumes = volumes_from_datamodule(datamodule)
     evaluator = Evaluator(
-        net,
+        dict(zip(names, nets)),
         degradation,
         slice_axis=int(train_cfg.data.slice_axis),
         seed=int(train_cfg.data.seed),
@@ -256,9 +453,9 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         device=resolve_device(cfg.device),
         brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)),
         channels_last=bool(cfg.channels_last),
-        name=meta.get("card", {}).get("name"),
+        tta=bool(cfg.get("tta", False)),
     )
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
-    print("\n" + table.to_markdown(f"Evaluation of {cfg.ckpt_path}"))
+    print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}"))
     log.info("outputs written to %s", cfg.output_dir)
     return table

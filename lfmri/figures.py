@@ -82,3 +82,37 @@ def comparison_figure(
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def orthogonal_views(
+    path: str | Path,
+    volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    title: str = "",
+) -> Path:
+    """Save sagittal, coronal and axial views through the centre of canonical (RAS+) volumes.
+
+    ``volumes`` maps row titles to ``(data, voxel_sizes)``; each row is drawn with its own voxel
+    aspect, so an LR scan with thick slices and its SR output show the same anatomy at the same
+    place and size: the quickest check that orientation and geometry survived.
+    """
+    fig, axes = plt.subplots(len(volumes), 3, figsize=(9, 3.1 * len(volumes)), squeeze=False)
+    for row, (name, (data, zooms)) in enumerate(volumes.items()):
+        centre = [n // 2 for n in data.shape]
+        views = [  # (image rows = second axis after rot90, columns), voxel sizes (vertical, horizontal)
+            ("sagittal", data[centre[0], :, :], (zooms[2], zooms[1])),
+            ("coronal", data[:, centre[1], :], (zooms[2], zooms[0])),
+            ("axial", data[:, :, centre[2]], (zooms[1], zooms[0])),
+        ]
+        for col, (view, image, (dy, dx)) in enumerate(views):
+            ax = axes[row, col]
+            ax.imshow(display(image), cmap="gray", vmin=0, vmax=1, aspect=dy / dx)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}: {view}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path

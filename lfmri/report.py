@@ -11,18 +11,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lfmri.metrics import METRICS
+from lfmri.metrics import LOWER_IS_BETTER, METRICS
 
-HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_brain": "PSNR brain (dB)", "ssim_brain": "SSIM brain"}
+HEADERS = {
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "nrmse": "NRMSE",
+    "hfen": "HFEN",
+    "psnr_brain": "PSNR brain (dB)",
+    "ssim_brain": "SSIM brain",
+    "nrmse_brain": "NRMSE brain",
+    "hfen_brain": "HFEN brain",
+}
 NOTE = (
-    "Mean ± std over slices. Predictions and references clipped to [0, 1], data range 1. "
-    "SSIM: Gaussian window 11x11, sigma 1.5 (torchmetrics). Brain: reference > 0.05, dilated 2 px. "
+    "Mean ± std over slices; best in bold (highest PSNR/SSIM, lowest NRMSE/HFEN). Predictions and "
+    "references clipped to [0, 1], data range 1. SSIM: Gaussian window 11x11, sigma 1.5 (torchmetrics). "
+    "NRMSE = ||SR - HR|| / ||HR||. HFEN = ||LoG(SR) - LoG(HR)|| / ||LoG(HR)||, LoG sigma 1.5. "
+    "Brain: reference > 0.05, dilated 2 px. "
     "Zero-fill reconstructs from the complex LR (it has the phase) for k-space degradations."
 )
 
 
+def best_value(metric: str, means: Iterable[float]) -> float:
+    """The best of a column's finite means: the lowest for error metrics, else the highest."""
+    finite = [m for m in means if math.isfinite(m)]
+    if not finite:
+        return math.nan
+    return min(finite) if metric in LOWER_IS_BETTER else max(finite)
+
+
 class MetricsTable:
-    """Rows ``{subject, slice, method, psnr, ssim, psnr_brain, ssim_brain}``."""
+    """Rows ``{subject, slice, method, *METRICS}`` (``lfmri.metrics.METRICS``)."""
 
     def __init__(self, rows: Iterable[Mapping] = ()) -> None:
         self.rows: list[dict] = [dict(r) for r in rows]
@@ -74,8 +93,10 @@ class MetricsTable:
     @classmethod
     def read_csv(cls, path: str | Path) -> MetricsTable:
         with Path(path).open() as f:
+            # tables written before a metric existed read it as NaN
             return cls(
-                {**r, "slice": int(r["slice"]), **{k: float(r[k]) for k in METRICS}} for r in csv.DictReader(f)
+                {**r, "slice": int(r["slice"]), **{k: float(r.get(k) or "nan") for k in METRICS}}
+                for r in csv.DictReader(f)
             )
 
     def to_markdown(self, title: str = "") -> str:
@@ -86,7 +107,7 @@ class MetricsTable:
         if len(groups) > 1:
             groups.append(("all", self.summary()))
         for subject, summary in groups:
-            best = {k: max(v[k][0] for v in summary.values()) for k in METRICS}
+            best = {k: best_value(k, (v[k][0] for v in summary.values())) for k in METRICS}
             for method, stats in summary.items():
                 cells = []
                 for k in METRICS:

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import CheckpointMetadata
+from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
@@ -46,6 +46,10 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool) -> str | None:
     return None
 
 
+def split_test_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/") and v.numel() == 1}
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
@@ -73,6 +77,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        tested = Path(best) if best else checkpoint_dir / "last.ckpt"
+        if trainer.is_global_zero and tested.is_file():
+            record_test_metrics(tested, split_test_metrics(trainer))
     else:
         log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
         trainer.test(module, datamodule=datamodule)
