@@ -13,6 +13,17 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 
+def save_figure(fig, path: str | Path, title: str = "", dpi: int = 100) -> Path:
+    """Title, write (creating the folder) and close a figure."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def display(image: np.ndarray) -> np.ndarray:
     """Rotate a slice of a canonical (RAS+) volume so the second in-plane axis points up."""
     return np.rot90(np.asarray(image, dtype=np.float32))
@@ -75,13 +86,7 @@ def comparison_figure(
     axes[2, 0].set_ylabel(f"|error| (0-{error_scale:g})", fontsize=8)
     if n > 1:  # the colour bar sits in the empty error cell of the reference column
         fig.colorbar(err, cax=axes[2, -1].inset_axes([0.05, 0.05, 0.08, 0.9]))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, dpi=110)
 
 
 def orthogonal_views(
@@ -109,10 +114,4 @@ def orthogonal_views(
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{name}: {view}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, dpi=100)

@@ -43,6 +43,7 @@ from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, subject_na
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
+from lfmri.evaluation import resolve_device
 from lfmri.figures import orthogonal_views
 from lfmri.inference import channels_last_forward, output_scale, predict
 from lfmri.models.base import input_mode
@@ -105,8 +106,7 @@ class Predictor:
         self.degradation: Degradation = instantiate(train_cfg.degradation)
         self.slice_axis = int(train_cfg.data.slice_axis)
         self.percentiles = list(train_cfg.data.percentiles)
-        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if cfg.device == "auto" else cfg.device)
+        self.device = torch.device(resolve_device(cfg.device))
         self.net: nn.Module = build_network(checkpoint).to(self.device)
         self.mode = input_mode(self.net)
         if self.mode == "lr_complex":

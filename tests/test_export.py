@@ -33,17 +33,9 @@ from lfmri.export import (
 )
 from lfmri.models.base import SROutput
 from tests.conftest import ROOT, run_script, write_phantom
+from tests.test_end_to_end import TINY as E2E_TINY
 
-TINY = [
-    "data=folder",
-    "model=espcn",  # the cheapest trained network keeps the end-to-end run short
-    "degradation.hr_size=32",
-    "data.patch_size=16",
-    "data.batch_size=4",
-    "data.eval_batch_size=4",
-    "data.fractions=[0.5,0.25,0.25]",
-    "data.num_workers=0",
-]
+TINY = [*E2E_TINY, "model=espcn"]  # the cheapest trained network keeps the end-to-end run short
 
 
 def zoo_model(name: str) -> tuple[nn.Module, dict]:
