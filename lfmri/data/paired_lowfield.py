@@ -449,6 +449,19 @@ class PairedLowFieldDataModule(SliceDataModule):
 
         return PairedSegment(segment.subject, indices, slices(pair.hr), slices(pair.lr), slices(pair.lr_up), pair.synthetic)
 
+    def eval_pair(self, subject: str):
+        """For ``evaluate.py``: (slice index -> real-pair sample, LR-grid affine) of one subject."""
+        pair = self.pairs[subject]
+
+        def sample(index: int) -> dict[str, torch.Tensor]:
+            views = {"hr": pair.hr, "lr": pair.lr, "lr_up": pair.lr_up}
+            out = {k: torch.from_numpy(np.ascontiguousarray(take_slices(v, self.slice_axis)[index]))[None]
+                   for k, v in views.items() if v is not None}
+            out["lr_complex"] = out["lr"].to(torch.complex64)
+            return out
+
+        return sample, pair.lr_affine
+
     def split_dict(self) -> dict:
         if self.split is None:
             raise RuntimeError("the datamodule has not been set up yet")
