@@ -11,7 +11,7 @@ from lfmri.checkpoint import CheckpointError, METADATA_KEY, load_checkpoint, net
 from lfmri.models.srdensenet import SRDenseNet
 from lfmri.report import MetricsTable
 from lfmri.transfer import freeze_layers, load_network_weights
-from tests.conftest import run_script
+from tests.conftest import run_script, write_phantom
 from tests.paired_fixtures import GRID_OVERRIDES, add_volume_faults, write_slice_layout, write_volume_layout
 
 
@@ -49,11 +49,15 @@ def test_train_on_paired_volumes_then_evaluate_its_checkpoint(pretrained, tmp_pa
     assert {r["subject"] for r in table.rows} == {subject}
 
 
-def test_pre_upsampled_model_trains_on_the_slice_layout(tmp_path):
+def test_pre_upsampled_model_trains_on_slices_mixed_with_simulated_pairs(tmp_path):
     write_slice_layout(tmp_path / "pairs")
+    for i in range(2):
+        write_phantom(tmp_path / "ixi" / f"IXI00{i}-T1.nii.gz", shape=(19, 22, 30), seed=20 + i, affine=np.eye(4))
     run = tmp_path / "run"
-    check(run_script("train.py", "data=paired_lowfield", "data.layout=slices", f"data.root={tmp_path / 'pairs'}", "model=srcnn",
-                     *GRID_OVERRIDES, "trainer.fast_dev_run=true", f"hydra.run.dir={run}"))
+    proc = check(run_script("train.py", "data=paired_lowfield", "data.layout=slices", f"data.root={tmp_path / 'pairs'}", "model=srcnn",
+                            "degradation=lowfield", f"data.synthetic_pattern={tmp_path / 'ixi'}/*.nii.gz", *GRID_OVERRIDES,
+                            "trainer.fast_dev_run=true", f"hydra.run.dir={run}"))
+    assert "simulated low-field pair" in proc.stderr + proc.stdout
     assert "srcnn" in MetricsTable.read_csv(run / "test" / "metrics.csv").methods
 
 

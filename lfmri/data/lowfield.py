@@ -101,12 +101,18 @@ class LowFieldDegradation(BicubicDegradation):
     def draw_params(self, rng: np.random.Generator) -> LowFieldParams:
         return LowFieldParams(*(float(rng.uniform(*bounds)) for bounds in (self.blur_sigma, self.gamma, self.snr)))
 
-    def clean_volume(self, data: np.ndarray, affine: np.ndarray, params: LowFieldParams) -> tuple[np.ndarray, np.ndarray]:
-        """Steps 1-3 (blur, resample, gamma): the noise-free low-field volume and its affine."""
-        sigma_voxels = params.blur_sigma * np.asarray(self.lf_spacing) / voxel_sizes(affine)
+    def clean_volume(self, data: np.ndarray, affine: np.ndarray, params: LowFieldParams,
+                     grid: tuple[Sequence[int], Sequence[float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Steps 1-3 (blur, resample, gamma): the noise-free low-field volume and its affine.
+
+        ``grid``: (shape, spacing) of the low-field grid, when not ``lf_shape``/``lf_spacing``
+        (paired data simulate onto the grid their real low-field volumes are resampled to).
+        """
+        shape, spacing = grid or (self.lf_shape, self.lf_spacing)
+        sigma_voxels = params.blur_sigma * np.asarray(spacing, dtype=np.float64) / voxel_sizes(affine)
         blurred = ndimage.gaussian_filter(np.asarray(data, dtype=np.float32), sigma_voxels, mode="nearest")
-        lf_affine = centred_grid(affine, data.shape, self.lf_shape, self.lf_spacing)
-        lf = resample_onto(blurred, affine, self.lf_shape, lf_affine)
+        lf_affine = centred_grid(affine, data.shape, shape, spacing)
+        lf = resample_onto(blurred, affine, shape, lf_affine)
         return np.clip(lf, 0.0, 1.0) ** params.gamma, lf_affine
 
     def noise_sigma(self, clean: np.ndarray, params: LowFieldParams) -> float:
@@ -126,11 +132,12 @@ class LowFieldDegradation(BicubicDegradation):
             noisy = np.hypot(noisy, scaled * rng.standard_normal(clean.shape, dtype=np.float32))
         return np.clip(noisy, 0.0, 1.0).astype(np.float32)
 
-    def simulate_volume(self, data: np.ndarray, affine: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, LowFieldParams]:
+    def simulate_volume(self, data: np.ndarray, affine: np.ndarray, seed: int,
+                        grid: tuple[Sequence[int], Sequence[float]] | None = None) -> tuple[np.ndarray, np.ndarray, LowFieldParams]:
         """A normalised HR volume -> (low-field volume, its affine, the parameters drawn)."""
         rng = np.random.default_rng(seed)
         params = self.draw_params(rng)
-        clean, lf_affine = self.clean_volume(data, affine, params)
+        clean, lf_affine = self.clean_volume(data, affine, params, grid)
         return self.add_noise(clean, self.noise_sigma(clean, params), rng), lf_affine, params
 
     # --- slices (the Degradation interface) ------------------------------------------------------

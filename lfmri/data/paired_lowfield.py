@@ -365,7 +365,10 @@ class PairedLowFieldDataModule(SliceDataModule):
             hf = load_nifti(path)
             name = f"sim-{hf.name}"
             hf_target, _ = normalised(resample_volume(hf, self.hf_shape, self.hf_spacing), self.percentiles)
-            lf, lf_affine, params = self.degradation.simulate_volume(hf_target.data, hf_target.affine, derive_seed("lowfield", self.seed, hf.name))
+            # simulated onto the grid the real low-field volumes are resampled to (data.lf_shape/lf_spacing)
+            lf, lf_affine, params = self.degradation.simulate_volume(
+                hf_target.data, hf_target.affine, derive_seed("lowfield", self.seed, hf.name), grid=(self.lf_shape, self.lf_spacing)
+            )
             log.info("%s: simulated low-field pair %s", path, params)
             lf_volume = Volume(lf, lf_affine, f"{path} (simulated low field)", hf.axcodes)
             pairs[name] = self.model_grids(name, lf_volume, hf_target, synthetic=True)
