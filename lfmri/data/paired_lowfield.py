@@ -245,7 +245,18 @@ class PairedPatchDataset(PatchDataset):
 
     def __init__(self, real: Sequence[PairedSegment], synthetic: Sequence[PairedSegment], degradation, patch_size: int,
                  input_mode: str, seed: int, foreground_prob: float, foreground_threshold: float, synthetic_ratio: float) -> None:
-        super().__init__([*real, *synthetic], degradation, patch_size, input_mode, seed, foreground_prob, foreground_threshold)
+        # PatchDataset's checks and patch geometry, without concatenating every slice into one copy
+        segments = [*real, *synthetic]
+        if not any(len(s.hr) for s in segments):
+            raise ValueError("the training split has no slices with foreground")
+        if patch_size % degradation.scale:
+            raise ValueError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
+        smallest = min(min(s.hr.shape[-2:]) for s in segments if len(s.hr))
+        if patch_size > smallest:
+            raise ValueError(f"data.patch_size={patch_size} is larger than the HR slices ({smallest} pixels)")
+        self.degradation, self.seed = degradation, seed
+        self.foreground_prob, self.foreground_threshold = foreground_prob, foreground_threshold
+        self.hr_patch, self.lr_patch = patch_size, patch_size // degradation.grid_scale
         if not 0 <= synthetic_ratio <= 1:
             raise ValueError(f"data.synthetic_ratio must be in [0, 1], got {synthetic_ratio}")
         self.pools = [[(s, i) for s in pool for i in range(len(s.hr))] for pool in (real, synthetic)]
@@ -253,6 +264,9 @@ class PairedPatchDataset(PatchDataset):
         if not self.pools[0]:
             self.synthetic_ratio = 1.0
         self.input_mode = input_mode
+
+    def __len__(self) -> int:
+        return sum(len(pool) for pool in self.pools)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = key
