@@ -57,7 +57,7 @@ def test_volume_layout_is_identical_to_slice_layout(tmp_path):
         assert np.allclose(a.pairs[name].lr, b.pairs[name].lr, atol=1e-5)
 
 
-def test_the_split_never_puts_one_subject_in_two_sets_and_is_written(tmp_path):
+def test_the_split_never_puts_one_subject_in_two_sets(tmp_path):
     dm = datamodule(write_volume_layout(tmp_path / "v", [f"s{i:02d}" for i in range(6)]), split_file=str(tmp_path / "split.json"),
                     subjects={"val": ["s01", "s02"], "test": ["s05"]})
     dm.setup("fit")
