@@ -273,7 +273,9 @@ def print_data(args) -> None:
     from lfmri.data.io import Volume
     from lfmri.data.lowfield import LowFieldDegradation
     from lfmri.data.mni152 import load_mni152
-    from lfmri.data.paired_lowfield import PairedLowFieldDataModule, PairedPatchDataset
+    from lfmri.data.paired_lowfield import PairedLowFieldDataModule, PairedPatchDataset, normalised
+    from lfmri.data.resample import resample_volume
+    from lfmri.data.splits import Segment
 
     threads = torch.get_num_threads()
     mni = load_mni152(1)
@@ -283,17 +285,14 @@ def print_data(args) -> None:
     torch.set_num_threads(1)
     try:
         start = time.perf_counter()
-        from lfmri.data.paired_lowfield import normalised
-        from lfmri.data.resample import resample_volume
-
         hf, _ = normalised(resample_volume(mni, dm.hf_shape, dm.hf_spacing), dm.percentiles)
         lf, lf_affine, _ = deg.simulate_volume(hf.data, hf.affine, 0)
         pair = dm.model_grids("mni", Volume(lf, lf_affine, "sim"), hf, synthetic=True)
         per_subject = time.perf_counter() - start
         n_slices = pair.hr.shape[0]
         segment = PreparedSegment("mni", np.arange(n_slices), torch.from_numpy(pair.hr))
-        paired = PairedPatchDataset([], [dm._prepare_pair(__import__("lfmri.data.splits", fromlist=["Segment"]).Segment("mni", 0, n_slices), pair)],
-                                    deg, 64, "lr", 0, 0.9, 0.05, 1.0)
+        synthetic = [dm._prepare_pair(Segment("mni", 0, n_slices), pair)]
+        paired = PairedPatchDataset([], synthetic, deg, 64, "lr", 0, 0.9, 0.05, 1.0)
         crop_rate = 200 / statistics.median(timed(lambda: [paired[(0, i)] for i in range(200)], 3))
         slice_patches = PatchDataset([segment], deg, 64, "lr", seed=0)
         on_the_fly = 20 / statistics.median(timed(lambda: [slice_patches[(0, i)] for i in range(20)], 3))

@@ -54,7 +54,7 @@ from lfmri.data.grid import map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
-from lfmri.data.resample import centred_grid, resample_onto, resample_volume
+from lfmri.data.resample import resample_onto, resample_volume
 from lfmri.data.slicing import in_plane_axes, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, split_to_dict, subject_split, write_split
 
