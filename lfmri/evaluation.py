@@ -56,6 +56,9 @@ class EvalVolume:
     start: int
     stop: int
     scored: np.ndarray
+    # real pairs (data=paired_lowfield): slice index -> sample with the measured LR, and the LR grid
+    pair: Callable[[int], dict[str, torch.Tensor]] | None = None
+    lr_affine: np.ndarray | None = None
 
 
 def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> list[EvalVolume]:
@@ -94,7 +97,8 @@ def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
         several = sum(s.subject == segment.subject for s in segments) > 1
         name = f"{segment.subject}_{segment.start}-{segment.stop}" if several else segment.subject
         scored = datamodule.selected_slices(entry.volume.data, segment)
-        out.append(EvalVolume(name, segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored))
+        pair, lr_affine = datamodule.eval_pair(segment.subject) if hasattr(datamodule, "eval_pair") else (None, None)
+        out.append(EvalVolume(name, segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored, pair, lr_affine))
     return out
 
 
@@ -179,15 +183,16 @@ class Evaluator:
     @torch.no_grad()
     def run_volume(self, v: EvalVolume) -> tuple[dict[str, torch.Tensor], MetricsTable]:
         """Outputs ``{kind: (n, H, W)}`` for slices start:stop, and the metrics of the scored ones."""
-        hr_all = self.degradation.prepare_hr(torch.from_numpy(np.ascontiguousarray(
-            take_slices(v.volume.data, self.slice_axis, v.start, v.stop)
-        )))
+        hr_all = torch.from_numpy(np.ascontiguousarray(take_slices(v.volume.data, self.slice_axis, v.start, v.stop)))
+        if v.pair is None:
+            hr_all = self.degradation.prepare_hr(hr_all)
         outputs: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.kinds}
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
         for first in range(0, len(hr_all), self.batch_size):
             indices = list(range(v.start + first, min(v.start + first + self.batch_size, v.stop)))
             samples = [
+                v.pair(i) if v.pair is not None else
                 degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
                 for i in indices
             ]
@@ -212,6 +217,9 @@ class Evaluator:
 
     def affines(self, v: EvalVolume) -> dict[str, np.ndarray]:
         """Affines of the HR-grid outputs and of the LR volume for slab ``start:stop``."""
+        if v.lr_affine is not None:  # real pairs: both grids are given
+            slab = {self.slice_axis: AxisMap(1.0, float(v.start))}
+            return {"hr": map_affine(v.volume.affine, slab), "lr": map_affine(v.lr_affine, slab)}
         in_shape = [v.volume.data.shape[a] for a in in_plane_axes(self.slice_axis)]
         hr_maps = self.degradation.hr_maps(in_shape)
         hr_shape = self.degradation.hr_shape(in_shape)

@@ -14,6 +14,7 @@ from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
+from lfmri.transfer import init_network
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
     check_compatible(net, degradation)
+    init_network(net, cfg.get("init_from"), cfg.get("freeze"))
     datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from lfmri.models.base import input_mode
 from lfmri.training import instantiate_group, make_baselines
@@ -36,6 +37,8 @@ def test_every_option_of_every_group_instantiates(group):
         overrides = [f"{group}={option}", "data.pattern=/nowhere/*.nii.gz"] if group == "data" else [f"{group}={option}"]
         if group == "data" and option != "folder":
             overrides = overrides[:1]
+        if group == "data" and option in ("paired_lowfield", "ixi", "fastmri"):
+            overrides.append("data.root=/nowhere")  # read at setup, not at instantiation
         if group == "degradation" and option == "kspace_zerofill":
             overrides.append("model=bicubic")  # the LR-grid default model cannot read HR-grid inputs
         cfg = composed(overrides)
@@ -52,6 +55,8 @@ def test_experiments_compose_and_instantiate(experiment):
     cfg = composed([f"experiment={experiment}"])
     if cfg.data._target_.endswith("FolderDataModule"):
         cfg.data.pattern = "/nowhere/*.nii.gz"
+    if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):
+        cfg.data.root = "/nowhere"
     _, net, data, module = build(cfg)
     assert cfg.trainer.max_epochs > 0
 

@@ -1,0 +1,181 @@
+"""IXI (brain-development.org): T1/T2/PD volumes from a local folder, and their download.
+
+Reading: ``data=ixi data.root=DIR data.modality=T2`` takes every ``IXI*-T2.nii.gz`` under
+``DIR`` (recursively) as one subject's high-field volume; everything else is ``data=folder``.
+
+Downloading::
+
+    python -m lfmri.data.ixi download --modality T2 --dest DIR
+
+fetches the official tarball into ``DIR/IXI-T2.tar`` (resuming an interrupted download with an
+HTTP Range request), checks its MD5 (the checksums torchio's IXI dataset publishes; ``--md5`` to
+override) and extracts it into ``DIR/IXI-T2/``, never overwriting a file that is already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import shutil
+import sys
+import tarfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from lfmri.data.folder import FolderDataModule
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("T1", "T2", "PD")
+BASE_URL = "http://biomedic.doc.ic.ac.uk/brain-development/downloads/IXI"
+MD5 = {  # as published with torchio's IXI dataset
+    "T1": "34901a0593b41dd19c1a1f746eac2d58",
+    "T2": "e3140d78730ecdd32ba92da48c0a9aaa",
+    "PD": "88ecd9d1fa33cb4a2278183b42ffd749",
+}
+CHUNK = 1 << 20
+
+
+def check_modality(modality: str) -> str:
+    if modality not in MODALITIES:
+        raise ValueError(f"IXI modality {modality!r} is not one of {list(MODALITIES)}")
+    return modality
+
+
+class IXIDataModule(FolderDataModule):
+    """IXI volumes of one modality under ``root``, split by subject like ``data=folder``."""
+
+    def __init__(self, root: str, modality: str = "T1", **kwargs) -> None:
+        modality = check_modality(modality)
+        self.root = Path(root).expanduser()
+        super().__init__(pattern=str(self.root / "**" / f"IXI*-{modality}.nii.gz"), **kwargs)
+        self.modality = modality
+
+    def load_volumes(self):
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"data.root={str(self.root)!r} is not a directory; fetch IXI with "
+                f"`python -m lfmri.data.ixi download --modality {self.modality} --dest {self.root}`"
+            )
+        return super().load_volumes()
+
+
+# --- download -------------------------------------------------------------------------------------
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(url: str, part: Path, timeout: float = 60.0) -> None:
+    """Download ``url`` into ``part``, continuing after the bytes it already holds when the server
+    honours a Range request (206); a server that answers 200 sends the whole file again."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # nothing left to fetch: the part is complete
+            return
+        raise ConnectionError(f"{url}: HTTP {err.code} {err.reason}") from err
+    except urllib.error.URLError as err:
+        raise ConnectionError(f"{url}: cannot connect ({err.reason})") from err
+    with response:
+        resumed = have and getattr(response, "status", 200) == 206
+        if have:
+            log.info("%s: %s", part, f"resuming after {have:,} bytes" if resumed else "server ignores Range, starting again")
+        with open(part, "ab" if resumed else "wb") as out:
+            shutil.copyfileobj(response, out, CHUNK)
+
+
+def safe_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
+    """Regular files and folders that stay inside ``dest``; anything else is refused by name."""
+    members = []
+    root = dest.resolve()
+    for member in tar.getmembers():
+        target = (dest / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+            raise ValueError(f"{tar.name}: member {member.name!r} is a link or leaves {dest}; refusing to extract")
+        members.append(member)
+    return members
+
+
+def extract(archive: Path, dest: Path) -> tuple[int, int]:
+    """Extract ``archive`` into ``dest``; files that already exist are kept. (written, kept)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = kept = 0
+    with tarfile.open(archive) as tar:
+        for member in safe_members(tar, dest):
+            target = dest / member.name
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            if target.exists():
+                kept += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            tmp = target.with_name(f".tmp-{target.name}")
+            with source, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+            tmp.replace(target)
+            written += 1
+    return written, kept
+
+
+def download(modality: str, dest: str | Path, url: str | None = None, md5: str | None = None) -> Path:
+    """Fetch (with resume), verify and extract one IXI modality; returns the extraction folder."""
+    modality = check_modality(modality)
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    name = f"IXI-{modality}.tar"
+    url = url or f"{BASE_URL}/{name}"
+    expected = (md5 or MD5[modality]).lower()
+    archive, part = dest / name, dest / f"{name}.part"
+    if archive.exists():
+        actual = md5sum(archive)
+        if actual != expected:
+            raise ValueError(f"{archive} exists but its MD5 is {actual}, expected {expected}; move it away and run again")
+        log.info("%s already downloaded and verified", archive)
+    else:
+        fetch(url, part)
+        actual = md5sum(part)
+        if actual != expected:
+            raise ValueError(
+                f"{part}: MD5 {actual} does not match the expected {expected} for {url}; the download is corrupt "
+                "(delete the .part file and run again) or the archive changed upstream (pass --md5)"
+            )
+        part.replace(archive)
+    folder = dest / f"IXI-{modality}"
+    written, kept = extract(archive, folder)
+    count = len(list(folder.rglob(f"IXI*-{modality}.nii.gz")))
+    print(f"{archive}: extracted {written} files into {folder} ({kept} already there kept); {count} {modality} volumes")
+    print(f"train on them: python train.py data=ixi data.root={folder} data.modality={modality}")
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lfmri.data.ixi", description="IXI data set tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    get = commands.add_parser("download", help="download, verify and extract one modality's tarball")
+    get.add_argument("--modality", choices=MODALITIES, required=True)
+    get.add_argument("--dest", required=True, help="folder for the tarball and the extracted volumes")
+    get.add_argument("--url", default=None, help=f"tarball URL (default {BASE_URL}/IXI-<modality>.tar)")
+    get.add_argument("--md5", default=None, help="expected MD5 (default: the published one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        download(args.modality, args.dest, args.url, args.md5)
+    except (ConnectionError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

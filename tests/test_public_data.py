@@ -1,0 +1,152 @@
+"""IXI (local folder + offline download with resume and checksum) and fastMRI HDF5 readers."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from lfmri.data import ixi
+from lfmri.data.degradations import KSpaceDegradation
+from lfmri.data.fastmri import FastMRIDataModule, read_fastmri
+from lfmri.data.io import NiftiError
+from lfmri.data.kspace import fft2c
+from tests.conftest import phantom, write_phantom
+
+SUBJECTS = ["IXI002-Guys-0828", "IXI012-HH-1211", "IXI013-HH-1212"]
+
+
+def make_tarball(tmp_path: Path, modality: str = "T2") -> bytes:
+    for i, subject in enumerate(SUBJECTS):
+        write_phantom(tmp_path / "src" / f"{subject}-{modality}.nii.gz", shape=(24, 28, 12), seed=i)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted((tmp_path / "src").iterdir()):
+            tar.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server that honours Range requests and records them (tests never leave the machine)."""
+    files: dict[str, bytes] = {}
+    ranges: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            body = files.get(self.path.lstrip("/"))
+            if body is None:
+                self.send_error(404)
+                return
+            header = self.headers.get("Range")
+            ranges.append(header)
+            start = int(header.split("=")[1].split("-")[0]) if header else 0
+            self.send_response(206 if header else 200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", files, ranges
+    httpd.shutdown()
+
+
+def test_ixi_download_resumes_checks_and_extracts_then_reads(tmp_path, server):
+    base, files, ranges = server
+    body = make_tarball(tmp_path)
+    files["IXI-T2.tar"] = body
+    md5 = hashlib.md5(body).hexdigest()
+    dest = tmp_path / "ixi"
+    dest.mkdir()
+    (dest / "IXI-T2.tar.part").write_bytes(body[:1000])  # an interrupted earlier download
+    folder = ixi.download("T2", dest, url=f"{base}/IXI-T2.tar", md5=md5)
+    assert ranges == ["bytes=1000-"]
+    assert (dest / "IXI-T2.tar").read_bytes() == body and not (dest / "IXI-T2.tar.part").exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s}-T2.nii.gz" for s in SUBJECTS)
+    # a second call neither downloads nor overwrites
+    (folder / f"{SUBJECTS[0]}-T2.nii.gz").write_bytes(b"user's own file")
+    ixi.download("T2", dest, url=f"{base}/IXI-T2.tar", md5=md5)
+    assert len(ranges) == 1 and (folder / f"{SUBJECTS[0]}-T2.nii.gz").read_bytes() == b"user's own file"
+    # the reader finds the modality's volumes under root
+    write_phantom(folder / f"{SUBJECTS[0]}-T2.nii.gz", shape=(24, 28, 12), seed=0)
+    write_phantom(folder / f"{SUBJECTS[0]}-PD.nii.gz", shape=(24, 28, 12), seed=5)  # another modality: ignored
+    dm = ixi.IXIDataModule(root=str(dest), modality="T2", degradation=KSpaceDegradation(hr_size=24), fractions=(1, 1, 1))
+    dm.setup("fit")
+    assert sorted(dm.volumes) == sorted(f"{s}-T2" for s in SUBJECTS)
+
+
+def test_ixi_download_rejects_a_bad_checksum_and_works_from_a_file_url(tmp_path, server, capsys):
+    base, files, _ = server
+    body = make_tarball(tmp_path, "PD")
+    files["IXI-PD.tar"] = body
+    with pytest.raises(ValueError, match=r"IXI-PD.tar.part: MD5 \w+ does not match the expected 0{32}"):
+        ixi.download("PD", tmp_path / "bad", url=f"{base}/IXI-PD.tar", md5="0" * 32)
+    assert not (tmp_path / "bad" / "IXI-PD.tar").exists()
+    tarball = tmp_path / "local.tar"
+    tarball.write_bytes(body)
+    code = ixi.main(["download", "--modality", "PD", "--dest", str(tmp_path / "ok"), "--url", tarball.as_uri(),
+                     "--md5", hashlib.md5(body).hexdigest()])
+    assert code == 0 and "3 PD volumes" in capsys.readouterr().out
+
+
+def test_ixi_extraction_refuses_members_that_leave_the_folder(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../escape.nii.gz")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    with pytest.raises(ValueError, match="escape.nii.gz.*leaves"):
+        ixi.extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escape.nii.gz").exists()
+
+
+def write_fastmri(path: Path, seed: int, coils: int = 4, shape=(40, 36), crop=(32, 32)) -> np.ndarray:
+    """A multi-coil fastMRI-style file: smooth coil sensitivities times a head, its k-space and RSS."""
+    head = phantom((*shape, 3), seed).transpose(2, 0, 1) / 1000  # (slices, H, W)
+    yy = np.linspace(-1, 1, shape[0])[:, None]
+    sens = np.stack([np.exp(-((yy - np.cos(c)) ** 2) - (np.linspace(-1, 1, shape[1])[None] - np.sin(c)) ** 2) for c in range(coils)])
+    coil_images = torch.from_numpy(head[:, None] * sens[None]).to(torch.complex64)
+    kspace = fft2c(coil_images).numpy()
+    rss = np.sqrt((np.abs(coil_images.numpy()) ** 2).sum(1))
+    h0, w0 = (shape[0] - crop[0]) // 2, (shape[1] - crop[1]) // 2
+    recon = rss[:, h0 : h0 + crop[0], w0 : w0 + crop[1]].astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f["kspace"] = kspace
+        f["reconstruction_rss"] = recon
+    return recon
+
+
+def test_fastmri_reader_from_rss_and_from_kspace(tmp_path):
+    recon = write_fastmri(tmp_path / "file_brain_001.h5", seed=0)
+    stored = read_fastmri(tmp_path / "file_brain_001.h5")
+    assert stored.data.shape == (32, 32, 3) and np.allclose(stored.data, recon.transpose(1, 2, 0))
+    combined = read_fastmri(tmp_path / "file_brain_001.h5", source="kspace", crop=(32, 32))
+    assert np.allclose(combined.data, stored.data, atol=1e-4 * recon.max())
+    with h5py.File(tmp_path / "no_rss.h5", "w") as f:
+        f["kspace"] = np.zeros((1, 1, 4, 4), np.complex64)
+    with pytest.raises(NiftiError, match=r"no_rss.h5: has no 'reconstruction_rss' dataset.*data.source=kspace"):
+        read_fastmri(tmp_path / "no_rss.h5")
+
+
+def test_fastmri_datamodule_gives_the_de_leeuw_pairs(tmp_path):
+    for i in range(3):
+        write_fastmri(tmp_path / f"file_brain_{i:03d}.h5", seed=i, shape=(160, 144), crop=(128, 128))
+    dm = FastMRIDataModule(root=str(tmp_path), source="kspace", crop=(128, 128), degradation=KSpaceDegradation(),
+                           fractions=(1, 1, 1), batch_size=2, patch_size=32)
+    dm.setup("fit")
+    assert len(dm.volumes) == 3 and {seg.subject for segs in dm.split.values() for seg in segs} == set(dm.volumes)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["hr"].shape[-2:] == (128, 128) and batch["lr"].shape[-2:] == (64, 64)
