@@ -22,7 +22,9 @@ class ConstantThenLinearLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if constant_epochs < 0 or decay_epochs < 1:
-            raise ValueError(f"constant_epochs must be >= 0 and decay_epochs >= 1, got {constant_epochs}, {decay_epochs}")
+            raise ValueError(
+                f"constant_epochs must be >= 0 and decay_epochs >= 1, got {constant_epochs}, {decay_epochs}"
+            )
         if not 0 <= end_factor <= 1:
             raise ValueError(f"end_factor must be in [0, 1], got {end_factor}")
         self.constant_epochs = int(constant_epochs)

@@ -71,7 +71,7 @@ def test_gradient_penalty_equals_its_analytic_value(norm):
     critic = LinearCritic(norm)
     real, fake = torch.rand(5, 1, 8, 8), torch.rand(5, 1, 8, 8)
     assert float(gradient_penalty(critic, real, fake)) == pytest.approx((norm - 1) ** 2, rel=1e-5, abs=1e-6)
-    total, parts = WassersteinGPLoss(gp_weight=10)(critic, real, fake) if False else WassersteinGPLoss(10).critic_loss(critic, real, fake)
+    total, parts = WassersteinGPLoss(gp_weight=10).critic_loss(critic, real, fake)
     wasserstein = critic(real).mean() - critic(fake).mean()
     assert float(total) == pytest.approx(float(-wasserstein + 10 * (norm - 1) ** 2), rel=1e-5)
     assert float(parts["wasserstein"]) == pytest.approx(float(wasserstein), rel=1e-5)
@@ -143,7 +143,8 @@ class TinyCritic(torch.nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.net = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 8, 3, 2, 1), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(8, 8, 3, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(1, 8, 3, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(8, 8, 3, 2, 1), torch.nn.LeakyReLU(0.2),
             torch.nn.Flatten(), torch.nn.Linear(8 * (patch_size // 4) ** 2, 1),
         )
 
@@ -245,7 +246,10 @@ def test_short_cycle_run_has_finite_losses_and_lowers_the_pixel_error(tmp_path):
 def test_unpaired_patches_come_from_another_subject():
     from lfmri.data.degradations import KSpaceZeroFillDegradation
 
-    segments = [PreparedSegment(name, torch.arange(3).numpy(), torch.full((3, 32, 32), value)) for name, value in (("a", 0.2), ("b", 0.8))]
+    segments = [
+        PreparedSegment(name, torch.arange(3).numpy(), torch.full((3, 32, 32), value))
+        for name, value in (("a", 0.2), ("b", 0.8))
+    ]
     degradation = KSpaceZeroFillDegradation(scale=2, hr_size=32)
     paired = PatchDataset(segments, degradation, 16, "upsampled", seed=0, foreground_prob=0.0)
     unpaired = PatchDataset(segments, degradation, 16, "upsampled", seed=0, foreground_prob=0.0, unpaired=True)

@@ -32,9 +32,11 @@ def load(path):
 def test_lyu2018_experiments_run_on_cpu_and_their_checkpoints_evaluate(volumes, tmp_path):
     cpce, circle = tmp_path / "cpce", tmp_path / "circle"
     # the experiment asks for ImageNet VGG weights; offline tests allow random ones
-    check(run_script("train.py", "experiment=lyu2018_gan_cpce", *tiny(volumes, 16), "loss.terms.perceptual.allow_random_weights=true",
-                     "trainer.fast_dev_run=true", f"hydra.run.dir={cpce}"))
-    check(run_script("train.py", "experiment=lyu2018_gan_circle", *tiny(volumes, 32), "trainer.fast_dev_run=true", f"hydra.run.dir={circle}"))
+    offline = "loss.terms.perceptual.allow_random_weights=true"
+    fast = "trainer.fast_dev_run=true"
+    check(run_script("train.py", "experiment=lyu2018_gan_cpce", *tiny(volumes, 16), offline, fast,
+                     f"hydra.run.dir={cpce}"))
+    check(run_script("train.py", "experiment=lyu2018_gan_circle", *tiny(volumes, 32), fast, f"hydra.run.dir={circle}"))
 
     ckpt = load(cpce / "checkpoints" / "last.ckpt")
     config = ckpt[METADATA_KEY]["config"]

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
     """``E[(||grad_x D(x_hat)||_2 - 1)^2]`` on ``x_hat = a real + (1 - a) fake``, ``a ~ U(0, 1)`` per sample.
 
     The norm is taken per sample over all pixels and channels (the official CPCE code took it per

@@ -47,11 +47,17 @@ class AdversarialModule(SupervisedModule):
         **kwargs,
     ) -> None:
         super().__init__(net, loss, optimizer, scheduler, **kwargs)
-        self.adversarial = require(adversarial, "module.adversarial", "set an adversarial loss, e.g. lfmri.losses.wgan.WassersteinGPLoss")
-        self.critic_optimizer_factory = require(critic_optimizer, "module.critic_optimizer", "the critic needs its own optimiser")
+        self.adversarial = require(
+            adversarial, "module.adversarial", "set an adversarial loss, e.g. lfmri.losses.wgan.WassersteinGPLoss"
+        )
+        self.critic_optimizer_factory = require(
+            critic_optimizer, "module.critic_optimizer", "the critic needs its own optimiser"
+        )
         self.critic_scheduler_factory = critic_scheduler
         if not isinstance(n_critic, int) or n_critic < 1:
-            raise ValueError(f"module.n_critic={n_critic!r}: must be a positive integer (critic updates per generator update)")
+            raise ValueError(
+                f"module.n_critic={n_critic!r}: must be a positive integer (critic updates per generator update)"
+            )
         self.n_critic = n_critic
         self.automatic_optimization = False
 
@@ -82,7 +88,8 @@ class AdversarialModule(SupervisedModule):
             size = getattr(critic, "patch_size", None)
             if patch is not None and size is not None and size != patch:
                 raise ValueError(
-                    f"the critic {type(critic).__name__} is built for {size}x{size} patches but data.patch_size={patch}; "
+                    f"the critic {type(critic).__name__} is built for {size}x{size} patches "
+                    f"but data.patch_size={patch}; "
                     "set the critic's patch_size to ${data.patch_size}"
                 )
 

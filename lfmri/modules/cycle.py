@@ -119,9 +119,8 @@ class CycleModule(AdversarialModule):
         fake_y, fake_x = self._g(x), self._f(y)
         parts: dict[str, torch.Tensor] = {}
         if w["adversarial"] > 0:
-            parts["adversarial"] = self.adversarial.generator_loss(self.critic, fake_y) + self.adversarial.generator_loss(
-                self.lr_critic, fake_x
-            )
+            adversarial = self.adversarial.generator_loss
+            parts["adversarial"] = adversarial(self.critic, fake_y) + adversarial(self.lr_critic, fake_x)
         if w["cycle"] > 0:
             parts["cycle"] = self.cycle_loss(self._f(fake_y), x) + self.cycle_loss(self._g(fake_x), y)
         identity_y = self._g(y) if w["identity"] > 0 or (w["jst"] > 0 and not self.paired) else None

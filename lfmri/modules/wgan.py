@@ -19,8 +19,11 @@ from lfmri.modules.adversarial import AdversarialModule, require
 
 
 class WGANModule(AdversarialModule):
-    def __init__(self, net: nn.Module, loss: nn.Module, critic: nn.Module | None, adversarial_weight: float = 1.0, **kwargs) -> None:
-        require(critic, "module.critic", "module=wgan needs a critic network, e.g. module.critic._target_=lfmri.models.cpce_critic.CPCECritic")
+    def __init__(
+        self, net: nn.Module, loss: nn.Module, critic: nn.Module | None, adversarial_weight: float = 1.0, **kwargs
+    ) -> None:
+        hint = "module=wgan needs a critic network, e.g. module.critic._target_=lfmri.models.cpce_critic.CPCECritic"
+        require(critic, "module.critic", hint)
         super().__init__(net, loss, **kwargs)
         self.critic = critic
         self.adversarial_weight = float(adversarial_weight)
