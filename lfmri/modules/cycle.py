@@ -14,6 +14,8 @@ Generator update, with ``weights`` from config (names are the logged keys):
   anatomy, so it is taken on the identity output, ``jst_loss(G(y), y)``, as the official code does
 - ``supervised``: the composite ``loss`` of ``G(x)`` against ``y``, paired data only.
 
+Auxiliary outputs of a generator (MRLN's branches, AMIR's balance loss) are not used here.
+
 Critic update: ``adv.critic_loss(D_Y, y, G(x)) + adv.critic_loss(D_X, x, F(y))``. One optimiser
 for G and F, one for both critics; ``n_critic`` and steps as in :mod:`lfmri.modules.adversarial`.
 """
