@@ -64,6 +64,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))
+    if hasattr(module, "check_setup"):
+        module.check_setup(datamodule)  # e.g. a critic built for another patch size: fail before fitting
 
     checkpoint_dir = output_dir / "checkpoints"
     ckpt_path = resume_checkpoint(checkpoint_dir, bool(cfg.get("resume", False)))

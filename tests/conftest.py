@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# tests never touch the network: timm/huggingface look only in their local cache
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 def phantom(shape=(40, 48, 24), seed: int = 0) -> np.ndarray:
     """An ellipsoidal 'head' with a darker core, bright rim and smooth texture; zero background."""

@@ -24,6 +24,8 @@ def composed(overrides):
 
 
 def build(cfg):
+    if "perceptual" in cfg.loss.get("terms", {}):
+        cfg.loss.terms.perceptual.allow_random_weights = True  # no ImageNet weights offline
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
     data = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))

@@ -60,6 +60,7 @@ class SliceDataModule(L.LightningDataModule):
         seed: int = 0,
         split: Mapping | None = None,
         split_file: str | None = None,
+        unpaired: bool = False,
     ) -> None:
         super().__init__()
         if input_mode not in INPUT_MODES:
@@ -80,6 +81,7 @@ class SliceDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self.requested_split = split_from_dict(split) if split is not None else None
         self.split_file = split_file
+        self.unpaired = bool(unpaired)  # training LR and HR patches from different slices (module=cycle)
         self.split: Split | None = None
         self.volumes: dict[str, NormalisedVolume] = {}
         self.prepared: dict[str, list[PreparedSegment]] = {}
@@ -151,6 +153,7 @@ class SliceDataModule(L.LightningDataModule):
             self.seed,
             self.foreground_prob,
             self.foreground_threshold,
+            unpaired=self.unpaired,
         )
         # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later)
         epoch = self.trainer.current_epoch if self.trainer is not None else 0

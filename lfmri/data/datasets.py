@@ -65,6 +65,10 @@ class PatchDataset(Dataset):
     Each key draws a slice, a noise level and a patch position. With probability
     ``foreground_prob`` the patch is centred on a voxel above ``foreground_threshold`` so that
     training sees brain rather than background.
+
+    ``unpaired=True`` (for cycle-consistent training) replaces the HR patch by one from another
+    slice, of another subject whenever the training split has more than one, at its own position:
+    the LR and HR of a sample then show different anatomy.
     """
 
     def __init__(
@@ -76,8 +80,11 @@ class PatchDataset(Dataset):
         seed: int,
         foreground_prob: float = 0.9,
         foreground_threshold: float = 0.05,
+        unpaired: bool = False,
     ) -> None:
         self.hr = torch.cat([seg.hr for seg in segments]) if segments else torch.empty(0)
+        self.subjects = [seg.subject for seg in segments for _ in range(len(seg.hr))]
+        self.unpaired = bool(unpaired)
         if len(self.hr) == 0:
             raise ValueError("the training split has no slices with foreground")
         self.degradation = degradation
@@ -97,9 +104,10 @@ class PatchDataset(Dataset):
         return len(self.hr)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, index = key
-        gen = torch.Generator().manual_seed(derive_seed("patch", self.seed, int(epoch), int(index)))
-        hr = self.hr[int(torch.randint(len(self.hr), (1,), generator=gen))][None]
+        epoch, i = key
+        gen = torch.Generator().manual_seed(derive_seed("patch", self.seed, int(epoch), int(i)))
+        index = int(torch.randint(len(self.hr), (1,), generator=gen))
+        hr = self.hr[index][None]
         sample = degraded_sample(hr, self.degradation, gen, self.input_mode)
         step = self.degradation.grid_scale
         y0, x0 = self._patch_origin(hr[0], gen)
@@ -111,7 +119,18 @@ class PatchDataset(Dataset):
             size = self.lr_patch if on_lr_grid else self.hr_patch
             oy, ox = (y0, x0) if on_lr_grid else (y0 * step, x0 * step)
             crops[name] = image[..., oy : oy + size, ox : ox + size]
+        if self.unpaired:
+            crops["hr"] = self._unpaired_hr(index, gen)
         return crops
+
+    def _unpaired_hr(self, index: int, gen: torch.Generator) -> torch.Tensor:
+        """An HR patch from another subject (or, with one subject, another slice) than slice ``index``."""
+        others = [i for i, s in enumerate(self.subjects) if s != self.subjects[index]]
+        others = others or [i for i in range(len(self.hr)) if i != index] or [index]
+        hr = self.hr[others[int(torch.randint(len(others), (1,), generator=gen))]][None]
+        step = self.degradation.grid_scale
+        y0, x0 = self._patch_origin(hr[0], gen)
+        return hr[..., y0 * step : y0 * step + self.hr_patch, x0 * step : x0 * step + self.hr_patch]
 
     def _patch_origin(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
         """Top-left corner of the LR patch; HR patch corner is ``scale`` times it (same grid map)."""

@@ -35,6 +35,8 @@ class SupervisedModule(L.LightningModule):
     the parameters, so config never holds live parameter objects.
     """
 
+    supports_unpaired = False  # whether it can train on data.unpaired=true (LR and HR from different slices)
+
     def __init__(
         self,
         net: nn.Module,
@@ -80,9 +82,8 @@ class SupervisedModule(L.LightningModule):
         return self.net(x)
 
     # --- training ---------------------------------------------------------------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self(model_input(self._net, batch))
-        target = batch["hr"]
+    def supervised_loss(self, out: torch.Tensor | SROutput, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The composite loss of a training-mode output, with its auxiliary images and loss."""
         total, parts = self.loss(as_image(out), target)
         if isinstance(out, SROutput):
             if out.aux_images:
@@ -92,11 +93,24 @@ class SupervisedModule(L.LightningModule):
             if out.aux_loss is not None:
                 parts["aux"] = out.aux_loss
                 total = total + out.aux_loss
+        return total, parts
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        target = batch["hr"]
+        total, parts = self.supervised_loss(self(model_input(self._net, batch)), target)
         size = target.shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=size)
         for name, value in parts.items():
             self.log(f"train/loss_{name}", value, batch_size=size)
         return total
+
+    def check_setup(self, datamodule) -> None:
+        """Fail before training when the data cannot train this module (called by ``train``)."""
+        if getattr(datamodule, "unpaired", False) and not self.supports_unpaired:
+            raise ValueError(
+                f"data.unpaired=true draws LR and HR from different slices, but {type(self).__name__} needs "
+                "(LR, HR) pairs; use module=cycle for unpaired training"
+            )
 
     def on_train_epoch_start(self) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)
