@@ -10,6 +10,9 @@ super-resolved in batches (tiled above ``tile_size`` so memory stays bounded), m
 input's intensity range and written as float32 NIfTI in the input's orientation. The in-plane voxel
 sizes are divided by the scale and the affine places the output grid where the degradation's grid
 says it sits, so the field of view stays aligned with the input (within half an output voxel).
+Checkpoints trained on real pairs (``data=paired_lowfield``) first resample the scan as training
+did (``data.lf_shape``/``lf_spacing``, then the LR grid of ``data.hf_shape``/``hf_spacing``, or that
+high-field grid for pre-upsampled networks), so the output lies on the configured 3T grid.
 
 Outputs per input ``NAME``: ``NAME_sr.nii.gz``; with ``data_consistency=true`` the SR after data
 consistency plus ``NAME_consistency.nii.gz`` (|D(SR) - LR| of the network's raw output, on the
@@ -42,6 +45,7 @@ from lfmri.data.grid import lr_axis_map, map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, subject_name, voxel_sizes
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
+from lfmri.data.paired_lowfield import scan_on_model_grid
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.evaluation import resolve_device
 from lfmri.figures import orthogonal_views
@@ -123,11 +127,23 @@ class Predictor:
                 f"data_consistency=true needs a checkpoint trained with a k-space degradation; "
                 f"{cfg.ckpt_path} used {type(self.degradation).__name__}"
             )
+        # trained on real pairs (data=paired_lowfield): scans are resampled onto the grid of training
+        self.paired_data = train_cfg.data if str(train_cfg.data.get("_target_", "")).endswith("PairedLowFieldDataModule") else None
+        if cfg.data_consistency and self.paired_data is not None:
+            raise ValueError(
+                f"data_consistency=true assumes the scan is the central k-space of the output; {cfg.ckpt_path} was "
+                "trained on real low-field pairs resampled onto a model grid, where that does not hold"
+            )
         self.cfg = cfg
+
+    @property
+    def input_on_hr_grid(self) -> bool:
+        """Pre-upsampled networks trained on real pairs read the scan resampled onto the HR grid."""
+        return self.paired_data is not None and self.mode == "upsampled"
 
     def network_input(self, lr: torch.Tensor) -> torch.Tensor:
         """(B, 1, h, w) LR slices as the network reads them (LR grid, or upsampled to the HR grid)."""
-        if self.mode != "upsampled":
+        if self.mode != "upsampled" or self.input_on_hr_grid:
             return lr
         hr_shape = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
         if self.degradation.grid_scale == 1:  # trained on zero-filled k-space: zero-fill the scan
@@ -177,6 +193,8 @@ class Predictor:
     def volume(self, volume: Volume) -> dict[str, Path]:
         """Super-resolve one volume and write its outputs."""
         paths = self.output_paths(Path(volume.source))
+        if self.paired_data is not None:
+            volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(intensity.apply(volume.data), self.slice_axis)))
         outputs: dict[str, list[torch.Tensor]] = {}
@@ -187,7 +205,8 @@ class Predictor:
             bar.update(min(self.cfg.batch_size, len(lr_all) - first))
         bar.close()
         lr_shape = lr_all.shape[-2:]
-        hr_affine = output_grid(volume.affine, self.slice_axis, self.scale, self.degradation.grid, lr_shape)
+        hr_affine = (volume.affine if self.input_on_hr_grid
+                     else output_grid(volume.affine, self.slice_axis, self.scale, self.degradation.grid, lr_shape))
         volumes = {k: put_slices(torch.cat(v).numpy(), self.slice_axis) for k, v in outputs.items()}
         if self.cfg.preview:
             views = {"scan": (intensity.apply(volume.data), volume.zooms), "SR": (volumes["sr"].clip(0, 1), voxel_sizes(hr_affine))}

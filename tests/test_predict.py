@@ -215,3 +215,34 @@ def test_command_line_on_a_trained_checkpoint_folder_of_scans_bad_inputs_and_ove
     assert proc.returncode == 1 and "overwrite=true" in proc.stderr
     assert (out / "a_sr.nii.gz").read_bytes() == before
     check(run_script(*args[:3], f"inputs=[{scans / 'a.nii.gz'}]", *args[4:], "overwrite=true"))
+
+
+@pytest.mark.parametrize("model", ["srdensenet", "srcnn"])  # LR-grid and pre-upsampled networks
+def test_checkpoint_trained_on_real_pairs_resamples_the_scan_onto_its_training_grids(tmp_path, model):
+    from tests.paired_fixtures import GRID_OVERRIDES, HF_SHAPE, HF_SPACING, LF_SHAPE
+
+    ckpt = make_checkpoint(tmp_path / "paired.ckpt", f"model={model}", "data=paired_lowfield", "data.root=x",
+                           "degradation=lowfield", *GRID_OVERRIDES)
+    # a 64 mT-like scan stored P, S, R with its own voxel sizes: only its field of view matters
+    affine = np.array([[0, 0, 1.6, -10], [-1.6, 0, 0, 20], [0, 5.0, 0, -5], [0, 0, 0, 1.0]])
+    shape_psr = (LF_SHAPE[1], LF_SHAPE[2], LF_SHAPE[0])
+    src = write_phantom(tmp_path / "scan.nii.gz", shape=shape_psr, affine=affine)
+    done, failed = run_predict(config(tmp_path, ckpt, src, preview=False))
+    assert not failed, failed
+    out = nib.load(done[str(src)]["sr"])
+    assert nib.aff2axcodes(out.affine) == nib.aff2axcodes(affine)
+    canonical = nib.as_closest_canonical(out)
+    assert canonical.shape == HF_SHAPE  # the configured 3T grid (sagittal in-plane sizes already even)
+    assert np.allclose(nib.affines.voxel_sizes(canonical.affine), HF_SPACING, atol=1e-5)
+    centre_in = fov_corners(affine, shape_psr).mean(0)
+    centre_out = fov_corners(out.affine, out.shape).mean(0)
+    assert np.abs(centre_out - centre_in).max() < 0.5
+    assert np.isfinite(out.get_fdata()).all()
+
+
+def test_data_consistency_is_refused_for_checkpoints_trained_on_real_pairs(tmp_path):
+    from tests.paired_fixtures import GRID_OVERRIDES
+
+    ckpt = make_checkpoint(tmp_path / "paired.ckpt", "data=paired_lowfield", "data.root=x", *GRID_OVERRIDES)
+    with pytest.raises(ValueError, match="real low-field pairs"):
+        run_predict(config(tmp_path, ckpt, tmp_path / "scan.nii.gz", data_consistency=True))

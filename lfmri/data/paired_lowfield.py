@@ -54,7 +54,7 @@ from lfmri.data.grid import map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
-from lfmri.data.resample import resample_onto, resample_volume
+from lfmri.data.resample import centred_grid, resample_onto, resample_volume
 from lfmri.data.slicing import in_plane_axes, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, split_to_dict, subject_split, write_split
 
@@ -230,6 +230,41 @@ def _clip(data: np.ndarray) -> np.ndarray:
     return np.clip(data, 0.0, 1.0).astype(np.float32)
 
 
+def hr_grid_shape(hf_shape: Sequence[int], slice_axis: int, step: int) -> list[int]:
+    """The high-field grid the network predicts: in-plane sizes trimmed to a multiple of ``step``."""
+    shape = [int(n) for n in hf_shape]
+    for a in in_plane_axes(slice_axis):
+        shape[a] -= shape[a] % step
+        if shape[a] < step:
+            raise ValueError(f"data.hf_shape={list(hf_shape)} is smaller than the scale x{step} in-plane")
+    return shape
+
+
+def lr_grid(hr_shape: Sequence[int], hr_affine: np.ndarray, slice_axis: int, degradation) -> tuple[list[int], np.ndarray]:
+    """Shape and affine of the network's LR input grid: in-plane ``grid_scale`` x coarser, pixels
+    where the degradation's ``lr_maps`` put them."""
+    axes = in_plane_axes(slice_axis)
+    step = degradation.grid_scale
+    maps = degradation.lr_maps([hr_shape[a] for a in axes])
+    lr_shape = [n // step if a in axes else n for a, n in enumerate(hr_shape)]
+    return lr_shape, map_affine(hr_affine, dict(zip(axes, maps)))
+
+
+def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool) -> Volume:
+    """A real low-field scan on the grid a network trained on paired data reads (for ``lfmri.predict``).
+
+    The same steps as training: cubic resampling to ``data.lf_shape``/``lf_spacing``, then onto the
+    LR grid of a high-field grid (``data.hf_shape``/``hf_spacing``) centred on the scan, or onto
+    that high-field grid itself for pre-upsampled networks.
+    """
+    lf = resample_volume(scan, data_cfg["lf_shape"], data_cfg["lf_spacing"])
+    hf_affine = centred_grid(lf.affine, lf.data.shape, data_cfg["hf_shape"], data_cfg["hf_spacing"])
+    shape = hr_grid_shape(data_cfg["hf_shape"], int(data_cfg["slice_axis"]), degradation.grid_scale)
+    target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, int(data_cfg["slice_axis"]), degradation)
+    data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
+    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes)
+
+
 # --- datasets --------------------------------------------------------------------------------------
 def _pair_sample(seg: PairedSegment, i: int) -> dict[str, torch.Tensor]:
     lr = seg.lr[i][None]
@@ -392,19 +427,9 @@ class PairedLowFieldDataModule(SliceDataModule):
     def model_grids(self, name: str, lf: Volume, hf: Volume, synthetic: bool = False) -> PairedVolume:
         lf_target, lf_intensity = normalised(resample_volume(lf, self.lf_shape, self.lf_spacing), self.percentiles)
         hf_target, hf_intensity = normalised(resample_volume(hf, self.hf_shape, self.hf_spacing), self.percentiles)
-        step = self.degradation.grid_scale
-        axes = in_plane_axes(self.slice_axis)
-        shape = list(self.hf_shape)
-        for a in axes:
-            shape[a] -= shape[a] % step
-            if shape[a] < step:
-                raise ValueError(f"data.hf_shape={list(self.hf_shape)} is smaller than the scale x{step} in-plane")
+        shape = hr_grid_shape(self.hf_shape, self.slice_axis, self.degradation.grid_scale)
         hr = hf_target.data[tuple(slice(0, n) for n in shape)]
-        maps = self.degradation.lr_maps([shape[a] for a in axes])
-        lr_affine = map_affine(hf_target.affine, dict(zip(axes, maps)))
-        lr_shape = list(shape)
-        for a in axes:
-            lr_shape[a] //= step
+        lr_shape, lr_affine = lr_grid(shape, hf_target.affine, self.slice_axis, self.degradation)
         # the two fields share a field of view: centre the low-field grid on the high-field one
         lf_affine = lf_target.affine.copy()
         hf_centre = hf_target.affine @ np.r_[(np.asarray(self.hf_shape) - 1) / 2, 1.0]
