@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -30,15 +37,29 @@ def instantiate_group(node: DictConfig | None) -> list:
     return [instantiate(entry) for entry in node.values() if isinstance(entry, DictConfig) and "_target_" in entry]
 
 
-def resume_checkpoint(checkpoint_dir: Path, resume: bool) -> str | None:
-    """``last.ckpt`` to resume from, or ``None`` for a fresh run; refuses to clobber a finished one."""
+def requeued_by_slurm() -> bool:
+    """Whether SLURM restarted this job (requeue after preemption or time-out): resume it."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
+    """``last.ckpt`` to resume from, or ``None`` for a fresh run; refuses to clobber a finished one.
+
+    ``resume``: ``true`` needs ``last.ckpt``; ``auto`` takes it when it exists (a requeued SLURM
+    job always does); ``false`` refuses a directory that already holds checkpoints.
+    """
     last = checkpoint_dir / "last.ckpt"
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume={resume!r}: expected true, false or auto")
+    if resume == "auto" or (resume is False and requeued_by_slurm()):
+        return str(last) if last.is_file() else None
     if resume:
         if not last.is_file():
             raise FileNotFoundError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
         return str(last)
     existing = sorted(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else []
-    if existing:
+    if existing and rank_zero_only.rank == 0:
+        # other ranks start after rank zero may have saved: only rank zero judges a fresh run
         raise FileExistsError(
             f"{checkpoint_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); "
             "pass resume=true to continue that run, or choose another hydra.run.dir"
@@ -50,10 +71,40 @@ def split_test_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/") and v.numel() == 1}
 
 
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: one column per setting in experiment dashboards."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float]) -> None:
+    """``metrics.json``: last validation and test metrics, best monitored value, step count."""
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_score", None)
+    record = {
+        "global_step": int(trainer.global_step),
+        "epoch": int(trainer.current_epoch),
+        "monitor": getattr(callback, "monitor", None),
+        "best_score": float(best) if best is not None else None,
+        "metrics": metrics,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
 
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
@@ -64,26 +115,42 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))
 
     checkpoint_dir = output_dir / "checkpoints"
-    ckpt_path = resume_checkpoint(checkpoint_dir, bool(cfg.get("resume", False)))
+    ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
-    callbacks.append(CheckpointMetadata(OmegaConf.to_container(cfg, resolve=True), name=model_name(net)))
+    callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
 
-    if any(p.requires_grad for p in net.parameters()):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        if trainer.fast_dev_run:
-            # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
-            trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        tested = Path(best) if best else checkpoint_dir / "last.ckpt"
-        if trainer.is_global_zero and tested.is_file():
-            record_test_metrics(tested, split_test_metrics(trainer))
-    else:
-        log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
-        trainer.test(module, datamodule=datamodule)
+    fit_metrics: dict[str, float] = {}
+    try:
+        if any(p.requires_grad for p in net.parameters()):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            fit_metrics = scalar_metrics(trainer)  # trainer.test replaces them
+            if trainer.fast_dev_run:
+                # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
+                trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            tested = Path(best) if best else checkpoint_dir / "last.ckpt"
+            if trainer.is_global_zero and tested.is_file():
+                record_test_metrics(tested, split_test_metrics(trainer))
+        else:
+            log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
+            trainer.test(module, datamodule=datamodule)
+    except SIGTERMException:
+        if trainer.is_global_zero:
+            log.warning("stopped by SIGTERM; continue with: python train.py ... resume=true hydra.run.dir=%s", output_dir)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                logger.experiment.finish()  # one wandb run per job, also when the job fails (multirun)
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {**fit_metrics, **scalar_metrics(trainer)}
+    if trainer.is_global_zero:
+        write_run_metrics(output_dir / "metrics.json", trainer, metrics)
     log.info("run directory: %s", output_dir)
     return metrics
