@@ -10,7 +10,7 @@ mix.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save(obj, path)`` that leaves ``path`` either untouched or complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # same directory (rename stays on one file system), unique name, the usual permissions
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as file:
+        with open(tmp, "xb") as file:
             torch.save(obj, file)
             file.flush()
             os.fsync(file.fileno())

@@ -51,7 +51,11 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
     last = checkpoint_dir / "last.ckpt"
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume={resume!r}: expected true, false or auto")
-    if resume == "auto" or (resume is False and requeued_by_slurm()):
+    if resume is False and requeued_by_slurm():
+        # the newest of last.ckpt and Lightning's SLURM requeue checkpoints (hpc_ckpt_N.ckpt)
+        found = [p for p in [last, *checkpoint_dir.parent.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+        return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+    if resume == "auto":
         return str(last) if last.is_file() else None
     if resume:
         if not last.is_file():
