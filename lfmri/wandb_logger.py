@@ -1,7 +1,7 @@
 """The wandb logger of ``logger=wandb``: offline without credentials, one run per Hydra job.
 
-Compute nodes often have no internet and no API key. Without credentials (``WANDB_API_KEY`` or
-a ``.netrc`` entry for the wandb host) the run is written offline into the run directory and the
+Compute nodes often have no internet and no API key. Without credentials (``WANDB_API_KEY``, a
+file named by ``WANDB_API_KEY_FILE``, or a ``.netrc`` entry for the wandb host) the run is written offline into the run directory and the
 log says how to upload it later (``wandb sync``). Inside a multirun, every job is its own wandb
 run, grouped by the sweep directory, named and tagged by its overrides.
 """
@@ -22,8 +22,18 @@ TAG_LIMIT = 64  # wandb rejects longer tags
 GROUP_LIMIT = 128  # and longer group names
 
 
+def load_key_file() -> None:
+    """``WANDB_API_KEY_FILE`` (a mounted secret, e.g. docker/compose.yaml) -> ``WANDB_API_KEY``."""
+    path = os.environ.get("WANDB_API_KEY_FILE")
+    if path and not os.environ.get("WANDB_API_KEY") and Path(path).is_file():
+        key = Path(path).read_text().strip()
+        if key:
+            os.environ["WANDB_API_KEY"] = key
+
+
 def has_credentials() -> bool:
     """Whether wandb can authenticate without asking: API key in the environment or in .netrc."""
+    load_key_file()
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
     host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
