@@ -65,7 +65,7 @@ def test_image_runs_train_py_as_a_non_root_user_on_the_matching_cuda():
     users = [args for kind, args in steps if kind == "USER"]
     assert users and users[-1] not in ("root", "0")
     entry = [args for kind, args in steps if kind == "ENTRYPOINT"]
-    assert entry and yaml.safe_load(entry[-1])[-1] == "train.py"
+    assert entry and yaml.safe_load(entry[-1]) == ["/app/.venv/bin/python", "/app/train.py"]
     base = re.search(r"ARG CUDA_IMAGE=nvidia/cuda:(\d+)\.(\d+)\.\d+-\w*runtime", DOCKERFILE)
     pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
     cuda = pins["nvidia-cuda-runtime"].split(".")[:2]  # the CUDA of the pinned torch wheel
