@@ -90,13 +90,21 @@ def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
-def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float]) -> None:
+def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float], last: Path) -> None:
     """``metrics.json``: last validation and test metrics, best monitored value, step count."""
     callback = trainer.checkpoint_callback
     best = getattr(callback, "best_model_score", None)
+    step, epoch = trainer.global_step, trainer.current_epoch
+    if step == 0 and last.is_file():
+        # ddp_spawn trained in child processes: this trainer never counted; the checkpoint did
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        step, epoch = checkpoint["global_step"], checkpoint["epoch"]
+        scores = [s["best_model_score"] for s in checkpoint.get("callbacks", {}).values()
+                  if isinstance(s, dict) and s.get("monitor") == getattr(callback, "monitor", None)]
+        best = next((s for s in scores if s is not None), best)
     record = {
-        "global_step": int(trainer.global_step),
-        "epoch": int(trainer.current_epoch),
+        "global_step": int(step),
+        "epoch": int(epoch),
         "monitor": getattr(callback, "monitor", None),
         "best_score": float(best) if best is not None else None,
         "metrics": metrics,
@@ -155,6 +163,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     metrics = {**fit_metrics, **scalar_metrics(trainer)}
     if trainer.is_global_zero:
-        write_run_metrics(output_dir / "metrics.json", trainer, metrics)
+        write_run_metrics(output_dir / "metrics.json", trainer, metrics, checkpoint_dir / "last.ckpt")
     log.info("run directory: %s", output_dir)
     return metrics

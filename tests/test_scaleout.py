@@ -175,3 +175,15 @@ def test_optuna_search_runs_trials_and_reports_the_best(volumes, tmp_path):
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     trials = [json.loads((p / "metrics.json").read_text())["metrics"]["val/psnr"] for p in sorted(sweep_dir.glob("[0-9]"))]
     assert len(trials) == 2 and best["best_value"] == pytest.approx(max(trials))
+
+
+def test_ddp_spawn_runs_inside_a_multirun(volumes, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    check(run_script("train.py", "-m", "trainer=ddp_spawn", "trainer.accelerator=cpu", "trainer.devices=2", "loss=l1",
+                     *TINY, volumes, "trainer.max_epochs=1", "data.patches_per_epoch=16",
+                     f"hydra.sweep.dir={sweep_dir}"))
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0"]
+    run = json.loads((sweep_dir / "0" / "metrics.json").read_text())
+    counts = split_counts((sweep_dir / "0" / "train.log").read_text())
+    assert run["global_step"] == 2 and run["best_score"] == pytest.approx(run["metrics"]["val/psnr"])
+    assert run["metrics"]["val/slices"] == counts["val"]

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from torch import nn
-from torchmetrics.aggregation import MeanMetric, SumMetric
+from torchmetrics.aggregation import MeanMetric
 
 from lfmri.figures import comparison_figure
 from lfmri.inference import model_input, predict
@@ -65,7 +65,6 @@ class SupervisedModule(L.LightningModule):
         self.method_name = name or type(net).__name__.lower()  # the row label in metric tables
         self._panel: dict[str, torch.Tensor] | None = None
         self.val_means = nn.ModuleDict({name: MeanMetric() for name in METRICS})
-        self.val_slices = SumMetric()  # slices scored per validation: each exactly once under DDP
         self._test_table = MetricsTable()
         self.test_table: MetricsTable | None = None
 
@@ -132,8 +131,7 @@ class SupervisedModule(L.LightningModule):
         for name in METRICS:
             self.val_means[name].update(metrics[name])
             self.log(f"val/{name}", self.val_means[name], prog_bar=name == "psnr", batch_size=size)
-        self.val_slices.update(torch.tensor(float(size), device=pred.device))
-        self.log("val/slices", self.val_slices, batch_size=size)
+        self.log("val/slices", float(size), reduce_fx="sum", sync_dist=True, batch_size=size)
         if batch_idx == 0 and self._panel is None:
             self._panel = {"sr": pred[0, 0], **{k: batch[k][0] for k in ("lr", "lr_complex", "hr")}}
 
