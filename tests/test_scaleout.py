@@ -31,6 +31,20 @@ def split_counts(log_text: str) -> dict[str, int]:
     return yaml.safe_load(found.group(1))
 
 
+def slice_counts(*overrides: str) -> dict[str, int]:
+    """Slices with anatomy per split, from the data module that train.py builds for these overrides."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from lfmri.models.base import input_mode
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "output_dir=/tmp/unused", "data.split_file=null"])
+    data = instantiate(cfg.data, degradation=instantiate(cfg.degradation), input_mode=input_mode(instantiate(cfg.model)))
+    data.setup("fit")
+    return {name: sum(len(p.hr) for p in segments) for name, segments in data.prepared.items()}
+
+
 def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
     sweep_dir = tmp_path / "sweep"
     check(run_script("train.py", "-m", "model=srdensenet,vdsr", "loss=mse,l1", *TINY, volumes,
@@ -116,6 +130,7 @@ def test_ddp_cpu_two_processes_one_run_directory_each_slice_once(volumes, tmp_pa
     for rel in ["split.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "test/metrics.csv", "metrics.json"]:
         assert (run_dir / rel).is_file(), rel
     counts = split_counts((run_dir / "train.log").read_text())
+    assert counts == slice_counts(*TINY, volumes)
     with (run_dir / "logs" / "metrics.csv").open() as file:
         val = [r for r in csv.DictReader(file) if r["val/slices"]]
     assert len(val) == 1 and float(val[0]["val/slices"]) == counts["val"]  # summed over ranks: each slice once
@@ -184,6 +199,6 @@ def test_ddp_spawn_runs_inside_a_multirun(volumes, tmp_path):
                      f"hydra.sweep.dir={sweep_dir}"))
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0"]
     run = json.loads((sweep_dir / "0" / "metrics.json").read_text())
-    counts = split_counts((sweep_dir / "0" / "train.log").read_text())
+    counts = slice_counts(*TINY, volumes)  # spawned ranks log nothing: count as train.py does
     assert run["global_step"] == 2 and run["best_score"] == pytest.approx(run["metrics"]["val/psnr"])
     assert run["metrics"]["val/slices"] == counts["val"]
