@@ -9,8 +9,8 @@ import signal
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
