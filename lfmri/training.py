@@ -71,6 +71,25 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
     return None
 
 
+def check_rank_launch(trainer: L.Trainer) -> None:
+    """Refuse ``trainer=ddp`` with several local ranks inside a Hydra multirun, before it hangs.
+
+    Lightning starts the extra ranks by re-running the command line, which inside ``-m`` starts
+    a sweep of its own in every rank (pitfalls: Lightning #11300, hydra #2070).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    relaunches = isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
+    if relaunches and trainer.num_devices > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            "trainer.strategy re-runs train.py for each of its "
+            f"{trainer.num_devices} processes, which does not work inside a multirun (-m): use "
+            "trainer=ddp_spawn, or hydra/launcher=slurm where SLURM starts the ranks"
+        )
+
+
 def split_test_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/") and v.numel() == 1}
 
@@ -133,6 +152,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_rank_launch(trainer)
     for logger in trainer.loggers:
         logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
 

@@ -86,7 +86,7 @@ def test_wandb_logs_offline_one_run_per_job_grouped_by_sweep(volumes, tmp_path, 
     sweep_dir = tmp_path / "sweep"
     proc = check(run_script("train.py", "-m", "loss=mse,l1", "logger=wandb", *TINY, volumes,
                             "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                            "trainer.limit_test_batches=1", "module.panel_every_n_epochs=1",
+                            "trainer.limit_test_batches=1",
                             f"hydra.sweep.dir={sweep_dir}"))
     assert "logging offline" in proc.stdout + proc.stderr and "wandb sync" in proc.stdout + proc.stderr
     names = set()
@@ -103,7 +103,7 @@ def test_wandb_logs_offline_one_run_per_job_grouped_by_sweep(volumes, tmp_path, 
             expected = [float(r["val/psnr"]) for r in csv.DictReader(file) if r["val/psnr"]]
         assert len(logged) == 2 and logged == pytest.approx(expected)
         assert any("test/psnr" in r for r in rows)
-        assert sum(r.get("val/panel/_type") == "images/separated" for r in rows) == 2  # image panels
+        assert sum(r.get("val/panel/_type") == "images/separated" for r in rows) == 1  # the last epoch's panel
     assert len(names) == 2
 
     rows = sweep.summarize(sweep_dir)  # from the CSV history: the best of the two validations
@@ -201,3 +201,10 @@ def test_ddp_spawn_runs_inside_a_multirun(volumes, tmp_path):
     counts = slice_counts(*TINY, volumes)  # spawned ranks log nothing: count as train.py does
     assert run["global_step"] == 2 and run["best_score"] == pytest.approx(run["metrics"]["val/psnr"])
     assert run["metrics"]["val/slices"] == counts["val"]
+
+
+def test_relaunching_ddp_inside_a_multirun_is_refused_before_training(volumes, tmp_path):
+    proc = run_script("train.py", "-m", "trainer=ddp_cpu", "loss=mse", *TINY, volumes, "trainer.fast_dev_run=true",
+                      f"hydra.sweep.dir={tmp_path}/sweep")
+    assert proc.returncode != 0 and "trainer=ddp_spawn" in proc.stderr and "hydra/launcher=slurm" in proc.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
