@@ -83,7 +83,7 @@ def test_compose_reserves_gpus_and_mounts_data_outputs_and_the_wandb_key():
     assert "WANDB_API_KEY_FILE=/run/secrets/wandb_api_key" in service["environment"]
     assert service["build"]["dockerfile"] == "docker/Dockerfile" and service.get("ipc") == "host"
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".git", ".venv", "outputs", "wandb", "*.ckpt"} <= set(ignored)
+    assert {".git", ".venv", "outputs", "wandb", "**/*.ckpt"} <= set(ignored)
 
 
 def test_wandb_key_file_gives_credentials(tmp_path, monkeypatch):
