@@ -9,7 +9,6 @@ resolved training config, the data split and a small model card. ``evaluate.py``
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import lfmri
+from lfmri.checkpoint_io import atomic_torch_save
 from lfmri.models.base import input_mode
 
 METADATA_KEY = "lfmri"
@@ -108,9 +108,7 @@ def record_test_metrics(path: str | Path, metrics: Mapping[str, float]) -> None:
     path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint[METADATA_KEY]["card"]["test_metrics"] = {k: float(v) for k, v in metrics.items()}
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(checkpoint, path)
 
 
 def network_state(checkpoint: Mapping) -> dict[str, torch.Tensor]:

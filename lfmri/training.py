@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -31,15 +38,33 @@ def instantiate_group(node: DictConfig | None) -> list:
     return [instantiate(entry) for entry in node.values() if isinstance(entry, DictConfig) and "_target_" in entry]
 
 
-def resume_checkpoint(checkpoint_dir: Path, resume: bool) -> str | None:
-    """``last.ckpt`` to resume from, or ``None`` for a fresh run; refuses to clobber a finished one."""
+def requeued_by_slurm() -> bool:
+    """Whether SLURM restarted this job (requeue after preemption or time-out): resume it."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
+    """``last.ckpt`` to resume from, or ``None`` for a fresh run; refuses to clobber a finished one.
+
+    ``resume``: ``true`` needs ``last.ckpt``; ``auto`` takes it when it exists (a requeued SLURM
+    job always does); ``false`` refuses a directory that already holds checkpoints.
+    """
     last = checkpoint_dir / "last.ckpt"
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume={resume!r}: expected true, false or auto")
+    if resume is False and requeued_by_slurm():
+        # the newest of last.ckpt and Lightning's SLURM requeue checkpoints (hpc_ckpt_N.ckpt)
+        found = [p for p in [last, *checkpoint_dir.parent.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+        return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+    if resume == "auto":
+        return str(last) if last.is_file() else None
     if resume:
         if not last.is_file():
             raise FileNotFoundError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
         return str(last)
     existing = sorted(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else []
-    if existing:
+    if existing and rank_zero_only.rank == 0:
+        # other ranks start after rank zero may have saved: only rank zero judges a fresh run
         raise FileExistsError(
             f"{checkpoint_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); "
             "pass resume=true to continue that run, or choose another hydra.run.dir"
@@ -47,14 +72,71 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool) -> str | None:
     return None
 
 
+def check_rank_launch(trainer: L.Trainer) -> None:
+    """Refuse ``trainer=ddp`` with several local ranks inside a Hydra multirun, before it hangs.
+
+    Lightning starts the extra ranks by re-running the command line, which inside ``-m`` starts
+    a sweep of its own in every rank (pitfalls: Lightning #11300, hydra #2070).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    relaunches = isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
+    if relaunches and trainer.num_devices > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            "trainer.strategy re-runs train.py for each of its "
+            f"{trainer.num_devices} processes, which does not work inside a multirun (-m): use "
+            "trainer=ddp_spawn, or hydra/launcher=slurm where SLURM starts the ranks"
+        )
+
+
 def split_test_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/") and v.numel() == 1}
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: one column per setting in experiment dashboards."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float], last: Path) -> None:
+    """``metrics.json``: last validation and test metrics, best monitored value, step count."""
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_score", None)
+    step, epoch = trainer.global_step, trainer.current_epoch
+    if step == 0 and last.is_file():
+        # ddp_spawn trained in child processes: this trainer never counted; the checkpoint did
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        step, epoch = checkpoint["global_step"], checkpoint["epoch"]
+        scores = [s["best_model_score"] for s in checkpoint.get("callbacks", {}).values()
+                  if isinstance(s, dict) and s.get("monitor") == getattr(callback, "monitor", None)]
+        best = next((s for s in scores if s is not None), best)
+    record = {
+        "global_step": int(step),
+        "epoch": int(epoch),
+        "monitor": getattr(callback, "monitor", None),
+        "best_score": float(best) if best is not None else None,
+        "metrics": metrics,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
 
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
@@ -68,26 +150,43 @@ def train(cfg: DictConfig) -> dict[str, float]:
         module.check_setup(datamodule)  # e.g. a critic built for another patch size: fail before fitting
 
     checkpoint_dir = output_dir / "checkpoints"
-    ckpt_path = resume_checkpoint(checkpoint_dir, bool(cfg.get("resume", False)))
+    ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
-    callbacks.append(CheckpointMetadata(OmegaConf.to_container(cfg, resolve=True), name=model_name(net)))
+    callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_rank_launch(trainer)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
 
-    if any(p.requires_grad for p in net.parameters()):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        if trainer.fast_dev_run:
-            # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
-            trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        tested = Path(best) if best else checkpoint_dir / "last.ckpt"
-        if trainer.is_global_zero and tested.is_file():
-            record_test_metrics(tested, split_test_metrics(trainer))
-    else:
-        log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
-        trainer.test(module, datamodule=datamodule)
+    fit_metrics: dict[str, float] = {}
+    try:
+        if any(p.requires_grad for p in net.parameters()):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            fit_metrics = scalar_metrics(trainer)  # trainer.test replaces them
+            if trainer.fast_dev_run:
+                # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
+                trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            tested = Path(best) if best else checkpoint_dir / "last.ckpt"
+            if trainer.is_global_zero and tested.is_file():
+                record_test_metrics(tested, split_test_metrics(trainer))
+        else:
+            log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
+            trainer.test(module, datamodule=datamodule)
+    except SIGTERMException:
+        if trainer.is_global_zero:
+            log.warning("stopped by SIGTERM; continue with: python train.py ... resume=true hydra.run.dir=%s", output_dir)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                logger.experiment.finish()  # one wandb run per job, also when the job fails (multirun)
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {**fit_metrics, **scalar_metrics(trainer)}
+    if trainer.is_global_zero:
+        write_run_metrics(output_dir / "metrics.json", trainer, metrics, checkpoint_dir / "last.ckpt")
     log.info("run directory: %s", output_dir)
     return metrics

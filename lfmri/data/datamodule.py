@@ -21,6 +21,7 @@ from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, Sha
 from lfmri.data.degradations import Degradation
 from lfmri.data.io import Volume
 from lfmri.data.normalize import Intensity, percentile_intensity
+from lfmri.data.resumable import ResumableLoader
 from lfmri.data.slicing import check_axis, foreground_fraction, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, split_from_dict, split_to_dict, write_split
 from lfmri.models.base import INPUT_MODES
@@ -85,6 +86,7 @@ class SliceDataModule(L.LightningDataModule):
         self.split: Split | None = None
         self.volumes: dict[str, NormalisedVolume] = {}
         self.prepared: dict[str, list[PreparedSegment]] = {}
+        self._train_loader: ResumableLoader | None = None
 
     # --- to be provided by subclasses -----------------------------------------------------------
     def load_volumes(self) -> list[Volume]:
@@ -134,8 +136,8 @@ class SliceDataModule(L.LightningDataModule):
             raise RuntimeError("the datamodule has not been set up yet")
         return split_to_dict(self.split)
 
-    def _loader(self, dataset, **kwargs) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset, loader_class: type[DataLoader] = DataLoader, **kwargs) -> DataLoader:
+        return loader_class(
             dataset,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -158,7 +160,17 @@ class SliceDataModule(L.LightningDataModule):
         # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later)
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochSampler(self.patches_per_epoch, epoch)
-        return self._loader(dataset, sampler=sampler, batch_size=self.batch_size, drop_last=True)
+        self._train_loader = self._loader(
+            dataset, ResumableLoader, sampler=sampler, batch_size=self.batch_size, drop_last=True
+        )
+        return self._train_loader
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        # count the batches that reach training_step: the loader's mid-epoch resume state
+        loader = self._train_loader
+        if loader is not None and self.trainer is not None and self.trainer.training:
+            loader.trained_batches += 1
+        return batch
 
     def _eval_loader(self, stage: str) -> DataLoader:
         dataset = SliceDataset(self.prepared[stage], self.degradation, self.input_mode, self.seed)

@@ -154,19 +154,22 @@ class EpochSampler(Sampler):
     """Yields ``(epoch, i)`` keys, ``i`` in ``range(num_samples)``, split over distributed ranks.
 
     Lightning calls ``set_epoch`` before every epoch; a fresh dataloader built at a resume takes
-    the restored epoch from its constructor argument.
+    the restored epoch from its constructor argument. ``skip`` drops the first keys of this rank's
+    share once (the next iteration only): a run resumed mid-epoch replays exactly the rest.
     """
 
     def __init__(self, num_samples: int, epoch: int = 0) -> None:
         self.num_samples = int(num_samples)
         self.epoch = int(epoch)
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         rank, world = _rank_and_world()
-        return iter([(self.epoch, i) for i in range(rank, self.num_samples, world)])
+        skip, self.skip = self.skip, 0
+        return iter([(self.epoch, i) for i in range(rank, self.num_samples, world)][skip:])
 
     def __len__(self) -> int:
         rank, world = _rank_and_world()

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from torch import nn
+from torchmetrics.aggregation import MeanMetric
 
 from lfmri.figures import comparison_figure
 from lfmri.inference import model_input, predict
@@ -65,6 +66,7 @@ class SupervisedModule(L.LightningModule):
         self.compile = compile
         self.method_name = name or type(net).__name__.lower()  # the row label in metric tables
         self._panel: dict[str, torch.Tensor] | None = None
+        self.val_means = nn.ModuleDict({name: MeanMetric() for name in METRICS})
         self._test_table = MetricsTable()
         self.test_table: MetricsTable | None = None
 
@@ -139,8 +141,11 @@ class SupervisedModule(L.LightningModule):
         size = batch["hr"].shape[0]
         total, _ = self.loss(pred, batch["hr"])
         self.log("val/loss", total, sync_dist=True, batch_size=size)
+        # metric objects sum values and counts over all ranks: the mean over every slice, exactly
         for name in METRICS:
-            self.log(f"val/{name}", metrics[name].mean(), prog_bar=name == "psnr", sync_dist=True, batch_size=size)
+            self.val_means[name].update(metrics[name])
+            self.log(f"val/{name}", self.val_means[name], prog_bar=name == "psnr", batch_size=size)
+        self.log("val/slices", float(size), reduce_fx="sum", sync_dist=True, batch_size=size)
         if batch_idx == 0 and self._panel is None:
             self._panel = {"sr": pred[0, 0], **{k: batch[k][0] for k in ("lr", "lr_complex", "hr")}}
 

@@ -1,0 +1,106 @@
+"""The Docker image installs lfmri exactly as the README and the Makefile do (no engine runs here)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import yaml
+
+from tests.conftest import ROOT
+
+DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    return [(m.group(1).upper(), m.group(2).strip()) for m in re.finditer(r"^\s*(\w+)\s+(.*)$", joined, re.M)]
+
+
+def canonical(command: str, makefile_vars: dict[str, str] | None = None) -> list[tuple[str, ...]]:
+    """The install steps of a shell line as comparable tuples: venv creation and pip install."""
+    for name, value in (makefile_vars or {}).items():
+        command = command.replace(f"$({name})", value)
+    steps = []
+    for part in command.split("&&"):
+        words = shlex.split(part)
+        if words[1:3] == ["-m", "venv"]:
+            steps.append(("venv", words[0], words[3]))
+        elif "pip" in part and "install" in words:
+            venv = words[0].rsplit("/bin/", 1)[0]
+            args = words[words.index("install") + 1 :]
+            args = [{"--constraint": "-c", "--editable": "-e"}.get(a, a) for a in args]
+            steps.append(("pip", venv, *args))
+    return steps
+
+
+def test_image_installs_dependencies_with_the_readme_and_makefile_commands_before_the_source():
+    steps = instructions(DOCKERFILE)
+    runs = [args for kind, args in steps if kind == "RUN"]
+    copies = [args for kind, args in steps if kind == "COPY"]
+
+    readme = (ROOT / "README.md").read_text()
+    readme_line = next(line for line in readme.splitlines() if line.startswith("python3.11 -m venv"))
+    assert readme_line in runs  # the very same command
+
+    makefile = (ROOT / "Makefile").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*\?=\s*(\S+)", makefile, re.M))
+    variables["BIN"] = f"{variables['VENV']}/bin"
+    recipe = re.search(r"^\$\(BIN\)/\.installed:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    make_steps = [s for line in recipe.splitlines() for s in canonical(line.strip(), variables)]
+    assert canonical(readme_line) == make_steps
+
+    # dependencies in a layer of their own, from the pins alone, before the source is copied
+    first_copy = shlex.split(copies[0].split(" ", 1)[1] if copies[0].startswith("--chown") else copies[0])
+    assert sorted(first_copy[:-1]) == ["README.md", "constraints.txt", "pyproject.toml"]
+    source_copy = next(i for i, (kind, args) in enumerate(steps) if kind == "COPY" and ". ." in args)
+    assert steps.index(("RUN", readme_line)) < source_copy
+    assert any("--no-deps" in args for kind, args in steps[source_copy:] if kind == "RUN")
+
+
+def test_image_runs_train_py_as_a_non_root_user_on_the_matching_cuda():
+    steps = instructions(DOCKERFILE)
+    users = [args for kind, args in steps if kind == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    entry = [args for kind, args in steps if kind == "ENTRYPOINT"]
+    assert entry and yaml.safe_load(entry[-1]) == ["/app/.venv/bin/python", "/app/train.py"]
+    base = re.search(r"ARG CUDA_IMAGE=nvidia/cuda:(\d+)\.(\d+)\.\d+-\w*runtime", DOCKERFILE)
+    pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
+    cuda = pins["nvidia-cuda-runtime"].split(".")[:2]  # the CUDA of the pinned torch wheel
+    assert base and list(base.groups()) == cuda
+    assert "python3.11" in DOCKERFILE
+
+
+def test_compose_reserves_gpus_and_mounts_data_outputs_and_the_wandb_key():
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    service = compose["services"]["train"]
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    targets = {re.search(r"\}:(/[^:]+)", volume).group(1) for volume in service["volumes"]}
+    assert {"/data", "/app/outputs", "/run/secrets/wandb_api_key"} <= targets
+    assert "WANDB_API_KEY_FILE=/run/secrets/wandb_api_key" in service["environment"]
+    assert service["build"]["dockerfile"] == "docker/Dockerfile" and service.get("ipc") == "host"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "outputs", "wandb", "**/*.ckpt"} <= set(ignored)
+
+
+def test_wandb_key_file_gives_credentials(tmp_path, monkeypatch):
+    from lfmri import wandb_logger
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_API_KEY_FILE", "/dev/null")  # compose's default: no key
+    assert not wandb_logger.has_credentials()
+    (tmp_path / "key").write_text("0123456789abcdef\n")
+    monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "key"))
+    assert wandb_logger.has_credentials()
+    import os
+
+    assert os.environ["WANDB_API_KEY"] == "0123456789abcdef"  # what wandb itself reads
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.delenv("WANDB_API_KEY_FILE")
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password 0123456789abcdef\n")
+    assert wandb_logger.has_credentials()
