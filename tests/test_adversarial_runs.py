@@ -70,8 +70,9 @@ def test_resumed_wgan_run_continues_the_step_count_and_learning_rates(volumes, t
     assert first["global_step"] == 5
     check(run_script("train.py", *args, "trainer.max_epochs=2", "resume=true"))
     resumed = load(run / "checkpoints" / "last.ckpt")
-    # what an uninterrupted 2-epoch run has: 10 updates (8 critic, 2 generator), epoch-1 learning rates
-    assert resumed["global_step"] == 10 and resumed["epoch"] == 1
+    # what an uninterrupted 2-epoch run has: 10 updates (8 critic, 2 generator), epoch-1 learning rates;
+    # last.ckpt is written at the end of training, after both epochs
+    assert resumed["global_step"] == 10 and resumed["epoch"] == 2
     generator_state, critic_state = resumed["optimizer_states"]
     assert [int(s["step"]) for s in (critic_state["state"][0], generator_state["state"][0])] == [8, 2]
     assert generator_state["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.75)
