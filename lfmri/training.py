@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
+from lfmri.csv_logger import ResumableCSVLogger
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
@@ -157,6 +158,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_rank_launch(trainer)
+    if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
+        resumed_step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+        for logger in trainer.loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.resume_from(resumed_step)
     for logger in trainer.loggers:
         logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -28,6 +29,11 @@ def run_args(volumes: Path, run_dir: Path) -> list[str]:
         f"callbacks.last_checkpoint.every_n_train_steps={SAVE_EVERY}", "trainer.limit_val_batches=2",
         "trainer.limit_test_batches=1", f"hydra.run.dir={run_dir}",
     ]
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    with (run_dir / "logs" / "metrics.csv").open(newline="") as file:
+        return [int(float(row["step"])) for row in csv.DictReader(file)]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +82,8 @@ def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig):
     for name, value in expected["metrics"].items():
         if name.startswith(("val/", "test/")):
             assert final["metrics"][name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
+    # the rows the killed run logged after its checkpoint are not repeated in the CSV log
+    assert logged_steps(run_dir) == logged_steps(root / "reference")
 
 
 def test_resume_modes_pick_the_checkpoint_to_continue(tmp_path, monkeypatch):

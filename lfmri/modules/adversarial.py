@@ -118,9 +118,11 @@ class AdversarialModule(SupervisedModule):
         for scheduler in self.schedulers():
             while scheduler.last_epoch < self.current_epoch:
                 scheduler.step()
+
+    def log_learning_rates(self) -> None:
         generator_opt, critic_opt = self.optimizers(use_pl_optimizer=False)
-        self.log("train/lr", generator_opt.param_groups[0]["lr"], on_step=False, on_epoch=True)
-        self.log("train/critic_lr", critic_opt.param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self.log("train/lr", generator_opt.param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=1)
+        self.log("train/critic_lr", critic_opt.param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=1)
 
     def schedulers(self) -> list:
         schedulers = self.lr_schedulers()

@@ -114,9 +114,13 @@ class SupervisedModule(L.LightningModule):
                 "(LR, HR) pairs; use module=cycle for unpaired training"
             )
 
-    def on_train_epoch_start(self) -> None:
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # logged per batch, reported per epoch: an epoch resumed mid-way still reports it
+        self.log_learning_rates()
+
+    def log_learning_rates(self) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)
-        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=1)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.net.parameters())
