@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,19 @@ def hydra_job() -> dict:
     }
 
 
+def run_id(save_dir: Path) -> str | None:
+    """The wandb run id of the run directory, created once: a resumed run (``resume=true``)
+    continues the same wandb run instead of starting a new one. Other DDP ranks log nothing."""
+    path = save_dir / "wandb_run_id.txt"
+    if path.is_file():
+        return path.read_text().strip()
+    if rank_zero_only.rank != 0:
+        return None
+    new = uuid.uuid4().hex[:8]  # wandb's own ids: 8 lower-case alphanumerics
+    path.write_text(new + "\n")
+    return new
+
+
 def wandb_logger(
     save_dir: str,
     project: str = "lfmri",
@@ -94,6 +109,9 @@ def wandb_logger(
         tags = [t for t in job.get("overrides", []) if len(t) <= TAG_LIMIT and not t.startswith("hydra.")]
     tags = [t[:TAG_LIMIT] for t in tags]
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    if "id" not in kwargs:
+        kwargs["id"] = run_id(Path(save_dir))
+        kwargs.setdefault("resume", "allow")
     return WandbLogger(
         save_dir=save_dir,
         project=project,

@@ -106,6 +106,17 @@ def test_wandb_logs_offline_one_run_per_job_grouped_by_sweep(volumes, tmp_path, 
         assert sum(r.get("val/panel/_type") == "images/separated" for r in rows) == 1  # the last epoch's panel
     assert len(names) == 2
 
+    # resume=true continues the same wandb run (offline: a second run file with the same id)
+    job = sweep_dir / "0"
+    overrides = (job / ".hydra" / "overrides.yaml").read_text()
+    assert "loss=mse" in overrides
+    check(run_script("train.py", "loss=mse", "logger=wandb", *TINY, volumes, "trainer.max_epochs=3",
+                     "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                     "resume=true", f"hydra.run.dir={job}"))
+    files = sorted((job / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 2 and len({run_info(f)["id"] for f in files}) == 1
+    assert (job / "wandb_run_id.txt").read_text().strip() == run_info(files[0])["id"]
+
     rows = sweep.summarize(sweep_dir)  # from the CSV history: the best of the two validations
     for row in rows:
         with (sweep_dir / row["run"] / "logs" / "metrics.csv").open() as file:
