@@ -14,12 +14,17 @@ scored like any network, and checkpoints load into ``evaluate.py``/``predict`` u
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
 from lfmri.modules.supervised import SupervisedModule
+
+# Lightning's periodic checkpoint warns (with a code example, every save) that manual optimisation
+# saves the weights after the step; that is what resuming at ``global_step`` expects
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
