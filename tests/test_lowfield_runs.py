@@ -13,11 +13,7 @@ from lfmri.report import MetricsTable
 from lfmri.transfer import freeze_layers, load_network_weights
 from tests.conftest import run_script, write_phantom
 from tests.paired_fixtures import GRID_OVERRIDES, add_volume_faults, write_slice_layout, write_volume_layout
-
-
-def check(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT\n{proc.stdout[-3000:]}\nSTDERR\n{proc.stderr[-5000:]}"
-    return proc
+from tests.test_end_to_end import check
 
 
 @pytest.fixture(scope="module")
