@@ -38,6 +38,13 @@ def write_phantom(path: Path, shape=(40, 48, 24), seed: int = 0, affine=None, dt
     return path
 
 
+def write_phantom_volumes(folder: Path, count: int = 4) -> Path:
+    """``count`` small canonical subjects ``sub-00.nii.gz``... in ``folder`` (the end-to-end runs' data)."""
+    for i in range(count):
+        write_phantom(folder / f"sub-{i:02d}.nii.gz", seed=i)
+    return folder
+
+
 @pytest.fixture
 def phantom_dir(tmp_path: Path) -> Path:
     """Four small subjects, one stored in a non-canonical (P, S, R) orientation."""

@@ -9,15 +9,14 @@ import pytest
 import torch
 
 from lfmri.checkpoint import METADATA_KEY
-from tests.conftest import run_script, write_phantom
+from tests.conftest import run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
 
 @pytest.fixture(scope="module")
 def volumes(tmp_path_factory):
     root = tmp_path_factory.mktemp("adversarial")
-    for i in range(4):
-        write_phantom(root / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(root / "volumes")
     return root
 
 

@@ -12,7 +12,7 @@ import torch
 
 from lfmri.checkpoint import METADATA_KEY
 from lfmri.report import MetricsTable
-from tests.conftest import run_script
+from tests.conftest import run_script, write_phantom, write_phantom_volumes
 
 TINY = [
     "data=folder",
@@ -33,11 +33,8 @@ def check(proc):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One fast_dev_run training on generated volumes, shared by the tests below."""
-    from tests.conftest import write_phantom
-
     root = tmp_path_factory.mktemp("e2e")
-    for i in range(4):
-        write_phantom(root / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(root / "volumes")
     run_dir = root / "run"
     check(run_script("train.py", *TINY, f"data.pattern={root}/volumes/*.nii.gz", "trainer.fast_dev_run=true", f"hydra.run.dir={run_dir}"))
     return root, run_dir
@@ -75,7 +72,6 @@ def world_centroid(path: Path) -> np.ndarray:
 
 def test_evaluate_on_input_volumes_writes_correct_niftis_tables_and_figures(trained, tmp_path):
     root, run_dir = trained
-    from tests.conftest import write_phantom
 
     oblique = np.array([[0, 0, 1.5, -10], [-1.0, 0, 0, 20], [0, 1.0, 0, -5], [0, 0, 0, 1]])
     inputs = [root / "volumes" / "sub-00.nii.gz", write_phantom(tmp_path / "psr.nii.gz", shape=(48, 24, 40), seed=9, affine=oblique)]

@@ -23,7 +23,7 @@ from lfmri.evaluation import evaluate, method_names
 from lfmri.losses.hfen import hfen as hfen_loss_metric
 from lfmri.metrics import METRICS, brain_mask, hfen, nrmse, slice_metrics
 from lfmri.report import MetricsTable
-from tests.conftest import ROOT, run_script, write_phantom
+from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
 METHODS = {"srdensenet", "vdsr", "zerofill", "bicubic"}
@@ -33,8 +33,7 @@ METHODS = {"srdensenet", "vdsr", "zerofill", "bicubic"}
 def runs(tmp_path_factory):
     """SRDenseNet and VDSR trained (fast_dev_run) on the same phantoms, as one multirun."""
     root = tmp_path_factory.mktemp("compare")
-    for i in range(4):
-        write_phantom(root / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(root / "volumes")
     sweep = root / "sweep"
     check(run_script(
         "train.py", "-m", "model=srdensenet,vdsr", *TINY, f"data.pattern={root}/volumes/*.nii.gz",

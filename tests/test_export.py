@@ -32,7 +32,7 @@ from lfmri.export import (
     torchscript_metadata,
 )
 from lfmri.models.base import SROutput
-from tests.conftest import ROOT, run_script, write_phantom
+from tests.conftest import ROOT, run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY as E2E_TINY
 
 TINY = [*E2E_TINY, "model=espcn"]  # the cheapest trained network keeps the end-to-end run short
@@ -202,8 +202,7 @@ def test_cli_errors_name_the_option():
 
 
 def test_cli_exports_a_trained_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
-    for i in range(4):
-        write_phantom(tmp_path / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(tmp_path / "volumes")
     run_dir = tmp_path / "run"
     proc = run_script("train.py", *TINY, f"data.pattern={tmp_path}/volumes/*.nii.gz", "trainer.fast_dev_run=true", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]

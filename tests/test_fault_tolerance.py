@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from lfmri.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
-from tests.conftest import ROOT, run_script, write_phantom
+from tests.conftest import ROOT, run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
 STEPS_PER_EPOCH = 6  # 24 patches per epoch, batches of 4
@@ -40,8 +40,7 @@ def logged_steps(run_dir: Path) -> list[int]:
 def reference(tmp_path_factory):
     """Phantom volumes and one uninterrupted run."""
     root = tmp_path_factory.mktemp("resume")
-    for i in range(4):
-        write_phantom(root / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(root / "volumes")
     check(run_script(*run_args(root / "volumes", root / "reference")))
     return root, json.loads((root / "reference" / "metrics.json").read_text())
 

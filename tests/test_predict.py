@@ -18,7 +18,7 @@ from lfmri.data.kspace import center_crop_or_pad, fft2c
 from lfmri.predict import PredictConfig, parse_args, run_predict
 from lfmri.tiling import tiled
 from lfmri.uncertainty import DIHEDRAL, IDENTITY, error_correlation, mc_dropout, predictive_spread
-from tests.conftest import ROOT, phantom, run_script, write_phantom
+from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
 
@@ -192,8 +192,7 @@ def test_bad_options_are_named():
 
 
 def test_command_line_on_a_trained_checkpoint_folder_of_scans_bad_inputs_and_overwrite(tmp_path):
-    for i in range(4):
-        write_phantom(tmp_path / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(tmp_path / "volumes")
     run_dir = tmp_path / "run"
     check(run_script("train.py", *TINY, f"data.pattern={tmp_path}/volumes/*.nii.gz", "trainer.fast_dev_run=true", f"hydra.run.dir={run_dir}"))
     ckpt = run_dir / "checkpoints" / "last.ckpt"

@@ -11,15 +11,14 @@ import torch
 import yaml
 
 from lfmri import sweep
-from tests.conftest import ROOT, run_script, write_phantom
+from tests.conftest import ROOT, run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
 
 @pytest.fixture(scope="module")
 def volumes(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("scaleout")
-    for i in range(4):
-        write_phantom(root / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(root / "volumes")
     return f"data.pattern={root}/volumes/*.nii.gz"
 
 

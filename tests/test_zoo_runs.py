@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lfmri.report import MetricsTable
-from tests.conftest import run_script, write_phantom
+from tests.conftest import run_script, write_phantom_volumes
+from tests.test_end_to_end import check
 
 TINY = [
     "data=folder",
@@ -18,16 +19,10 @@ TINY = [
 ]
 
 
-def check(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT\n{proc.stdout[-3000:]}\nSTDERR\n{proc.stderr[-6000:]}"
-    return proc
-
-
 @pytest.fixture(scope="module")
 def volumes(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo")
-    for i in range(4):
-        write_phantom(root / "volumes" / f"sub-{i:02d}.nii.gz", seed=i)
+    write_phantom_volumes(root / "volumes")
     return root
 
 
