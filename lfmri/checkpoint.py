@@ -112,10 +112,15 @@ def record_test_metrics(path: str | Path, metrics: Mapping[str, float]) -> None:
 
 
 def network_state(checkpoint: Mapping) -> dict[str, torch.Tensor]:
-    """The network's parameters from a LightningModule state dict (``net.`` prefix removed)."""
+    """The network's parameters from a LightningModule state dict (``net.`` prefix removed).
+
+    Half-precision tensors (the storage of ``lfmri/pretrained``) are widened to float32.
+    """
     state = {}
     for key, value in checkpoint["state_dict"].items():
         if key.startswith("net."):
+            if value.dtype == torch.float16:
+                value = value.float()
             state[key[len("net.") :].replace("_orig_mod.", "")] = value
     return state
 

@@ -33,8 +33,9 @@ from lfmri.data.grid import AxisMap, map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
-from lfmri.data.splits import Segment, split_from_dict
+from lfmri.data.splits import Segment, split_from_dict, subject_groups
 from lfmri.figures import comparison_figure
+from lfmri.pretrained import checkpoint_path
 from lfmri.inference import channels_last_forward, model_input, predict
 from lfmri.metrics import brain_mask, slice_metrics
 from lfmri.models.base import input_mode
@@ -170,6 +171,8 @@ class Evaluator:
         self.brain_threshold = brain_threshold
         self.tta = tta  # also score the TTA uncertainty map against the actual error
         self.uncertainty_rows: list[dict] = []
+        # subject -> "unseen" / "seen in training": tables pool subjects within a group only
+        self.groups: dict[str, str] | None = None
 
     def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
         files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
@@ -252,14 +255,18 @@ class Evaluator:
             "TTA uncertainty (std over 8 flips/rotations) vs actual |error| inside the brain mask:",
             "Spearman correlation per slice, mean ± std over slices (1 = the map ranks errors perfectly).",
             "",
-            "| method | slices | Spearman |",
-            "|---|---|---|",
+            "| subject | method | slices | Spearman |",
+            "|---|---|---|---|",
         ]
-        for name in self.networks:
-            values = np.array([r["spearman"] for r in rows if r["method"] == name], dtype=float)
-            values = values[np.isfinite(values)]
-            if len(values):
-                lines.append(f"| {name} | {len(values)} | {values.mean():.3f} ± {values.std():.3f} |")
+        subjects = list(dict.fromkeys(r["subject"] for r in rows))
+        for subject in [*subjects, None] if len(subjects) > 1 else subjects:
+            for name in self.networks:
+                values = np.array([r["spearman"] for r in rows
+                                   if r["method"] == name and subject in (None, r["subject"])], dtype=float)
+                values = values[np.isfinite(values)]
+                if len(values):
+                    label = subject if subject is not None else "all"
+                    lines.append(f"| {label} | {name} | {len(values)} | {values.mean():.3f} ± {values.std():.3f} |")
         (output_dir / "uncertainty.md").write_text("\n".join(lines) + "\n")
         print("\n" + "\n".join(lines))
 
@@ -285,7 +292,7 @@ class Evaluator:
             self._figure(output_dir / f"{v.name}_comparison.png", v, outputs, volume_table)
         table.write_csv(output_dir / "metrics.csv")
         title = f"Evaluation: {', '.join(self.networks)} vs baselines"
-        (output_dir / "metrics.md").write_text(table.to_markdown(title))
+        (output_dir / "metrics.md").write_text(table.to_markdown(title, self.groups))
         if self.tta:
             self.write_uncertainty(output_dir)
         return table
@@ -318,15 +325,20 @@ def resolve_device(device: str) -> str:
 
 
 # --- checkpoints ------------------------------------------------------------------------------------
-CHECKPOINT_OPTIONS = "ckpt_path=PATH (one checkpoint) or ckpt_paths='[a.ckpt,b.ckpt]' (a comparison)"
+CHECKPOINT_OPTIONS = (
+    "ckpt_path=PATH (one checkpoint), pretrained=NAME (a shipped network: python -m lfmri.pretrained list) "
+    "or ckpt_paths='[a.ckpt,b.ckpt]' (a comparison)"
+)
 
 
 def checkpoint_paths(cfg: DictConfig) -> list[Path]:
-    """The checkpoints named by exactly one of ``ckpt_path`` and ``ckpt_paths``."""
-    single, several = cfg.get("ckpt_path"), cfg.get("ckpt_paths")
-    if (single is None) == (several is None):
-        given = "both" if single is not None else "neither"
-        raise ValueError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {given}")
+    """The checkpoints named by exactly one of ``ckpt_path``, ``pretrained`` and ``ckpt_paths``."""
+    single, several, shipped = cfg.get("ckpt_path"), cfg.get("ckpt_paths"), cfg.get("pretrained")
+    given = [x for x in (single, several, shipped) if x is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {'none' if not given else len(given)}")
+    if shipped is not None:
+        return [checkpoint_path(str(shipped))]
     if single is not None:
         return [Path(str(single))]
     if isinstance(several, str) or not several:
@@ -463,7 +475,8 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         channels_last=bool(cfg.channels_last),
         tta=bool(cfg.get("tta", False)),
     )
+    evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
-    print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}"))
+    print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}", evaluator.groups))
     log.info("outputs written to %s", cfg.output_dir)
     return table

@@ -66,6 +66,22 @@ def hfen(
     return _relative_norm(log_filter(pred, kernel) - log_target, log_target, mask)
 
 
+def metric_mode(name: str) -> str:
+    """``"min"`` or ``"max"``: how a logged metric such as ``val/nrmse_brain`` is optimised.
+
+    Checkpoint selection and sweeps derive their mode from this, so that ``monitor=val/nrmse``
+    keeps the lowest error rather than silently keeping the worst checkpoint.
+    """
+    base = str(name).rsplit("/", 1)[-1]
+    if base in LOWER_IS_BETTER or base == "loss" or base.startswith("loss_"):
+        return "min"
+    if base in METRICS:
+        return "max"
+    raise ValueError(
+        f"monitor={name!r}: unknown metric; use val/<metric> with one of {', '.join(METRICS)} or val/loss"
+    )
+
+
 @torch.no_grad()
 def slice_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every metric of ``METRICS`` per image of a (B, 1, H, W) batch, each a float tensor (B,)."""
@@ -94,4 +110,4 @@ def slice_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     }
 
 
-__all__ = ["METRICS", "LOWER_IS_BETTER", "brain_mask", "slice_metrics", "nrmse", "hfen"]
+__all__ = ["METRICS", "LOWER_IS_BETTER", "metric_mode", "brain_mask", "slice_metrics", "nrmse", "hfen"]

@@ -28,6 +28,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Optional
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ from lfmri.evaluation import resolve_device
 from lfmri.figures import orthogonal_views
 from lfmri.inference import channels_last_forward, output_scale, predict
 from lfmri.models.base import input_mode
+from lfmri.pretrained import resolve as resolve_checkpoint
 from lfmri.tiling import tiled
 from lfmri.uncertainty import DIHEDRAL, IDENTITY, mc_dropout, predictive_spread
 
@@ -61,7 +63,8 @@ PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 @dataclass
 class PredictConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Optional[str] = None  # a trained checkpoint, or:
+    pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
     inputs: list[str] = MISSING  # NIfTI files and/or folders of them
     output_dir: str = MISSING
     overwrite: bool = False
@@ -225,6 +228,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     """Predict every input; returns (outputs per input, error message per failed input)."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))  # messages name the file
     predictor = Predictor(load_checkpoint(cfg.ckpt_path), cfg)
     done, failed = {}, {}
     try:
@@ -255,7 +259,9 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
         if isinstance(cli.get("inputs"), str):  # inputs=scan.nii.gz: one file
             cli.inputs = [cli.inputs]
         cfg = OmegaConf.merge(schema, cli)
-        missing = [k for k in ("ckpt_path", "inputs", "output_dir") if OmegaConf.is_missing(cfg, k)]
+        missing = [k for k in ("inputs", "output_dir") if OmegaConf.is_missing(cfg, k)]
+        if cfg.ckpt_path is None and cfg.pretrained is None:
+            missing.insert(0, "ckpt_path (or pretrained=NAME)")
     except OmegaConfBaseException as err:
         raise SystemExit(f"lfmri.predict: bad option: {err.msg if hasattr(err, 'msg') else err}") from None
     if missing:

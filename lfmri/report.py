@@ -32,6 +32,14 @@ NOTE = (
 )
 
 
+# in-brain scores first: whole-slice PSNR/SSIM reward removing background noise and can rank
+# methods the other way round; the in-brain columns are the ones that decide
+DISPLAY_ORDER = (
+    "psnr_brain", "ssim_brain", "nrmse_brain", "hfen_brain", "psnr", "ssim", "nrmse", "hfen",
+)
+assert set(DISPLAY_ORDER) == set(METRICS)
+
+
 def best_value(metric: str, means: Iterable[float]) -> float:
     """The best of a column's finite means: the lowest for error metrics, else the highest."""
     finite = [m for m in means if math.isfinite(m)]
@@ -99,18 +107,31 @@ class MetricsTable:
                 for r in csv.DictReader(f)
             )
 
-    def to_markdown(self, title: str = "") -> str:
+    def pooled(self, subjects: Iterable[str]) -> dict[str, dict[str, tuple[float, float, int]]]:
+        """:meth:`summary` over the slices of several subjects together."""
+        return MetricsTable(r for r in self.rows if r["subject"] in set(subjects)).summary()
+
+    def to_markdown(self, title: str = "", groups: Mapping[str, str] | None = None) -> str:
+        """Per-subject rows, then pooled rows: over all subjects, or, with ``groups`` (subject ->
+        label such as ``unseen`` / ``seen in training``), over each group separately, so that
+        subjects a network trained on are never pooled with subjects it never saw."""
         lines = [f"## {title}", ""] if title else []
-        header = ["subject", "method", "slices", *(HEADERS[k] for k in METRICS)]
+        header = ["subject", "method", "slices", *(HEADERS[k] for k in DISPLAY_ORDER)]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        groups = [(s, self.summary(s)) for s in self.subjects]
-        if len(groups) > 1:
-            groups.append(("all", self.summary()))
-        for subject, summary in groups:
+        rows = [(s, self.summary(s)) for s in self.subjects]
+        if groups:
+            labels = list(dict.fromkeys(groups.get(s, "other") for s in self.subjects))
+            for label in labels:
+                members = [s for s in self.subjects if groups.get(s, "other") == label]
+                if len(members) > 1 or len(labels) > 1:
+                    rows.append((f"all {label} ({len(members)})", self.pooled(members)))
+        elif len(rows) > 1:
+            rows.append(("all", self.summary()))
+        for subject, summary in rows:
             best = {k: best_value(k, (v[k][0] for v in summary.values())) for k in METRICS}
             for method, stats in summary.items():
                 cells = []
-                for k in METRICS:
+                for k in DISPLAY_ORDER:
                     mean, std, _ = stats[k]
                     digits = 2 if k.startswith("psnr") else 4
                     cell = f"{mean:.{digits}f} ± {std:.{digits}f}"

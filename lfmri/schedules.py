@@ -1,6 +1,8 @@
-"""Learning-rate schedules that are plain ``_target_`` classes (stepped once per epoch)."""
+"""Learning-rate schedules that are plain ``_target_`` classes (per epoch or per step, see each)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -35,6 +37,49 @@ class ConstantThenLinearLR(LRScheduler):
     def factor(self, epoch: int) -> float:
         progress = min(max(epoch - self.constant_epochs, 0) / self.decay_epochs, 1.0)
         return 1.0 - (1.0 - self.end_factor) * progress
+
+    def get_lr(self) -> list[float]:
+        return [base * self.factor(self.last_epoch) for base in self.base_lrs]
+
+
+class WarmupCosineLR(LRScheduler):
+    """Linear warm-up from ``start_factor`` x base over ``warmup_steps``, then cosine decay to
+    ``min_factor`` x base at ``total_steps`` (constant afterwards). Stepped once per optimiser
+    step (``module.scheduler_interval: step``).
+
+    Warm-up keeps Adam's first, badly estimated steps from throwing a deep network far from its
+    (residual) initialisation; cosine decay lets a short CPU budget end at a low learning rate.
+
+    Args:
+        optimizer: the optimiser whose groups are scheduled.
+        warmup_steps: steps of linear warm-up (0: none).
+        total_steps: step at which the cosine reaches ``min_factor``.
+        start_factor: learning-rate factor at step 0.
+        min_factor: final learning-rate factor.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        warmup_steps: int,
+        total_steps: int,
+        start_factor: float = 0.01,
+        min_factor: float = 0.01,
+        last_epoch: int = -1,
+    ) -> None:
+        if warmup_steps < 0 or total_steps <= warmup_steps:
+            raise ValueError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps}, {total_steps}")
+        if not (0 < start_factor <= 1 and 0 <= min_factor <= 1):
+            raise ValueError(f"start_factor must be in (0, 1] and min_factor in [0, 1], got {start_factor}, {min_factor}")
+        self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
+        self.start_factor, self.min_factor = float(start_factor), float(min_factor)
+        super().__init__(optimizer, last_epoch)
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.start_factor + (1 - self.start_factor) * step / self.warmup_steps
+        progress = min((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 1.0)
+        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def get_lr(self) -> list[float]:
         return [base * self.factor(self.last_epoch) for base in self.base_lrs]

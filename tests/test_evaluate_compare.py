@@ -19,10 +19,11 @@ import torch
 from omegaconf import OmegaConf
 
 from lfmri.checkpoint import METADATA_KEY
+from lfmri.data.splits import subject_groups
 from lfmri.evaluation import evaluate, method_names
 from lfmri.losses.hfen import hfen as hfen_loss_metric
 from lfmri.metrics import METRICS, brain_mask, hfen, nrmse, slice_metrics
-from lfmri.report import MetricsTable
+from lfmri.report import DISPLAY_ORDER, MetricsTable
 from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
@@ -81,8 +82,10 @@ def test_one_table_with_every_checkpoint_and_baseline_per_subject(compared):
     with (out / "metrics.csv").open() as f:
         assert csv.DictReader(f).fieldnames == ["subject", "slice", "method", *METRICS]
     markdown = (out / "metrics.md").read_text()
-    for subject in ("sub-00", "small", "all"):
+    # neither volume trained the first checkpoint: pooled under that name
+    for subject in ("sub-00", "small", "all unseen (2)"):
         assert all(f"| {subject} | {m} |" in markdown for m in METHODS)
+    assert "| all |" not in markdown and "seen in training" not in markdown
     assert "NRMSE brain" in markdown and "HFEN brain" in markdown
     assert "| sub-00 | vdsr |" in proc.stdout
     for path in inputs:
@@ -256,10 +259,27 @@ def test_markdown_bolds_the_lowest_error_and_the_highest_score():
 
     markdown = MetricsTable([row("a", 0.2), row("b", 0.4)]).to_markdown()
     cells = {line.split(" | ")[1]: line.split(" | ")[3:] for line in markdown.splitlines() if line.startswith("| s |")}
-    for i, key in enumerate(METRICS):
+    for i, key in enumerate(DISPLAY_ORDER):
         higher_better = key.startswith(("psnr", "ssim"))
         assert cells["b" if higher_better else "a"][i].startswith("**"), key
         assert not cells["a" if higher_better else "b"][i].startswith("**"), key
+
+
+def test_markdown_puts_brain_columns_first_and_never_pools_seen_with_unseen_subjects():
+    def row(subject, method, value):
+        return {"subject": subject, "slice": 0, "method": method, **{k: value for k in METRICS}}
+
+    table = MetricsTable([row("train1", "m", 40.0), row("new1", "m", 20.0), row("new2", "m", 22.0)])
+    split = {"train": [{"subject": "train1", "start": 0, "stop": 5}], "val": [], "test": []}
+    groups = subject_groups(table.subjects, split)
+    assert groups == {"train1": "seen in training", "new1": "unseen", "new2": "unseen"}
+    markdown = table.to_markdown("t", groups)
+    header = next(line for line in markdown.splitlines() if line.startswith("| subject"))
+    assert header.split(" | ")[3] == "PSNR brain (dB)"
+    pooled = {line.split(" | ")[0][2:]: float(line.split(" | ")[3].split(" ")[0]) for line in markdown.splitlines()
+              if line.startswith("| all")}
+    # the unseen pool is the mean of the unseen subjects only (21), the seen one its own (40)
+    assert pooled == {"all seen in training (1)": 40.0, "all unseen (2)": 21.0}
 
 
 def test_tables_written_before_nrmse_and_hfen_still_read(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lfmri.data.augment import SliceAugmentation
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset
 from lfmri.data.degradations import Degradation
 from lfmri.data.io import Volume
@@ -62,6 +63,7 @@ class SliceDataModule(L.LightningDataModule):
         split: Mapping | None = None,
         split_file: str | None = None,
         unpaired: bool = False,
+        augment: SliceAugmentation | None = None,
     ) -> None:
         super().__init__()
         if input_mode not in INPUT_MODES:
@@ -83,6 +85,9 @@ class SliceDataModule(L.LightningDataModule):
         self.requested_split = split_from_dict(split) if split is not None else None
         self.split_file = split_file
         self.unpaired = bool(unpaired)  # training LR and HR patches from different slices (module=cycle)
+        if augment is not None and not isinstance(augment, SliceAugmentation):
+            raise ValueError(f"data.augment must be a SliceAugmentation config (with _target_), got {augment!r}")
+        self.augment = augment
         self.split: Split | None = None
         self.volumes: dict[str, NormalisedVolume] = {}
         self.prepared: dict[str, list[PreparedSegment]] = {}
@@ -156,6 +161,7 @@ class SliceDataModule(L.LightningDataModule):
             self.foreground_prob,
             self.foreground_threshold,
             unpaired=self.unpaired,
+            augment=self.augment,
         )
         # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later)
         epoch = self.trainer.current_epoch if self.trainer is not None else 0

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
+from lfmri.data.augment import SliceAugmentation
 from lfmri.data.degradations import Degradation
 
 
@@ -69,6 +70,9 @@ class PatchDataset(Dataset):
     ``unpaired=True`` (for cycle-consistent training) replaces the HR patch by one from another
     slice, of another subject whenever the training split has more than one, at its own position:
     the LR and HR of a sample then show different anatomy.
+
+    ``augment`` (a :class:`~lfmri.data.augment.SliceAugmentation`) transforms the HR slice before
+    it is degraded, drawing from the patch's generator, and may widen the training noise range.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class PatchDataset(Dataset):
         foreground_prob: float = 0.9,
         foreground_threshold: float = 0.05,
         unpaired: bool = False,
+        augment: SliceAugmentation | None = None,
     ) -> None:
         self.hr = torch.cat([seg.hr for seg in segments]) if segments else torch.empty(0)
         self.subjects = [seg.subject for seg in segments for _ in range(len(seg.hr))]
@@ -88,6 +93,8 @@ class PatchDataset(Dataset):
         if len(self.hr) == 0:
             raise ValueError("the training split has no slices with foreground")
         self.degradation = degradation
+        self.augment = augment
+        self.train_degradation = augment.training_degradation(degradation) if augment else degradation
         self.input_mode = input_mode
         self.seed = seed
         self.foreground_prob = foreground_prob
@@ -108,7 +115,9 @@ class PatchDataset(Dataset):
         gen = torch.Generator().manual_seed(derive_seed("patch", self.seed, int(epoch), int(i)))
         index = int(torch.randint(len(self.hr), (1,), generator=gen))
         hr = self.hr[index][None]
-        sample = degraded_sample(hr, self.degradation, gen, self.input_mode)
+        if self.augment is not None:
+            hr = self.augment.hr(hr, gen)
+        sample = degraded_sample(hr, self.train_degradation, gen, self.input_mode)
         step = self.degradation.grid_scale
         y0, x0 = self._patch_origin(hr[0], gen)
         crops = {}

@@ -1,4 +1,8 @@
-"""HR NIfTI volumes from a glob (e.g. IXI T1), split by subject with fractions and a seed."""
+"""HR NIfTI volumes from one or several globs (sites, contrasts), split by subject.
+
+The split comes from fractions and a seed, or from explicit subject lists (``data.subjects``),
+which is how a report keeps chosen subjects, e.g. a whole site, unseen.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,56 @@ from pathlib import Path
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.io import Volume, load_nifti
-from lfmri.data.splits import Split, subject_split
+from lfmri.data.splits import Split, explicit_split, subject_split
 
 
-def find_volumes(pattern: str) -> list[Path]:
-    if not pattern:
-        raise ValueError("data.pattern is required for data=folder, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
-    paths = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True))
-    paths = [p for p in paths if p.is_file()]
-    if not paths:
-        raise FileNotFoundError(f"data.pattern={pattern!r} matches no files")
-    return paths
+def find_volumes(pattern: str | Sequence[str]) -> list[Path]:
+    """Files matched by a glob or a list of globs (each must match something), sorted, unique."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern or [])
+    if not patterns or not all(patterns):
+        raise ValueError(
+            "data.pattern is required for data=folder, e.g. data.pattern='/data/IXI-T1/*.nii.gz' "
+            "or a list: data.pattern='[/data/siteA/*.nii.gz,/data/siteB/*.nii.gz]'"
+        )
+    paths: set[Path] = set()
+    for one in patterns:
+        found = [Path(p) for p in glob.glob(str(Path(one).expanduser()), recursive=True)]
+        found = [p for p in found if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"data.pattern={one!r} matches no files")
+        paths.update(found)
+    return sorted(paths)
 
 
 class FolderDataModule(SliceDataModule):
-    def __init__(self, pattern: str, fractions: Sequence[float] = (0.8, 0.1, 0.1), **kwargs) -> None:
+    """HR volumes from ``pattern`` (a glob or a list of globs), degraded on the fly.
+
+    Args:
+        pattern: glob, or list of globs, of NIfTI volumes (one subject per file).
+        fractions: (train, val, test) shares of subjects for a seeded random split.
+        subjects: explicit split ``{train: [...], val: [...], test: [...]}`` by subject name (the
+            file name without extension); ``train`` defaults to every subject not named. Takes
+            precedence over ``fractions``.
+        **kwargs: the options of :class:`~lfmri.data.datamodule.SliceDataModule`.
+    """
+
+    def __init__(
+        self,
+        pattern: str | Sequence[str],
+        fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        subjects: Mapping[str, Sequence[str]] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
-        self.pattern = pattern
+        self.pattern = pattern if isinstance(pattern, str) or pattern is None else list(pattern)
         self.fractions = tuple(fractions)
+        self.subjects = {k: list(v or []) for k, v in subjects.items()} if subjects else None
 
     def load_volumes(self) -> list[Volume]:
         return [load_nifti(path) for path in find_volumes(self.pattern)]
 
     def default_split(self, volumes: Mapping[str, NormalisedVolume]) -> Split:
         lengths = {name: nv.volume.data.shape[self.slice_axis] for name, nv in volumes.items()}
+        if self.subjects:
+            return explicit_split(lengths, self.subjects)
         return subject_split(lengths, self.fractions, self.seed)

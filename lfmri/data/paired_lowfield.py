@@ -56,7 +56,7 @@ from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
 from lfmri.data.resample import centred_grid, resample_onto, resample_volume
 from lfmri.data.slicing import in_plane_axes, take_slices
-from lfmri.data.splits import STAGES, Segment, Split, split_to_dict, subject_split, write_split
+from lfmri.data.splits import STAGES, Segment, Split, explicit_split, split_to_dict, subject_split, write_split
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,8 @@ class PairedPatchDataset(PatchDataset):
     probability ``synthetic_ratio`` (when there are any), from the real ones otherwise."""
 
     def __init__(self, real: Sequence[PairedSegment], synthetic: Sequence[PairedSegment], degradation, patch_size: int,
-                 input_mode: str, seed: int, foreground_prob: float, foreground_threshold: float, synthetic_ratio: float) -> None:
+                 input_mode: str, seed: int, foreground_prob: float, foreground_threshold: float, synthetic_ratio: float,
+                 augment=None) -> None:
         # PatchDataset's checks and patch geometry, without concatenating every slice into one copy
         segments = [*real, *synthetic]
         if not any(len(s.hr) for s in segments):
@@ -299,6 +300,9 @@ class PairedPatchDataset(PatchDataset):
         if not self.pools[0]:
             self.synthetic_ratio = 1.0
         self.input_mode = input_mode
+        self.augment = augment  # applied to the cropped views: exact on the pixel-area grid of pairs
+        if augment is not None and augment.noise_std is not None:
+            raise ValueError("data.augment.noise_std needs an on-the-fly degradation; paired data is precomputed")
 
     def __len__(self) -> int:
         return sum(len(pool) for pool in self.pools)
@@ -317,7 +321,7 @@ class PairedPatchDataset(PatchDataset):
                 continue
             size, (oy, ox) = (self.lr_patch, (y0, x0)) if name == "lr" else (self.hr_patch, (y0 * step, x0 * step))
             crops[name] = sample[name][..., oy : oy + size, ox : ox + size]
-        return crops
+        return self.augment.pair(crops, gen) if self.augment is not None else crops
 
 
 class PairedSliceDataset(SliceDataset):
@@ -445,17 +449,7 @@ class PairedLowFieldDataModule(SliceDataModule):
         lengths = {name: nv.volume.data.shape[self.slice_axis] for name, nv in volumes.items()}
         if not self.subjects:
             return subject_split(lengths, self.fractions, self.seed)
-        unknown = sorted({s for names in self.subjects.values() for s in names} - set(lengths))
-        if unknown or set(self.subjects) - {"val", "test", "train"}:
-            raise ValueError(f"data.subjects names unknown subjects {unknown} or stages {sorted(self.subjects)}; "
-                             f"available subjects: {sorted(lengths)}")
-        held = {s for stage in ("val", "test") for s in self.subjects.get(stage, [])}
-        groups = {"val": self.subjects.get("val", []), "test": self.subjects.get("test", []),
-                  "train": self.subjects.get("train") or sorted(set(lengths) - held)}
-        overlap = sorted(set(groups["val"]) & set(groups["test"]) | (set(groups["train"]) & held))
-        if overlap:
-            raise ValueError(f"data.subjects puts {overlap} in more than one set")
-        return {stage: [Segment(s, 0, lengths[s]) for s in sorted(groups[stage])] for stage in STAGES}
+        return explicit_split(lengths, self.subjects)
 
     def setup(self, stage: str | None = None) -> None:
         if self.split is not None:
@@ -512,7 +506,7 @@ class PairedLowFieldDataModule(SliceDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = PairedPatchDataset(
             self.prepared["train"], self.synthetic, self.degradation, self.patch_size, self.input_mode, self.seed,
-            self.foreground_prob, self.foreground_threshold, self.synthetic_ratio,
+            self.foreground_prob, self.foreground_threshold, self.synthetic_ratio, self.augment,
         )
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         return self._loader(dataset, sampler=EpochSampler(self.patches_per_epoch, epoch), batch_size=self.batch_size, drop_last=True)

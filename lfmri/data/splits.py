@@ -43,6 +43,25 @@ def split_from_dict(data: Mapping[str, Sequence[Mapping]]) -> Split:
     }
 
 
+UNSEEN = "unseen"
+SEEN = "seen in training"
+
+
+def subject_groups(subjects: Sequence[str], split: Mapping | None) -> dict[str, str]:
+    """``{subject: "unseen" | "seen in training"}``: whether a network trained with ``split`` (a
+    :data:`Split` or its dict form) saw any slice of each subject in training or validation.
+
+    Report tables pool subjects within a group only: a score on a brain the network learned from
+    (even on other slices of it, as in the one-brain MNI152 demo) measures memory, not
+    super-resolution. Without a split every subject counts as unseen.
+    """
+    if not split:
+        return {s: UNSEEN for s in subjects}
+    stages = split if all(isinstance(v, list) and all(isinstance(x, Segment) for x in v) for v in split.values()) else split_from_dict(split)
+    seen = {seg.subject for stage in ("train", "val") for seg in stages.get(stage, [])}
+    return {s: (SEEN if s in seen else UNSEEN) for s in subjects}
+
+
 def write_split(split: Split, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +87,27 @@ def subject_split(lengths: Mapping[str, int], fractions: Sequence[float], seed: 
         raise ValueError(f"data.fractions={list(fractions)} leave no training subject out of {len(names)}")
     stages = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     return {stage: [Segment(name, 0, lengths[name]) for name in sorted(group)] for stage, group in stages.items()}
+
+
+def explicit_split(lengths: Mapping[str, int], subjects: Mapping[str, Sequence[str]]) -> Split:
+    """A subject split from explicit lists ``{train: [...], val: [...], test: [...]}``.
+
+    ``train`` may be left out: it is then every subject not named for validation or test. A
+    subject in two sets, or one that was not found, is an error naming it.
+    """
+    unknown = sorted({s for names in subjects.values() for s in names} - set(lengths))
+    if unknown or set(subjects) - set(STAGES):
+        raise ValueError(f"data.subjects names unknown subjects {unknown} or stages {sorted(set(subjects) - set(STAGES))}; "
+                         f"available subjects: {sorted(lengths)}")
+    held = {s for stage in ("val", "test") for s in subjects.get(stage) or []}
+    groups = {"val": list(subjects.get("val") or []), "test": list(subjects.get("test") or []),
+              "train": list(subjects.get("train") or sorted(set(lengths) - held))}
+    overlap = sorted(set(groups["val"]) & set(groups["test"]) | (set(groups["train"]) & held))
+    if overlap:
+        raise ValueError(f"data.subjects puts {overlap} in more than one set")
+    if not groups["train"]:
+        raise ValueError("data.subjects leaves no training subject")
+    return {stage: [Segment(s, 0, lengths[s]) for s in sorted(groups[stage])] for stage in STAGES}
 
 
 def slab_split(

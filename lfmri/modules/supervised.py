@@ -12,6 +12,7 @@ import torch.distributed as dist
 from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
+from lfmri.data.splits import SEEN, subject_groups
 from lfmri.figures import comparison_figure
 from lfmri.inference import model_input, predict
 from lfmri.losses.composite import CompositeLoss
@@ -33,7 +34,9 @@ class SupervisedModule(L.LightningModule):
     per-subject table and writes ``test/metrics.csv`` and ``test/metrics.md`` in the run directory.
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) completed here with
-    the parameters, so config never holds live parameter objects.
+    the parameters, so config never holds live parameter objects. ``scheduler_interval`` says
+    whether the scheduler steps once per ``epoch`` or once per optimiser ``step`` (warm-up and
+    cosine schedules over ``trainer.max_steps``, e.g. :class:`lfmri.schedules.WarmupCosineLR`).
     """
 
     supports_unpaired = False  # whether it can train on data.unpaired=true (LR and HR from different slices)
@@ -44,6 +47,7 @@ class SupervisedModule(L.LightningModule):
         loss: CompositeLoss,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        scheduler_interval: str = "epoch",
         baselines: Mapping[str, nn.Module] | None = None,
         aux_weight: float = 1.0,
         panel_every_n_epochs: int = 5,
@@ -57,6 +61,9 @@ class SupervisedModule(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"module.scheduler_interval={scheduler_interval!r}; expected epoch or step")
+        self.scheduler_interval = scheduler_interval
         # plain dict: baselines have no parameters and must not enter the state dict
         self.baselines = dict(baselines or {})
         self.aux_weight = float(aux_weight)
@@ -127,7 +134,7 @@ class SupervisedModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     @property
     def _net(self) -> nn.Module:
@@ -207,6 +214,11 @@ class SupervisedModule(L.LightningModule):
         if self.trainer.is_global_zero:
             out = Path(self.trainer.default_root_dir) / "test"
             table.write_csv(out / "metrics.csv")
-            markdown = table.to_markdown("Test slices: model vs baselines")
+            split = getattr(self.trainer.datamodule, "split", None)
+            groups = subject_groups(table.subjects, split)
+            title = "Test slices: model vs baselines"
+            if SEEN in groups.values():
+                title += " (the test slices include brains seen in training: not a generalisation estimate)"
+            markdown = table.to_markdown(title, groups)
             (out / "metrics.md").write_text(markdown)
             print("\n" + markdown)
