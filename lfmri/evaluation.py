@@ -433,8 +433,8 @@ def method_names(names: Sequence[str], paths: Sequence[Path], reserved: Iterable
     return labels
 
 
-def evaluate(cfg: DictConfig) -> MetricsTable:
-    """``evaluate.py``: checkpoints on the first one's test split, or on the HR volumes in ``cfg.inputs``.
+def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
+    """What ``evaluate.py`` runs: the evaluator, the volumes to score and the checkpoint paths.
 
     The first checkpoint fixes normalisation, slice axis, degradation and seeds; every other must
     share them (checked before any work), and all are scored on the same degraded slices.
@@ -476,6 +476,12 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         tta=bool(cfg.get("tta", False)),
     )
     evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
+    return evaluator, volumes, paths
+
+
+def evaluate(cfg: DictConfig) -> MetricsTable:
+    """``evaluate.py``: checkpoints on the first one's test split, or on the HR volumes in ``cfg.inputs``."""
+    evaluator, volumes, paths = prepare(cfg)
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}", evaluator.groups))
     log.info("outputs written to %s", cfg.output_dir)

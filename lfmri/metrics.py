@@ -84,7 +84,16 @@ def metric_mode(name: str) -> str:
 
 @torch.no_grad()
 def slice_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every metric of ``METRICS`` per image of a (B, 1, H, W) batch, each a float tensor (B,)."""
+    """Every metric of ``METRICS`` per image of a (B, 1, H, W) batch, each a float tensor (B,).
+
+    Always in float32, also inside a bf16/fp16 autocast region (mixed-precision validation): SSIM's
+    and HFEN's convolutions in bf16 move SSIM by ~0.01.
+    """
+    with torch.autocast(device_type=pred.device.type, enabled=False):
+        return _slice_metrics(pred, target, mask)
+
+
+def _slice_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     pred = pred.float().clamp(0.0, 1.0)
     target = target.float().clamp(0.0, 1.0)
     maskf = mask.float()
