@@ -6,6 +6,8 @@ See conf/train.yaml for the groups and README.md for recipes.
 import hydra
 from omegaconf import DictConfig
 
+import lfmri  # noqa: F401  registers the config resolvers (metric_mode) before Hydra resolves anything
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:

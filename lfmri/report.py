@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lfmri.data.splits import SEEN
 from lfmri.metrics import LOWER_IS_BETTER, METRICS
 
 HEADERS = {
@@ -114,8 +115,13 @@ class MetricsTable:
     def to_markdown(self, title: str = "", groups: Mapping[str, str] | None = None) -> str:
         """Per-subject rows, then pooled rows: over all subjects, or, with ``groups`` (subject ->
         label such as ``unseen`` / ``seen in training``), over each group separately, so that
-        subjects a network trained on are never pooled with subjects it never saw."""
+        subjects a network trained on are never pooled with subjects it never saw. A table with
+        seen subjects says so under its title."""
         lines = [f"## {title}", ""] if title else []
+        if groups and SEEN in groups.values():
+            lines += [f"**Not a generalisation estimate**: {', '.join(s for s in self.subjects if groups.get(s) == SEEN)} "
+                      "trained or validated the network (other slices of the same brain, e.g. the one-brain MNI152 "
+                      "demo). Only unseen subjects measure super-resolution.", ""]
         header = ["subject", "method", "slices", *(HEADERS[k] for k in DISPLAY_ORDER)]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         rows = [(s, self.summary(s)) for s in self.subjects]

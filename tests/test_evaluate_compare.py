@@ -280,6 +280,8 @@ def test_markdown_puts_brain_columns_first_and_never_pools_seen_with_unseen_subj
               if line.startswith("| all")}
     # the unseen pool is the mean of the unseen subjects only (21), the seen one its own (40)
     assert pooled == {"all seen in training (1)": 40.0, "all unseen (2)": 21.0}
+    assert "Not a generalisation estimate**: train1 trained" in markdown
+    assert "Not a generalisation" not in table.to_markdown("t", subject_groups(table.subjects, None))
 
 
 def test_tables_written_before_nrmse_and_hfen_still_read(tmp_path):

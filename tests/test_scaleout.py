@@ -62,18 +62,29 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
     proc = check(run_script("-m", "lfmri.sweep", "summarize", str(sweep_dir)))
     rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"complete"}
-    psnr = [float(r["val/psnr"]) for r in rows]
+    psnr = [float(r["val/psnr_brain"]) for r in rows]  # ranked by in-brain PSNR by default
     assert psnr == sorted(psnr, reverse=True)
     for row in rows:  # each row is its run's own validation (fast_dev_run: the single one)
         final = json.loads((sweep_dir / row["run"] / "metrics.json").read_text())["metrics"]
-        assert float(row["val/psnr"]) == pytest.approx(final["val/psnr"])
-        assert float(row["val/ssim"]) == pytest.approx(final["val/ssim"])
+        for key in ("val/psnr_brain", "val/ssim_brain", "val/psnr", "val/ssim", "test/psnr_brain", "test/psnr"):
+            assert float(row[key]) == pytest.approx(final[key])
         assert set(row["overrides"].split()) <= {"model=srdensenet", "model=vdsr", "loss=mse", "loss=l1"}
     assert "| model=" in proc.stdout and (sweep_dir / "summary.md").read_text().count("| complete |") == 4
+    # any metric, minimised when it is an error
+    by_error = sweep.summarize(sweep_dir, "val/nrmse")
+    errors = [r["val/nrmse"] for r in by_error]
+    assert errors == sorted(errors) and list(by_error[0])[:3] == ["run", "overrides", "val/nrmse"]
+    assert sweep.main(["summarize", str(sweep_dir), "--metric", "val/accuracy"]) == 2
 
 
 def test_summarize_reports_an_unusable_directory():
     assert sweep.main(["summarize", "/nonexistent/sweep"]) == 2
+
+
+def test_summary_rounds_long_numbers_in_overrides():
+    assert sweep.round_numbers("module.optimizer.lr=0.0003574712922600243 model.growth=16") == (
+        "module.optimizer.lr=0.0003575 model.growth=16"
+    )
 
 
 def test_wandb_logs_offline_one_run_per_job_grouped_by_sweep(volumes, tmp_path, monkeypatch):
@@ -119,8 +130,8 @@ def test_wandb_logs_offline_one_run_per_job_grouped_by_sweep(volumes, tmp_path, 
     rows = sweep.summarize(sweep_dir)  # from the CSV history: the best of the two validations
     for row in rows:
         with (sweep_dir / row["run"] / "logs" / "metrics.csv").open() as file:
-            best = max(float(r["val/psnr"]) for r in csv.DictReader(file) if r["val/psnr"])
-        assert row["val/psnr"] == pytest.approx(best)
+            best = max(float(r["val/psnr_brain"]) for r in csv.DictReader(file) if r["val/psnr_brain"])
+        assert row["val/psnr_brain"] == pytest.approx(best)
 
 
 def test_ddp_cpu_two_processes_one_run_directory_each_slice_once(volumes, tmp_path):
@@ -184,7 +195,7 @@ def test_slurm_launcher_config_composes_one_task_per_gpu():
 def test_optuna_search_config_composes():
     proc = check(run_script("train.py", "hparams_search=optuna", "--cfg", "job", "--resolve"))
     job = yaml.safe_load(proc.stdout)
-    assert job["optimized_metric"] == "val/psnr" and set(job["loss"]["weights"]) == {"mse", "hfen"}
+    assert job["optimized_metric"] == "val/psnr_brain" and set(job["loss"]["weights"]) == {"mse", "hfen"}
     proc = check(run_script("train.py", "hparams_search=optuna", "--cfg", "hydra"))
     sweeper = yaml.safe_load(proc.stdout)["hydra"]["sweeper"]
     assert sweeper["_target_"].endswith("OptunaSweeper") and sweeper["direction"] == "maximize"
@@ -197,7 +208,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(volumes, tmp_path):
                             "trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep_dir}"))
     assert "Best value" in proc.stdout + proc.stderr
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    trials = [json.loads((p / "metrics.json").read_text())["metrics"]["val/psnr"] for p in sorted(sweep_dir.glob("[0-9]"))]
+    trials = [json.loads((p / "metrics.json").read_text())["metrics"]["val/psnr_brain"] for p in sorted(sweep_dir.glob("[0-9]"))]
     assert len(trials) == 2 and best["best_value"] == pytest.approx(max(trials))
 
 

