@@ -303,6 +303,10 @@ class PairedPatchDataset(PatchDataset):
         self.augment = augment  # applied to the cropped views: exact on the pixel-area grid of pairs
         if augment is not None and augment.noise_std is not None:
             raise ValueError("data.augment.noise_std needs an on-the-fly degradation; paired data is precomputed")
+        if augment is not None and (augment.flips or augment.rot90) and degradation.grid != "area" and degradation.grid_scale > 1:
+            # on the k-space grid LR pixel j sits on HR pixel 2j: mirroring the pair would shift it by one
+            raise ValueError(f"data.augment flips/rotations of precomputed pairs need the pixel-area grid; "
+                             f"degradation.grid={degradation.grid!r} (set data.augment.flips=false rot90=false)")
 
     def __len__(self) -> int:
         return sum(len(pool) for pool in self.pools)
