@@ -120,15 +120,20 @@ class SliceAugmentation:
         scale, gamma, contrast = values
         if (scale, gamma, contrast) == (1.0, 1.0, 1.0):
             return x
-        x = x.clamp(0, 1) ** gamma * scale
+        x = x.clamp(0, 1)
+        if gamma != 1.0:
+            x = x.pow(gamma)
+        if scale != 1.0:
+            x = x * scale
         if contrast != 1.0:
             pivot = self.foreground_mean(x) if mean is None else mean * scale
             x = pivot + contrast * (x - pivot)
         return x.clamp(0, 1)
 
     def foreground_mean(self, x: torch.Tensor) -> float:
-        inside = x[x > self.foreground_threshold]
-        return float(inside.mean()) if inside.numel() else float(x.mean())
+        inside = (x > self.foreground_threshold).to(x.dtype)
+        count = float(inside.sum())
+        return float((x * inside).sum()) / count if count else float(x.mean())
 
     def hr(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment one HR slice ``(..., H, W)`` before it is degraded."""
