@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import METADATA_KEY, build_network, load_checkpoint
+from lfmri.checkpoint import METADATA_KEY, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.degradations import Degradation
@@ -428,18 +428,22 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
     share them (checked before any work), and all are scored on the same degraded slices.
     """
     paths = checkpoint_paths(cfg)
-    checkpoints = [load_checkpoint(p) for p in paths]
+    trust = list(cfg.get("trust_targets") or [])
+    checkpoints = [load_checkpoint(p, trust) for p in paths]
     check_comparable(paths, checkpoints)
     meta = checkpoints[0][METADATA_KEY]
     train_cfg = OmegaConf.create(meta["config"])
-    degradation = instantiate(train_cfg.degradation)
-    nets = [build_network(c) for c in checkpoints]
+    degradation = instantiate_stored(train_cfg.degradation, paths[0], trust, f"{METADATA_KEY}.config.degradation")
+    nets = [build_network(c, trust, p) for c, p in zip(checkpoints, paths)]
     cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
     names = method_names(card_names, paths, reserved=make_baselines(degradation))
     # the first checkpoint's split: data added to a folder since training cannot leak into the test set
-    datamodule = instantiate(
+    datamodule = instantiate_stored(
         train_cfg.data,
+        paths[0],
+        trust,
+        f"{METADATA_KEY}.config.data",
         degradation=degradation,
         input_mode=sample_mode(nets),
         split=meta.get("split"),

@@ -30,7 +30,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,7 @@ class ExportConfig:
     overwrite: bool = False
     opset: int | None = None  # ONNX opset; default: the exporter's
     tolerance: float = TOLERANCE  # largest accepted |exported - PyTorch|
+    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 def _model(net: nn.Module) -> str:
@@ -393,8 +394,8 @@ def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]
 
 def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     """Rebuild the checkpoint's network, export every requested format, verify each: {format: (path, max diff)}."""
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    net = build_network(checkpoint).float().eval()
+    checkpoint = load_checkpoint(cfg.ckpt_path, cfg.trust_targets)
+    net = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).float().eval()
     card = dict(checkpoint[METADATA_KEY].get("card") or {})
     card.setdefault("name", type(net).__name__.lower())
     card.setdefault("scale", int(getattr(net, "scale", 1)))

@@ -27,19 +27,18 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from tqdm.auto import tqdm
 
 from lfmri import consistency
-from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
+from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import lr_axis_map, map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, subject_name, voxel_sizes
@@ -77,6 +76,7 @@ class PredictConfig:
     mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
     progress: bool = True
     preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
+    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 def nifti_inputs(entries: Sequence[str]) -> list[Path]:
@@ -107,11 +107,11 @@ class Predictor:
         meta = checkpoint[METADATA_KEY]
         self.card = meta.get("card", {})
         train_cfg = OmegaConf.create(meta["config"])
-        self.degradation: Degradation = instantiate(train_cfg.degradation)
+        self.degradation: Degradation = instantiate_stored(train_cfg.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
         self.slice_axis = int(train_cfg.data.slice_axis)
         self.percentiles = list(train_cfg.data.percentiles)
         self.device = torch.device(resolve_device(cfg.device))
-        self.net: nn.Module = build_network(checkpoint).to(self.device)
+        self.net: nn.Module = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).to(self.device)
         self.mode = input_mode(self.net)
         if self.mode == "lr_complex":
             raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
@@ -225,7 +225,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     """Predict every input; returns (outputs per input, error message per failed input)."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    predictor = Predictor(load_checkpoint(cfg.ckpt_path), cfg)
+    predictor = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
     done, failed = {}, {}
     try:
         paths = nifti_inputs(list(cfg.inputs))

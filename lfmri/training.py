@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
+from lfmri.checkpoint import CheckpointMetadata, load_checkpoint, record_test_metrics
 from lfmri.csv_logger import ResumableCSVLogger
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
@@ -142,7 +142,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
     check_compatible(net, degradation)
-    init_network(net, cfg.get("init_from"), cfg.get("freeze"))
+    trust = list(cfg.get("trust_targets") or [])
+    init_network(net, cfg.get("init_from"), cfg.get("freeze"), trust)
     datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
@@ -159,7 +160,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
-        resumed_step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+        # load_checkpoint refuses a last.ckpt whose stored config names code outside lfmri
+        resumed_step = load_checkpoint(ckpt_path, trust)["global_step"]
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.resume_from(resumed_step)
