@@ -30,7 +30,7 @@ from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import AxisMap, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.data.splits import Segment, split_from_dict
@@ -72,7 +72,7 @@ def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> lis
             volumes.append(load_nifti(path))
         except NiftiError as err:
             problems.append(str(err))
-    names = [v.name for v in volumes]
+    names = [safe_name(v.name, "volume") for v in volumes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         problems.append(f"inputs share output names {duplicates}; rename or evaluate them separately")
@@ -84,7 +84,7 @@ def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> lis
         volume.data = intensity.apply(volume.data)
         whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
         scored = datamodule.selected_slices(volume.data, whole)
-        out.append(EvalVolume(volume.name, volume.name, volume, intensity, 0, whole.stop, scored))
+        out.append(EvalVolume(safe_name(volume.name, "volume"), volume.name, volume, intensity, 0, whole.stop, scored))
     return out
 
 
@@ -98,7 +98,7 @@ def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
         name = f"{segment.subject}_{segment.start}-{segment.stop}" if several else segment.subject
         scored = datamodule.selected_slices(entry.volume.data, segment)
         pair, lr_affine = datamodule.eval_pair(segment.subject) if hasattr(datamodule, "eval_pair") else (None, None)
-        out.append(EvalVolume(name, segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored, pair, lr_affine))
+        out.append(EvalVolume(safe_name(name, "volume"), segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored, pair, lr_affine))
     return out
 
 

@@ -41,6 +41,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch import nn
 
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
+from lfmri.data.io import safe_name
 from lfmri.models.base import as_image, input_mode, size_multiple
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
@@ -388,7 +389,8 @@ def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]
         if fmt != "both" and by_suffix[output.suffix] != fmt:
             raise ValueError(f"output={output} has the suffix of {by_suffix[output.suffix]} but format={fmt}")
         return {f: output.with_suffix(SUFFIXES[f]) for f in formats}
-    stem = f"{card.get('name', 'model')}_x{card.get('scale', 1)}"
+    # the card is the checkpoint's, i.e. anyone's: its name must not lead out of the folder
+    stem = safe_name(f"{card.get('name', 'model')}_x{card.get('scale', 1)}", "model")
     return {f: output / f"{stem}{SUFFIXES[f]}" for f in formats}
 
 

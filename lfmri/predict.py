@@ -41,7 +41,7 @@ from lfmri import consistency
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import lr_axis_map, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, subject_name, voxel_sizes
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, voxel_sizes
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import scan_on_model_grid
@@ -179,7 +179,7 @@ class Predictor:
         return {k: v[:, 0].cpu() for k, v in out.items()}
 
     def output_paths(self, source: Path) -> dict[str, Path]:
-        name = subject_name(source)
+        name = safe_name(subject_name(source), "volume")
         kinds = ["sr"]
         if self.cfg.data_consistency:
             kinds.append("consistency")

@@ -8,6 +8,7 @@ orientation is remembered so outputs can be written back in the orientation of t
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -55,6 +56,17 @@ def subject_name(path: str | os.PathLike) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return name
+
+
+def safe_name(name: object, fallback: str = "output") -> str:
+    """``name`` as one file-name part that stays inside its folder.
+
+    Names come from model cards and input files, which anyone can write: path separators, control
+    characters and leading dots (``..``, hidden files) are replaced, so ``../../x`` becomes ``x``
+    and never leaves the output folder. Other characters (non-ASCII included) are kept.
+    """
+    cleaned = re.sub(r"[\x00-\x1f\x7f/\\:]+", "_", str(name)).strip(" ._")
+    return cleaned or fallback
 
 
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
