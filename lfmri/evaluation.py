@@ -30,7 +30,7 @@ from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import AxisMap, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, written_together
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.data.splits import Segment, split_from_dict
@@ -61,31 +61,30 @@ class EvalVolume:
     lr_affine: np.ndarray | None = None
 
 
-def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> list[EvalVolume]:
+def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> tuple[list[EvalVolume], dict[str, str]]:
     """Load every input and preprocess it as ``datamodule`` does (normalisation, slice selection).
 
-    All files are read before any work, so one bad file fails the call early, with every problem.
+    Returns the usable volumes and ``{input: problem}`` for the others: one bad file is reported
+    by name and the rest are still evaluated.
     """
-    volumes, problems = [], []
-    for path in paths:
+    if not paths:
+        raise ValueError("inputs=[] names no volume; give inputs='[a.nii.gz,...]' or leave inputs out for the test split")
+    names = [safe_name(subject_name(p), "volume") for p in paths]
+    out, failed = [], {}
+    for path, name in zip(paths, names):
         try:
-            volumes.append(load_nifti(path))
-        except NiftiError as err:
-            problems.append(str(err))
-    names = [safe_name(v.name, "volume") for v in volumes]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        problems.append(f"inputs share output names {duplicates}; rename or evaluate them separately")
-    if problems:
-        raise NiftiError(", ".join(paths), "cannot evaluate:\n  " + "\n  ".join(problems))
-    out = []
-    for volume in volumes:
-        intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
-        volume.data = intensity.apply(volume.data)
-        whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
-        scored = datamodule.selected_slices(volume.data, whole)
-        out.append(EvalVolume(safe_name(volume.name, "volume"), volume.name, volume, intensity, 0, whole.stop, scored))
-    return out
+            if names.count(name) > 1:
+                raise NiftiError(path, f"shares the output name {name!r} with another input; evaluate them separately")
+            volume = load_nifti(path)
+            intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
+            volume.data = intensity.apply(volume.data)
+            whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
+            scored = datamodule.selected_slices(volume.data, whole)
+            out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored))
+        except (NiftiError, ValueError, OSError, MemoryError) as err:
+            failed[str(path)] = str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}"
+            log.error("%s", failed[str(path)])
+    return out, failed
 
 
 def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
@@ -273,16 +272,26 @@ class Evaluator:
                     + ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
                 )
         table = MetricsTable()
+        output_dir.mkdir(parents=True, exist_ok=True)
         for v in volumes:
             log.info("evaluating %s (slices %d:%d along axis %d)", v.name, v.start, v.stop, self.slice_axis)
-            outputs, volume_table = self.run_volume(v)
+            paths = {kind: output_dir / f"{v.name}_{kind}.nii.gz" for kind in self.kinds}
+            paths["figure"] = output_dir / f"{v.name}_comparison.png"
+            try:
+                # one volume's files appear together or not at all; a failure never stops the others
+                with written_together(paths) as staging:
+                    outputs, volume_table = self.run_volume(v)
+                    affines = self.affines(v)
+                    for kind, slices in outputs.items():
+                        data = v.intensity.restore(put_slices(slices.numpy(), self.slice_axis))
+                        affine = affines["lr" if kind == "lr" else "hr"]
+                        save_nifti(staging[kind], data, affine, v.volume.axcodes, overwrite=True)
+                    self._figure(staging["figure"], v, outputs, volume_table)
+            except (NiftiError, ValueError, OSError, MemoryError, RuntimeError) as err:
+                table.failures[v.volume.source] = str(err) if isinstance(err, NiftiError) else f"{v.volume.source}: {type(err).__name__}: {err}"
+                log.error("%s", table.failures[v.volume.source])
+                continue
             table.rows += volume_table.rows
-            affines = self.affines(v)
-            for kind, slices in outputs.items():
-                data = v.intensity.restore(put_slices(slices.numpy(), self.slice_axis))
-                affine = affines["lr" if kind == "lr" else "hr"]
-                save_nifti(output_dir / f"{v.name}_{kind}.nii.gz", data, affine, v.volume.axcodes, overwrite=True)
-            self._figure(output_dir / f"{v.name}_comparison.png", v, outputs, volume_table)
         table.write_csv(output_dir / "metrics.csv")
         title = f"Evaluation: {', '.join(self.networks)} vs baselines"
         (output_dir / "metrics.md").write_text(table.to_markdown(title))
@@ -450,8 +459,9 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         split_file=None,
         num_workers=0,
     )
-    if cfg.get("inputs"):
-        volumes = volumes_from_files(list(cfg.inputs), datamodule)
+    failed: dict[str, str] = {}
+    if cfg.get("inputs") is not None:
+        volumes, failed = volumes_from_files(list(cfg.inputs), datamodule)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, checkpoints)
@@ -468,6 +478,7 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         tta=bool(cfg.get("tta", False)),
     )
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
+    table.failures = {**failed, **table.failures}
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}"))
     log.info("outputs written to %s", cfg.output_dir)
     return table

@@ -41,7 +41,7 @@ from lfmri import consistency
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import lr_axis_map, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, voxel_sizes
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, voxel_sizes, written_together
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import scan_on_model_grid
@@ -191,8 +191,14 @@ class Predictor:
         return paths
 
     def volume(self, volume: Volume) -> dict[str, Path]:
-        """Super-resolve one volume and write its outputs."""
+        """Super-resolve one volume and write its outputs (all of them, or none when anything fails)."""
         paths = self.output_paths(Path(volume.source))
+        Path(self.cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        with written_together(paths) as staging:
+            self._volume(volume, staging)
+        return paths
+
+    def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
@@ -217,8 +223,7 @@ class Predictor:
             else:  # std and |difference| maps: scaled, not shifted, back to the input's units
                 data = data * (intensity.high - intensity.low)
             affine = volume.affine if kind == "consistency" else hr_affine
-            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=self.cfg.overwrite)
-        return paths
+            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=True)  # staging names
 
 
 def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
@@ -241,9 +246,12 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
                 raise FileExistsError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")
             done[str(path)] = predictor.volume(load_nifti(path))
             log.info("%s -> %s", path, ", ".join(str(p) for p in done[str(path)].values()))
-        except (NiftiError, FileExistsError, ValueError) as err:
+        except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
             failed[str(path)] = str(err)
             log.error("%s", err)
+        except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
+            failed[str(path)] = f"{path}: {type(err).__name__}: {err}"
+            log.error("%s", failed[str(path)])
     return done, failed
 
 

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset, derive_seed
 from lfmri.data.grid import map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, volume_from_image
+from lfmri.data.io import NiftiError, Volume, check_header, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
 from lfmri.data.resample import centred_grid, resample_onto, resample_volume
@@ -107,6 +107,10 @@ def _read_slice(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A 2D slice (singleton dimensions squeezed) and its file's affine; NiftiError names the file."""
     try:
         img = nib.load(str(path))
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, reported with its name
+        raise NiftiError(path, f"is not a readable NIfTI file ({type(err).__name__}: {err})") from err
+    check_header(img, str(path))  # complex, RGB, degenerate affine, oversized header: before reading
+    try:
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, reported with its name
         raise NiftiError(path, f"is not a readable NIfTI file ({type(err).__name__}: {err})") from err
