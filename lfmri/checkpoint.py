@@ -129,20 +129,42 @@ def target_problem(target: object, trusted: tuple[str, ...]) -> str | None:
     return None
 
 
-def check_targets(node: object, source: str | os.PathLike, trust_targets: Iterable[str] | None = None, path: str = "") -> None:
+def config_targets(node: object) -> set[str]:
+    """Every ``_target_`` string at any depth of a config (what a run itself instantiates)."""
+    found: set[str] = set()
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            if key == "_target_" and isinstance(child, str):
+                found.add(child)
+            found |= config_targets(child)
+    elif isinstance(node, (list, tuple)):
+        for child in node:
+            found |= config_targets(child)
+    return found
+
+
+def check_targets(
+    node: object,
+    source: str | os.PathLike,
+    trust_targets: Iterable[str] | None = None,
+    path: str = "",
+    known_targets: Iterable[str] = (),
+) -> None:
     """Refuse (:class:`CheckpointError`) any ``_target_`` at any depth of ``node`` that may not be built.
 
     Runs before anything is instantiated from a checkpoint; the message names the file, the key
-    path and the target.
+    path and the target. ``known_targets``: exact names the caller instantiates anyway (train.py
+    passes those of its own config, so a run with the user's own callback can resume itself).
     """
     trusted = trusted_prefixes(trust_targets)
+    known = set(known_targets)
 
     def walk(value: object, where: str) -> None:
         if isinstance(value, Mapping):
             for key, child in value.items():
                 here = f"{where}.{key}" if where else str(key)
                 if key == "_target_":
-                    problem = target_problem(child, trusted)
+                    problem = None if isinstance(child, str) and child in known else target_problem(child, trusted)
                     if problem:
                         raise CheckpointError(f"{source}: refused to build {here}={child!r}: it {problem}")
                 walk(child, here)
@@ -205,7 +227,7 @@ class CheckpointMetadata(L.Callback):
         }
 
 
-def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None) -> dict:
+def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None, known_targets: Iterable[str] = ()) -> dict:
     """Read an lfmri checkpoint safely (``weights_only=True``) and check its metadata.
 
     Every ``_target_`` in the metadata is checked (:func:`check_targets`) here, so every caller
@@ -227,7 +249,7 @@ def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None
             f"{path}: written with lfmri checkpoint schema {meta.get('schema')!r}, this lfmri "
             f"({lfmri.__version__}) reads schema {SCHEMA_VERSION}; use the lfmri version that trained it"
         )
-    check_targets(meta, path, trust_targets, path=METADATA_KEY)
+    check_targets(meta, path, trust_targets, path=METADATA_KEY, known_targets=known_targets)
     return checkpoint
 
 

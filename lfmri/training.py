@@ -17,7 +17,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import CheckpointMetadata, load_checkpoint, record_test_metrics
+from lfmri.checkpoint import CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
+from lfmri.checkpoint_io import remove_stale_temporaries
 from lfmri.csv_logger import ResumableCSVLogger
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
@@ -143,7 +144,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     net = instantiate(cfg.model)
     check_compatible(net, degradation)
     trust = list(cfg.get("trust_targets") or [])
-    init_network(net, cfg.get("init_from"), cfg.get("freeze"), trust)
+    # what this run's own config names is instantiated anyway: a stored copy of it is no new code
+    known = sorted(config_targets(OmegaConf.to_container(cfg, resolve=False)))
+    init_network(net, cfg.get("init_from"), cfg.get("freeze"), trust, known)
     datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
@@ -153,6 +156,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     checkpoint_dir = output_dir / "checkpoints"
     ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    if rank_zero_only.rank == 0:
+        remove_stale_temporaries(checkpoint_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
@@ -161,7 +166,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
         # load_checkpoint refuses a last.ckpt whose stored config names code outside lfmri
-        resumed_step = load_checkpoint(ckpt_path, trust)["global_step"]
+        resumed_step = load_checkpoint(ckpt_path, trust, known)["global_step"]
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.resume_from(resumed_step)
