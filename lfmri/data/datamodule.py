@@ -113,6 +113,10 @@ class SliceDataModule(L.LightningDataModule):
             volume.data = intensity.apply(volume.data)
             volumes[volume.name] = NormalisedVolume(volume, intensity)
         split = self.requested_split or self.default_split(volumes)
+        if self.requested_split is not None:
+            unused = sorted(set(volumes) - {seg.subject for segs in split.values() for seg in segs})
+            if unused:  # e.g. volumes added to the folder since the run that is resumed started
+                log.warning("the given split leaves out %d volume(s) found now, not used: %s", len(unused), unused)
         missing = sorted({seg.subject for segs in split.values() for seg in segs} - set(volumes))
         if missing:
             raise ValueError(f"the split names volumes that were not found: {missing}")

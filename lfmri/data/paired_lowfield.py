@@ -472,6 +472,10 @@ class PairedLowFieldDataModule(SliceDataModule):
             name: NormalisedVolume(Volume(p.hr, p.hr_affine, p.source, p.axcodes), p.hr_intensity) for name, p in pool.items()
         }
         split = self.requested_split or self.default_split(self.volumes)
+        if self.requested_split is not None:
+            unused = sorted(set(self.volumes) - {seg.subject for segs in split.values() for seg in segs})
+            if unused:  # e.g. volumes added to the folder since the run that is resumed started
+                log.warning("the given split leaves out %d volume(s) found now, not used: %s", len(unused), unused)
         missing = sorted({seg.subject for segs in split.values() for seg in segs} - set(pool))
         if missing:
             raise ValueError(f"the split names subjects that were not found: {missing}")
