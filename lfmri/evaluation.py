@@ -321,9 +321,25 @@ class Evaluator:
 
 
 def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when there is a GPU, else cpu; a device that does not exist here is refused by name."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device name; use auto, cpu, cuda or cuda:N") from err
+    if parsed.type == "cpu":
+        return device
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device!r}, but this machine has no usable CUDA GPU; use device=cpu or auto")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device={device!r}, but this machine has {count} GPU(s): cuda:0..cuda:{count - 1}")
+        return device
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return device
+    raise ValueError(f"device={device!r} is not available here; use auto, cpu, cuda or cuda:N")
 
 
 # --- checkpoints ------------------------------------------------------------------------------------
@@ -436,6 +452,9 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
     The first checkpoint fixes normalisation, slice axis, degradation and seeds; every other must
     share them (checked before any work), and all are scored on the same degraded slices.
     """
+    if int(cfg.batch_size) < 1:
+        raise ValueError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
+    resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
     checkpoints = [load_checkpoint(p, trust) for p in paths]

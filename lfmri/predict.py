@@ -228,6 +228,9 @@ class Predictor:
 
 def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
     """Predict every input; returns (outputs per input, error message per failed input)."""
+    problem = option_problem(cfg)
+    if problem:
+        raise ValueError(problem)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     predictor = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
@@ -255,6 +258,24 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     return done, failed
 
 
+def option_problem(cfg: PredictConfig) -> str | None:
+    """The first option with an impossible value, as one line naming it, or ``None``."""
+    for name in ("batch_size", "tile_size"):
+        if int(getattr(cfg, name)) < 1:
+            return f"bad value for option '{name}': {getattr(cfg, name)}; must be a positive integer"
+    if cfg.threads is not None and int(cfg.threads) < 1:
+        return f"bad value for option 'threads': {cfg.threads}; must be a positive integer (or leave it out)"
+    if int(cfg.tile_overlap) < 0 or int(cfg.mc_samples) < 0:
+        return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
+    if len(cfg.inputs) == 0:
+        return "option 'inputs' is empty: give NIfTI files and/or folders, e.g. inputs='[scan.nii.gz]'"
+    try:
+        resolve_device(cfg.device)
+    except ValueError as err:
+        return f"bad value for option 'device': {err}"
+    return None
+
+
 def parse_args(argv: Sequence[str]) -> PredictConfig:
     """``key=value`` arguments (Hydra-style) over :class:`PredictConfig`; clear errors for bad keys."""
     schema = OmegaConf.structured(PredictConfig)
@@ -266,6 +287,10 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
         missing = [k for k in ("ckpt_path", "inputs", "output_dir") if OmegaConf.is_missing(cfg, k)]
     except OmegaConfBaseException as err:
         raise SystemExit(f"lfmri.predict: bad option: {err.msg if hasattr(err, 'msg') else err}") from None
+    if not missing:
+        problem = option_problem(cfg)
+        if problem:
+            raise SystemExit(f"lfmri.predict: {problem}")
     if missing:
         raise SystemExit(f"lfmri.predict: missing required option(s) {', '.join(missing)} (e.g. ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR)")
     return OmegaConf.to_object(cfg)

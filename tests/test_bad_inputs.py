@@ -164,3 +164,46 @@ def test_the_paired_report_names_the_same_errors_and_strict_false_drops_them(tmp
     dm = datamodule(root, layout=layout, strict=False)
     dm.setup("fit")
     assert sorted(dm.pairs) == ["s03", "s04", "s05"]
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("batch_size=-2", "'batch_size'"), ("batch_size=0", "'batch_size'"), ("tile_size=0", "'tile_size'"),
+    ("threads=0", "'threads'"), ("inputs=[]", "'inputs' is empty"), ("device=cuda:7", "'device'"),
+    ("device=banana", "'device'"),
+])
+def test_predict_options_are_checked_before_any_work(tmp_path, checkpoint, option, message):
+    from lfmri.predict import parse_args
+
+    scan = write_phantom(tmp_path / "a.nii.gz", shape=SHAPE)
+    args = [f"ckpt_path={checkpoint}", f"inputs=[{scan}]", f"output_dir={tmp_path / 'out'}"]
+    key = option.split("=")[0]
+    with pytest.raises(SystemExit, match=message):
+        parse_args([a for a in args if not a.startswith(key + "=")] + [option])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("patches_per_epoch", 3, "data.patches_per_epoch=3 is below data.batch_size=4"),
+    ("batch_size", 0, "data.batch_size=0"), ("patch_size", -16, "data.patch_size=-16"),
+])
+def test_data_sizes_are_checked_when_the_data_module_is_built(tmp_path, option, value, message):
+    from lfmri.data.degradations import BicubicDegradation
+    from lfmri.data.folder import FolderDataModule
+
+    settings = {"pattern": str(tmp_path / "*.nii.gz"), "batch_size": 4, "patch_size": 16, "patches_per_epoch": 8, option: value}
+    with pytest.raises(ValueError, match=message):
+        FolderDataModule(degradation=BicubicDegradation(), input_mode="lr", **settings)
+
+
+def test_a_recursive_pattern_through_a_symlink_loop_finds_each_file_once(tmp_path):
+    from lfmri.data.folder import find_volumes
+
+    write_phantom(tmp_path / "data" / "a.nii.gz", shape=SHAPE)
+    write_phantom(tmp_path / "data" / "deep" / "b.nii.gz", shape=SHAPE)
+    (tmp_path / "data" / "deep" / "loop").symlink_to(tmp_path / "data")
+    (tmp_path / "data" / "deep" / "loop2").symlink_to(tmp_path / "data" / "deep")
+    linked = tmp_path / "elsewhere"
+    write_phantom(linked / "c.nii.gz", shape=SHAPE)
+    (tmp_path / "data" / "link").symlink_to(linked)  # a symlinked folder is still searched
+    found = find_volumes(str(tmp_path / "data" / "**" / "*.nii.gz"))
+    assert sorted(p.name for p in found) == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]

@@ -83,6 +83,17 @@ class SliceDataModule(L.LightningDataModule):
         self.requested_split = split_from_dict(split) if split is not None else None
         self.split_file = split_file
         self.unpaired = bool(unpaired)  # training LR and HR patches from different slices (module=cycle)
+        for name in ("patch_size", "batch_size", "eval_batch_size", "patches_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name}={getattr(self, name)}: must be a positive integer")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.num_workers}: must be 0 (main process) or more")
+        if self.patches_per_epoch < self.batch_size:
+            # drop_last=True: an epoch of fewer patches than one batch trains nothing at all
+            raise ValueError(
+                f"data.patches_per_epoch={self.patches_per_epoch} is below data.batch_size={self.batch_size}: "
+                "no batch would be trained; raise data.patches_per_epoch"
+            )
         self.split: Split | None = None
         self.volumes: dict[str, NormalisedVolume] = {}
         self.prepared: dict[str, list[PreparedSegment]] = {}

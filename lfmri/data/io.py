@@ -8,6 +8,7 @@ orientation is remembered so outputs can be written back in the orientation of t
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import tempfile
@@ -72,6 +73,33 @@ def safe_name(name: object, fallback: str = "output") -> str:
     """
     cleaned = re.sub(r"[\x00-\x1f\x7f/\\:]+", "_", str(name)).strip(" ._")
     return cleaned or fallback
+
+
+def glob_files(pattern: str | os.PathLike) -> list[Path]:
+    """Files matching ``pattern``, where a ``**`` component matches any depth of folders.
+
+    Unlike ``glob.glob(recursive=True)``, which follows a symlink loop (``a/link -> ..``) until the
+    path is too long (hours on a deep tree), folders are walked once each by their real path:
+    symlinked folders are still searched, loops and second routes to a folder are not.
+    """
+    pattern = os.path.expanduser(str(pattern))
+    parts = Path(pattern).parts
+    if "**" not in parts:
+        return sorted(Path(p) for p in glob.glob(pattern) if os.path.isfile(p))
+    cut = parts.index("**")
+    base, rest = Path(*parts[:cut]) if cut else Path("."), parts[cut + 1 :]
+    found: set[str] = set()
+    for top in glob.glob(str(base)) if glob.has_magic(str(base)) else [str(base)]:
+        seen: set[str] = set()
+        for folder, subfolders, _ in os.walk(top, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a loop or a second route: do not descend again
+                subfolders[:] = []
+                continue
+            seen.add(real)
+            tail = os.path.join(glob.escape(folder), *(rest or ["*"]))
+            found.update(p for p in glob.glob(tail) if os.path.isfile(p))
+    return sorted(Path(p) for p in found)
 
 
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:

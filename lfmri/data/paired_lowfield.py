@@ -36,7 +36,6 @@ probability ``synthetic_ratio``; without ``root`` they are the collection, split
 
 from __future__ import annotations
 
-import glob
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -51,7 +50,7 @@ from torch.utils.data import DataLoader
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset, derive_seed
 from lfmri.data.grid import map_affine
-from lfmri.data.io import NiftiError, Volume, check_header, load_nifti, volume_from_image
+from lfmri.data.io import NiftiError, Volume, check_header, glob_files, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
 from lfmri.data.resample import centred_grid, resample_onto, resample_volume
@@ -66,7 +65,7 @@ SLICE_REGEX = r"(?P<subject>.+?)_(?:slice)?(?P<slice>\d+)\.nii(\.gz)?$"
 
 # --- reading a collection --------------------------------------------------------------------------
 def _glob(root: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in (Path(q) for q in glob.glob(str(root / pattern), recursive=True)) if p.is_file())
+    return glob_files(root / pattern)
 
 
 def _compile(regex: str, groups: Sequence[str]) -> re.Pattern:
