@@ -6,6 +6,8 @@ Add ``inputs='[a.nii.gz,b.nii.gz]' output_dir=DIR`` to degrade and super-resolve
 volumes. See conf/evaluate.yaml.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -14,7 +16,12 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from lfmri.evaluation import evaluate
 
-    evaluate(cfg)
+    table = evaluate(cfg)
+    if table.failures:  # the other volumes were evaluated; say which were not, and exit 1
+        print(f"{len(table.failures)} input(s) failed:", file=sys.stderr)
+        for message in table.failures.values():
+            print(f"  {message}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,48 @@ mix.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+log = logging.getLogger(__name__)
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp")  # the names atomic_torch_save writes to
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_torch_save` that a killed process left in ``folder``.
+
+    A SIGKILL during a write leaves ``.last.ckpt.<pid>.<id>.tmp``; only files whose writing
+    process is gone are removed (a live writer keeps its file). Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and path.is_file() and (int(match[1]) == os.getpid() or not _alive(int(match[1]))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+            log.info("removed %s, left by an interrupted checkpoint write", path)
+    return removed
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

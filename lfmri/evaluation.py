@@ -25,12 +25,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import METADATA_KEY, build_network, load_checkpoint
+from lfmri.checkpoint import METADATA_KEY, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import AxisMap, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, written_together
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.data.splits import Segment, split_from_dict, subject_groups
@@ -62,31 +62,30 @@ class EvalVolume:
     lr_affine: np.ndarray | None = None
 
 
-def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> list[EvalVolume]:
+def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> tuple[list[EvalVolume], dict[str, str]]:
     """Load every input and preprocess it as ``datamodule`` does (normalisation, slice selection).
 
-    All files are read before any work, so one bad file fails the call early, with every problem.
+    Returns the usable volumes and ``{input: problem}`` for the others: one bad file is reported
+    by name and the rest are still evaluated.
     """
-    volumes, problems = [], []
-    for path in paths:
+    if not paths:
+        raise ValueError("inputs=[] names no volume; give inputs='[a.nii.gz,...]' or leave inputs out for the test split")
+    names = [safe_name(subject_name(p), "volume") for p in paths]
+    out, failed = [], {}
+    for path, name in zip(paths, names):
         try:
-            volumes.append(load_nifti(path))
-        except NiftiError as err:
-            problems.append(str(err))
-    names = [v.name for v in volumes]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        problems.append(f"inputs share output names {duplicates}; rename or evaluate them separately")
-    if problems:
-        raise NiftiError(", ".join(paths), "cannot evaluate:\n  " + "\n  ".join(problems))
-    out = []
-    for volume in volumes:
-        intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
-        volume.data = intensity.apply(volume.data)
-        whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
-        scored = datamodule.selected_slices(volume.data, whole)
-        out.append(EvalVolume(volume.name, volume.name, volume, intensity, 0, whole.stop, scored))
-    return out
+            if names.count(name) > 1:
+                raise NiftiError(path, f"shares the output name {name!r} with another input; evaluate them separately")
+            volume = load_nifti(path)
+            intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
+            volume.data = intensity.apply(volume.data)
+            whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
+            scored = datamodule.selected_slices(volume.data, whole)
+            out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored))
+        except (NiftiError, ValueError, OSError, MemoryError) as err:
+            failed[str(path)] = str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}"
+            log.error("%s", failed[str(path)])
+    return out, failed
 
 
 def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
@@ -99,7 +98,7 @@ def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
         name = f"{segment.subject}_{segment.start}-{segment.stop}" if several else segment.subject
         scored = datamodule.selected_slices(entry.volume.data, segment)
         pair, lr_affine = datamodule.eval_pair(segment.subject) if hasattr(datamodule, "eval_pair") else (None, None)
-        out.append(EvalVolume(name, segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored, pair, lr_affine))
+        out.append(EvalVolume(safe_name(name, "volume"), segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored, pair, lr_affine))
     return out
 
 
@@ -173,6 +172,7 @@ class Evaluator:
         self.uncertainty_rows: list[dict] = []
         # subject -> "unseen" / "seen in training": tables pool subjects within a group only
         self.groups: dict[str, str] | None = None
+        self.input_failures: dict[str, str] = {}
 
     def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
         files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
@@ -280,16 +280,26 @@ class Evaluator:
                     + ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
                 )
         table = MetricsTable()
+        output_dir.mkdir(parents=True, exist_ok=True)
         for v in volumes:
             log.info("evaluating %s (slices %d:%d along axis %d)", v.name, v.start, v.stop, self.slice_axis)
-            outputs, volume_table = self.run_volume(v)
+            paths = {kind: output_dir / f"{v.name}_{kind}.nii.gz" for kind in self.kinds}
+            paths["figure"] = output_dir / f"{v.name}_comparison.png"
+            try:
+                # one volume's files appear together or not at all; a failure never stops the others
+                with written_together(paths) as staging:
+                    outputs, volume_table = self.run_volume(v)
+                    affines = self.affines(v)
+                    for kind, slices in outputs.items():
+                        data = v.intensity.restore(put_slices(slices.numpy(), self.slice_axis))
+                        affine = affines["lr" if kind == "lr" else "hr"]
+                        save_nifti(staging[kind], data, affine, v.volume.axcodes, overwrite=True)
+                    self._figure(staging["figure"], v, outputs, volume_table)
+            except (NiftiError, ValueError, OSError, MemoryError, RuntimeError) as err:
+                table.failures[v.volume.source] = str(err) if isinstance(err, NiftiError) else f"{v.volume.source}: {type(err).__name__}: {err}"
+                log.error("%s", table.failures[v.volume.source])
+                continue
             table.rows += volume_table.rows
-            affines = self.affines(v)
-            for kind, slices in outputs.items():
-                data = v.intensity.restore(put_slices(slices.numpy(), self.slice_axis))
-                affine = affines["lr" if kind == "lr" else "hr"]
-                save_nifti(output_dir / f"{v.name}_{kind}.nii.gz", data, affine, v.volume.axcodes, overwrite=True)
-            self._figure(output_dir / f"{v.name}_comparison.png", v, outputs, volume_table)
         table.write_csv(output_dir / "metrics.csv")
         title = f"Evaluation: {', '.join(self.networks)} vs baselines"
         (output_dir / "metrics.md").write_text(table.to_markdown(title, self.groups))
@@ -319,9 +329,25 @@ class Evaluator:
 
 
 def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when there is a GPU, else cpu; a device that does not exist here is refused by name."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device name; use auto, cpu, cuda or cuda:N") from err
+    if parsed.type == "cpu":
+        return device
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device!r}, but this machine has no usable CUDA GPU; use device=cpu or auto")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device={device!r}, but this machine has {count} GPU(s): cuda:0..cuda:{count - 1}")
+        return device
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return device
+    raise ValueError(f"device={device!r} is not available here; use auto, cpu, cuda or cuda:N")
 
 
 # --- checkpoints ------------------------------------------------------------------------------------
@@ -439,27 +465,35 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     The first checkpoint fixes normalisation, slice axis, degradation and seeds; every other must
     share them (checked before any work), and all are scored on the same degraded slices.
     """
+    if int(cfg.batch_size) < 1:
+        raise ValueError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
+    resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
-    checkpoints = [load_checkpoint(p) for p in paths]
+    trust = list(cfg.get("trust_targets") or [])
+    checkpoints = [load_checkpoint(p, trust) for p in paths]
     check_comparable(paths, checkpoints)
     meta = checkpoints[0][METADATA_KEY]
     train_cfg = OmegaConf.create(meta["config"])
-    degradation = instantiate(train_cfg.degradation)
-    nets = [build_network(c) for c in checkpoints]
+    degradation = instantiate_stored(train_cfg.degradation, paths[0], trust, f"{METADATA_KEY}.config.degradation")
+    nets = [build_network(c, trust, p) for c, p in zip(checkpoints, paths)]
     cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
     names = method_names(card_names, paths, reserved=make_baselines(degradation))
     # the first checkpoint's split: data added to a folder since training cannot leak into the test set
-    datamodule = instantiate(
+    datamodule = instantiate_stored(
         train_cfg.data,
+        paths[0],
+        trust,
+        f"{METADATA_KEY}.config.data",
         degradation=degradation,
         input_mode=sample_mode(nets),
         split=meta.get("split"),
         split_file=None,
         num_workers=0,
     )
-    if cfg.get("inputs"):
-        volumes = volumes_from_files(list(cfg.inputs), datamodule)
+    failed: dict[str, str] = {}
+    if cfg.get("inputs") is not None:
+        volumes, failed = volumes_from_files(list(cfg.inputs), datamodule)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, checkpoints)
@@ -476,6 +510,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         tta=bool(cfg.get("tta", False)),
     )
     evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
+    evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures
     return evaluator, volumes, paths
 
 
@@ -483,6 +518,7 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
     """``evaluate.py``: checkpoints on the first one's test split, or on the HR volumes in ``cfg.inputs``."""
     evaluator, volumes, paths = prepare(cfg)
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
+    table.failures = {**evaluator.input_failures, **table.failures}
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}", evaluator.groups))
     log.info("outputs written to %s", cfg.output_dir)
     return table

@@ -30,7 +30,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch import nn
 
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
+from lfmri.data.io import safe_name
 from lfmri.models.base import as_image, input_mode, size_multiple
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
@@ -63,6 +64,7 @@ class ExportConfig:
     overwrite: bool = False
     opset: int | None = None  # ONNX opset; default: the exporter's
     tolerance: float = TOLERANCE  # largest accepted |exported - PyTorch|
+    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 def _model(net: nn.Module) -> str:
@@ -387,14 +389,15 @@ def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]
         if fmt != "both" and by_suffix[output.suffix] != fmt:
             raise ValueError(f"output={output} has the suffix of {by_suffix[output.suffix]} but format={fmt}")
         return {f: output.with_suffix(SUFFIXES[f]) for f in formats}
-    stem = f"{card.get('name', 'model')}_x{card.get('scale', 1)}"
+    # the card is the checkpoint's, i.e. anyone's: its name must not lead out of the folder
+    stem = safe_name(f"{card.get('name', 'model')}_x{card.get('scale', 1)}", "model")
     return {f: output / f"{stem}{SUFFIXES[f]}" for f in formats}
 
 
 def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     """Rebuild the checkpoint's network, export every requested format, verify each: {format: (path, max diff)}."""
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    net = build_network(checkpoint).float().eval()
+    checkpoint = load_checkpoint(cfg.ckpt_path, cfg.trust_targets)
+    net = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).float().eval()
     card = dict(checkpoint[METADATA_KEY].get("card") or {})
     card.setdefault("name", type(net).__name__.lower())
     card.setdefault("scale", int(getattr(net, "scale", 1)))

@@ -27,23 +27,22 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from tqdm.auto import tqdm
 
 from lfmri import consistency
-from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
+from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import lr_axis_map, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, subject_name, voxel_sizes
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, voxel_sizes, written_together
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import scan_on_model_grid
@@ -80,6 +79,7 @@ class PredictConfig:
     mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
     progress: bool = True
     preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
+    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 def nifti_inputs(entries: Sequence[str]) -> list[Path]:
@@ -110,11 +110,11 @@ class Predictor:
         meta = checkpoint[METADATA_KEY]
         self.card = meta.get("card", {})
         train_cfg = OmegaConf.create(meta["config"])
-        self.degradation: Degradation = instantiate(train_cfg.degradation)
+        self.degradation: Degradation = instantiate_stored(train_cfg.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
         self.slice_axis = int(train_cfg.data.slice_axis)
         self.percentiles = list(train_cfg.data.percentiles)
         self.device = torch.device(resolve_device(cfg.device))
-        self.net: nn.Module = build_network(checkpoint).to(self.device)
+        self.net: nn.Module = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).to(self.device)
         self.mode = input_mode(self.net)
         if self.mode == "lr_complex":
             raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
@@ -182,7 +182,7 @@ class Predictor:
         return {k: v[:, 0].cpu() for k, v in out.items()}
 
     def output_paths(self, source: Path) -> dict[str, Path]:
-        name = subject_name(source)
+        name = safe_name(subject_name(source), "volume")
         kinds = ["sr"]
         if self.cfg.data_consistency:
             kinds.append("consistency")
@@ -194,8 +194,14 @@ class Predictor:
         return paths
 
     def volume(self, volume: Volume) -> dict[str, Path]:
-        """Super-resolve one volume and write its outputs."""
+        """Super-resolve one volume and write its outputs (all of them, or none when anything fails)."""
         paths = self.output_paths(Path(volume.source))
+        Path(self.cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        with written_together(paths) as staging:
+            self._volume(volume, staging)
+        return paths
+
+    def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
@@ -220,16 +226,18 @@ class Predictor:
             else:  # std and |difference| maps: scaled, not shifted, back to the input's units
                 data = data * (intensity.high - intensity.low)
             affine = volume.affine if kind == "consistency" else hr_affine
-            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=self.cfg.overwrite)
-        return paths
+            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=True)  # staging names
 
 
 def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
     """Predict every input; returns (outputs per input, error message per failed input)."""
+    problem = option_problem(cfg)
+    if problem:
+        raise ValueError(problem)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))  # messages name the file
-    predictor = Predictor(load_checkpoint(cfg.ckpt_path), cfg)
+    predictor = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
     done, failed = {}, {}
     try:
         paths = nifti_inputs(list(cfg.inputs))
@@ -245,10 +253,31 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
                 raise FileExistsError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")
             done[str(path)] = predictor.volume(load_nifti(path))
             log.info("%s -> %s", path, ", ".join(str(p) for p in done[str(path)].values()))
-        except (NiftiError, FileExistsError, ValueError) as err:
+        except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
             failed[str(path)] = str(err)
             log.error("%s", err)
+        except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
+            failed[str(path)] = f"{path}: {type(err).__name__}: {err}"
+            log.error("%s", failed[str(path)])
     return done, failed
+
+
+def option_problem(cfg: PredictConfig) -> str | None:
+    """The first option with an impossible value, as one line naming it, or ``None``."""
+    for name in ("batch_size", "tile_size"):
+        if int(getattr(cfg, name)) < 1:
+            return f"bad value for option '{name}': {getattr(cfg, name)}; must be a positive integer"
+    if cfg.threads is not None and int(cfg.threads) < 1:
+        return f"bad value for option 'threads': {cfg.threads}; must be a positive integer (or leave it out)"
+    if int(cfg.tile_overlap) < 0 or int(cfg.mc_samples) < 0:
+        return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
+    if len(cfg.inputs) == 0:
+        return "option 'inputs' is empty: give NIfTI files and/or folders, e.g. inputs='[scan.nii.gz]'"
+    try:
+        resolve_device(cfg.device)
+    except ValueError as err:
+        return f"bad value for option 'device': {err}"
+    return None
 
 
 def parse_args(argv: Sequence[str]) -> PredictConfig:
@@ -264,6 +293,10 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
             missing.insert(0, "ckpt_path (or pretrained=NAME)")
     except OmegaConfBaseException as err:
         raise SystemExit(f"lfmri.predict: bad option: {err.msg if hasattr(err, 'msg') else err}") from None
+    if not missing:
+        problem = option_problem(cfg)
+        if problem:
+            raise SystemExit(f"lfmri.predict: {problem}")
     if missing:
         raise SystemExit(f"lfmri.predict: missing required option(s) {', '.join(missing)} (e.g. ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR)")
     return OmegaConf.to_object(cfg)

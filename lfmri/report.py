@@ -54,6 +54,7 @@ class MetricsTable:
 
     def __init__(self, rows: Iterable[Mapping] = ()) -> None:
         self.rows: list[dict] = [dict(r) for r in rows]
+        self.failures: dict[str, str] = {}  # input -> why it has no rows (evaluate's per-input errors)
 
     def add(self, subjects: Sequence[str], slices: Sequence[int], method: str, metrics: Mapping[str, torch.Tensor]) -> None:
         values = {k: torch.as_tensor(v).detach().cpu().double().tolist() for k, v in metrics.items()}

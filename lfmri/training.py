@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 from pathlib import Path
 
@@ -17,11 +16,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
+from lfmri.checkpoint import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
+from lfmri.checkpoint_io import remove_stale_temporaries
 from lfmri.csv_logger import ResumableCSVLogger
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
+from lfmri.run_record import requeued_by_slurm
 from lfmri.transfer import init_network
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,6 @@ def instantiate_group(node: DictConfig | None) -> list:
     if not node:
         return []
     return [instantiate(entry) for entry in node.values() if isinstance(entry, DictConfig) and "_target_" in entry]
-
-
-def requeued_by_slurm() -> bool:
-    """Whether SLURM restarted this job (requeue after preemption or time-out): resume it."""
-    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
 def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
@@ -142,16 +138,30 @@ def train(cfg: DictConfig) -> dict[str, float]:
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
     check_compatible(net, degradation)
-    init_network(net, cfg.get("init_from"), cfg.get("freeze"))
-    datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net))
+    trust = list(cfg.get("trust_targets") or [])
+    # what this run's own config names is instantiated anyway: a stored copy of it is no new code
+    known = sorted(config_targets(OmegaConf.to_container(cfg, resolve=False)))
+    init_network(net, cfg.get("init_from"), cfg.get("freeze"), trust, known)
+    checkpoint_dir = output_dir / "checkpoints"
+    ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    resumed = load_checkpoint(ckpt_path, trust, known) if ckpt_path else None  # refuses foreign targets
+    resumed_step = resumed["global_step"] if resumed is not None else 0
+    stored = (resumed.get(METADATA_KEY) or {}).get("split") if resumed is not None else None
+    del resumed  # the weights are loaded again by trainer.fit
+    data_options = {}
+    if stored and cfg.data.get("split") is None:
+        # the run goes on with the subjects it started with, even if the folder has changed since
+        data_options["split"] = stored
+        log.info("resuming with the stored split (%s)", ", ".join(f"{k}: {len(v)}" for k, v in stored.items()))
+    datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))
     if hasattr(module, "check_setup"):
         module.check_setup(datamodule)  # e.g. a critic built for another patch size: fail before fitting
 
-    checkpoint_dir = output_dir / "checkpoints"
-    ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    if rank_zero_only.rank == 0:
+        remove_stale_temporaries(checkpoint_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
@@ -159,7 +169,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
-        resumed_step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.resume_from(resumed_step)

@@ -20,9 +20,10 @@ from lfmri.checkpoint import CheckpointError, load_checkpoint, network_state
 log = logging.getLogger(__name__)
 
 
-def load_network_weights(net: nn.Module, path: str | Path) -> None:
+def load_network_weights(net: nn.Module, path: str | Path, trust_targets: Sequence[str] | None = None,
+                         known_targets: Sequence[str] = ()) -> None:
     """Copy a checkpoint's network weights into ``net``; every mismatch is named before anything loads."""
-    state = network_state(load_checkpoint(path))
+    state = network_state(load_checkpoint(path, trust_targets, known_targets))
     own = net.state_dict()
     shapes = [f"{k}: checkpoint {tuple(v.shape)} vs network {tuple(own[k].shape)}"
               for k, v in state.items() if k in own and v.shape != own[k].shape]
@@ -63,9 +64,10 @@ def freeze_layers(net: nn.Module, prefixes: Sequence[str]) -> list[str]:
     return sorted(set(frozen))
 
 
-def init_network(net: nn.Module, init_from: str | None, freeze: Sequence[str] | None) -> None:
+def init_network(net: nn.Module, init_from: str | None, freeze: Sequence[str] | None,
+                 trust_targets: Sequence[str] | None = None, known_targets: Sequence[str] = ()) -> None:
     """``train.py``'s ``init_from`` and ``freeze`` options, applied to the freshly built network."""
     if init_from:
-        load_network_weights(net, init_from)
+        load_network_weights(net, init_from, trust_targets, known_targets)
     if freeze:
         freeze_layers(net, freeze)

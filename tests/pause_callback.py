@@ -15,12 +15,25 @@ import lightning as L
 
 
 class PauseAtStep(L.Callback):
-    def __init__(self, step: int, flag: str, timeout_s: float = 120.0) -> None:
+    """``epoch_end=true``: park when the next epoch starts instead, right after the epoch-end checkpoint."""
+
+    def __init__(self, step: int, flag: str, timeout_s: float = 120.0, epoch_end: bool = False) -> None:
         self.step = int(step)
         self.flag = Path(flag)
         self.timeout_s = float(timeout_s)
+        self.epoch_end = bool(epoch_end)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if not self.epoch_end:
+            self.pause(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
+        # ModelCheckpoint saves the validated epoch in on_train_epoch_end (val_check_interval=1.0),
+        # after every other callback's hook: the next epoch's start is the first moment after it
+        if self.epoch_end:
+            self.pause(trainer)
+
+    def pause(self, trainer: L.Trainer) -> None:
         if trainer.global_step != self.step or self.flag.exists():
             return
         self.flag.write_text(str(trainer.global_step))

@@ -224,3 +224,28 @@ def test_cli_exports_a_trained_checkpoint_and_refuses_to_overwrite(tmp_path, cap
     assert main([f"ckpt_path={ckpt}", f"output={out}", "format=both"]) == 2
     assert "already exists; pass overwrite=true" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/abs/escaped", "..", "a/../../escaped", "..\\..\\escaped", "\x00"])
+def test_an_export_named_by_a_hostile_card_stays_in_its_folder(tmp_path, name):
+    from lfmri.export import output_paths
+
+    out = tmp_path / "deep" / "exports"
+    paths = output_paths(out, "both", {"name": name, "scale": "2/../../x"})
+    for path in paths.values():
+        assert path.parent == out and not path.name.startswith(".")
+
+
+def test_export_of_a_checkpoint_with_a_traversal_name_writes_inside_the_output_folder(tmp_path):
+    from lfmri.checkpoint import METADATA_KEY
+    from lfmri.export import ExportConfig, export_checkpoint
+    from tests.test_predict import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "a.ckpt", "model=espcn")
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint[METADATA_KEY]["card"]["name"] = "../../escaped"
+    torch.save(checkpoint, ckpt)
+    out = tmp_path / "one" / "two" / "exports"
+    done = export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output=str(out), format="torchscript"))
+    assert done["torchscript"][0] == out / "escaped_x2.pt" and (out / "escaped_x2.pt").is_file()
+    assert not list(tmp_path.glob("**/escaped*.pt"))[1:] and not (tmp_path / "one" / "escaped_x2.pt").exists()

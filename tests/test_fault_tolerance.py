@@ -45,13 +45,16 @@ def reference(tmp_path_factory):
     return root, json.loads((root / "reference" / "metrics.json").read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig):
+@pytest.mark.parametrize(("sig", "epoch_end"), [(signal.SIGTERM, False), (signal.SIGKILL, False), (signal.SIGKILL, True)],
+                         ids=["sigterm", "sigkill", "sigkill-after-epoch-end-checkpoint"])
+def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig, epoch_end):
     root, expected = reference
-    run_dir = root / f"killed-{sig.name}"
-    flag = root / f"{sig.name}.paused"
-    pause = ["+callbacks.pause._target_=tests.pause_callback.PauseAtStep", f"+callbacks.pause.step={KILL_AT}",
-             f"+callbacks.pause.flag={flag}"]
+    name = f"{sig.name}{'-epoch-end' if epoch_end else ''}"
+    run_dir = root / f"killed-{name}"
+    flag = root / f"{name}.paused"
+    kill_at = STEPS_PER_EPOCH if epoch_end else KILL_AT
+    pause = ["+callbacks.pause._target_=tests.pause_callback.PauseAtStep", f"+callbacks.pause.step={kill_at}",
+             f"+callbacks.pause.flag={flag}", f"+callbacks.pause.epoch_end={epoch_end}"]
     proc = subprocess.Popen([sys.executable, *run_args(root / "volumes", run_dir), *pause], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
@@ -64,17 +67,23 @@ def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig):
     assert proc.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL), output[-3000:]
 
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    # SIGTERM: written at the step it arrived; SIGKILL: the latest periodic save. Both mid-epoch.
-    step = KILL_AT if sig == signal.SIGTERM else KILL_AT // SAVE_EVERY * SAVE_EVERY
-    assert last["global_step"] == step and step % STEPS_PER_EPOCH
-    loader_state = last["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert loader_state == [{"trained_batches": step % STEPS_PER_EPOCH}]
+    if epoch_end:  # the checkpoint written after the first epoch's validation
+        assert last["global_step"] == STEPS_PER_EPOCH
+    else:  # SIGTERM: written at the step it arrived; SIGKILL: the latest periodic save. Both mid-epoch.
+        step = KILL_AT if sig == signal.SIGTERM else KILL_AT // SAVE_EVERY * SAVE_EVERY
+        assert last["global_step"] == step and step % STEPS_PER_EPOCH
+        loader_state = last["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+        assert loader_state == [{"trained_batches": step % STEPS_PER_EPOCH}]
     if sig == signal.SIGTERM:
         assert "resume=true" in output
     assert not (run_dir / "metrics.json").exists()
 
-    resumed = check(run_script(*run_args(root / "volumes", run_dir), "resume=true"))
+    stale = run_dir / "checkpoints" / ".last.ckpt.999999999.0123abcd.tmp"  # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"half a checkpoint")
+    # the killed run's config names the test's pause callback: trusted explicitly, as a user would
+    resumed = check(run_script(*run_args(root / "volumes", run_dir), "resume=true", "trust_targets=[tests.pause_callback]"))
     assert "not resumable" not in resumed.stdout + resumed.stderr
+    assert not stale.exists()
     final = json.loads((run_dir / "metrics.json").read_text())
     assert final["global_step"] == expected["global_step"] == 2 * STEPS_PER_EPOCH
     assert final["best_score"] == pytest.approx(expected["best_score"], abs=1e-6)
@@ -155,3 +164,17 @@ def test_every_trainer_config_writes_checkpoints_atomically():
             cfg = compose("train", overrides=[f"trainer={trainer}", "output_dir=/tmp/unused"])
         built = instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
         assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO), trainer
+
+
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
+    import os
+
+    from lfmri.checkpoint_io import remove_stale_temporaries
+
+    dead = tmp_path / ".last.ckpt.999999999.0123abcd.tmp"
+    live = tmp_path / f".last.ckpt.{os.getppid()}.0123abcd.tmp"  # a running process: its write goes on
+    keep = [tmp_path / "last.ckpt", tmp_path / ".hidden.tmp", live]
+    for path in [dead, *keep]:
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == [dead]
+    assert all(p.exists() for p in keep)

@@ -22,6 +22,7 @@ from lfmri.data.kspace import fft2c
 from tests.conftest import phantom, write_phantom
 
 SUBJECTS = ["IXI002-Guys-0828", "IXI012-HH-1211", "IXI013-HH-1212"]
+CUT: dict[str, int] = {}  # file -> bytes the test server sends before dropping the connection
 
 
 def make_tarball(tmp_path: Path, modality: str = "T2") -> bytes:
@@ -52,7 +53,7 @@ def server():
             self.send_response(206 if header else 200)
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
-            self.wfile.write(body[start:])
+            self.wfile.write(body[start:][: CUT.pop(self.path.lstrip("/"), None)])
 
         def log_message(self, *args):
             pass
@@ -150,3 +151,21 @@ def test_fastmri_datamodule_gives_the_de_leeuw_pairs(tmp_path):
     assert len(dm.volumes) == 3 and {seg.subject for segs in dm.split.values() for seg in segs} == set(dm.volumes)
     batch = next(iter(dm.val_dataloader()))
     assert batch["hr"].shape[-2:] == (128, 128) and batch["lr"].shape[-2:] == (64, 64)
+
+
+def test_ixi_download_says_a_dropped_transfer_resumes_and_a_non_tar_is_not_an_archive(tmp_path, server, capsys):
+    base, files, ranges = server
+    body = make_tarball(tmp_path)
+    files["IXI-T2.tar"] = body
+    md5 = hashlib.md5(body).hexdigest()
+    CUT["IXI-T2.tar"] = 5000  # the connection drops after 5000 bytes
+    args = ["download", "--modality", "T2", "--dest", str(tmp_path / "ixi"), "--url", f"{base}/IXI-T2.tar", "--md5", md5]
+    assert ixi.main(args) == 1
+    err = capsys.readouterr().err
+    assert "run the same command again to continue" in err and "corrupt" not in err and "Traceback" not in err
+    assert ixi.main(args) == 0 and ranges[-1] == "bytes=5000-"  # the rerun continues and succeeds
+    files["IXI-PD.tar"] = b"<html>not a tarball</html>" * 40
+    bad = ["download", "--modality", "PD", "--dest", str(tmp_path / "ixi"), "--url", f"{base}/IXI-PD.tar",
+           "--md5", hashlib.md5(files["IXI-PD.tar"]).hexdigest()]
+    assert ixi.main(bad) == 1
+    assert "is not a tar archive" in capsys.readouterr().err

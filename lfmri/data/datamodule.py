@@ -88,6 +88,17 @@ class SliceDataModule(L.LightningDataModule):
         if augment is not None and not isinstance(augment, SliceAugmentation):
             raise ValueError(f"data.augment must be a SliceAugmentation config (with _target_), got {augment!r}")
         self.augment = augment
+        for name in ("patch_size", "batch_size", "eval_batch_size", "patches_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name}={getattr(self, name)}: must be a positive integer")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.num_workers}: must be 0 (main process) or more")
+        if self.patches_per_epoch < self.batch_size:
+            # drop_last=True: an epoch of fewer patches than one batch trains nothing at all
+            raise ValueError(
+                f"data.patches_per_epoch={self.patches_per_epoch} is below data.batch_size={self.batch_size}: "
+                "no batch would be trained; raise data.patches_per_epoch"
+            )
         self.split: Split | None = None
         self.volumes: dict[str, NormalisedVolume] = {}
         self.prepared: dict[str, list[PreparedSegment]] = {}
@@ -118,6 +129,10 @@ class SliceDataModule(L.LightningDataModule):
             volume.data = intensity.apply(volume.data)
             volumes[volume.name] = NormalisedVolume(volume, intensity)
         split = self.requested_split or self.default_split(volumes)
+        if self.requested_split is not None:
+            unused = sorted(set(volumes) - {seg.subject for segs in split.values() for seg in segs})
+            if unused:  # e.g. volumes added to the folder since the run that is resumed started
+                log.warning("the given split leaves out %d volume(s) found now, not used: %s", len(unused), unused)
         missing = sorted({seg.subject for segs in split.values() for seg in segs} - set(volumes))
         if missing:
             raise ValueError(f"the split names volumes that were not found: {missing}")

@@ -6,12 +6,11 @@ which is how a report keeps chosen subjects, e.g. a whole site, unseen.
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
-from lfmri.data.io import Volume, load_nifti
+from lfmri.data.io import Volume, glob_files, load_nifti
 from lfmri.data.splits import Split, explicit_split, subject_split
 
 
@@ -25,8 +24,7 @@ def find_volumes(pattern: str | Sequence[str]) -> list[Path]:
         )
     paths: set[Path] = set()
     for one in patterns:
-        found = [Path(p) for p in glob.glob(str(Path(one).expanduser()), recursive=True)]
-        found = [p for p in found if p.is_file()]
+        found = glob_files(one)
         if not found:
             raise FileNotFoundError(f"data.pattern={one!r} matches no files")
         paths.update(found)

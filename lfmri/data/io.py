@@ -7,11 +7,16 @@ orientation is remembered so outputs can be written back in the orientation of t
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import re
 import tempfile
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import nibabel as nib
 import numpy as np
@@ -19,6 +24,8 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import axcodes2ornt, ornt_transform
 
 CANONICAL = ("R", "A", "S")
+MEMORY_ENV = "LFMRI_MAX_VOLUME_GB"  # largest float32 copy of one volume that lfmri reads
+K = TypeVar("K")
 
 
 class NiftiError(ValueError):
@@ -57,12 +64,94 @@ def subject_name(path: str | os.PathLike) -> str:
     return name
 
 
+def safe_name(name: object, fallback: str = "output") -> str:
+    """``name`` as one file-name part that stays inside its folder.
+
+    Names come from model cards and input files, which anyone can write: path separators, control
+    characters and leading dots (``..``, hidden files) are replaced, so ``../../x`` becomes ``x``
+    and never leaves the output folder. Other characters (non-ASCII included) are kept.
+    """
+    cleaned = re.sub(r"[\x00-\x1f\x7f/\\:]+", "_", str(name)).strip(" ._")
+    return cleaned or fallback
+
+
+def glob_files(pattern: str | os.PathLike) -> list[Path]:
+    """Files matching ``pattern``, where a ``**`` component matches any depth of folders.
+
+    Unlike ``glob.glob(recursive=True)``, which follows a symlink loop (``a/link -> ..``) until the
+    path is too long (hours on a deep tree), folders are walked once each by their real path:
+    symlinked folders are still searched, loops and second routes to a folder are not.
+    """
+    pattern = os.path.expanduser(str(pattern))
+    parts = Path(pattern).parts
+    if "**" not in parts:
+        return sorted(Path(p) for p in glob.glob(pattern) if os.path.isfile(p))
+    cut = parts.index("**")
+    base, rest = Path(*parts[:cut]) if cut else Path("."), parts[cut + 1 :]
+    found: set[str] = set()
+    for top in glob.glob(str(base)) if glob.has_magic(str(base)) else [str(base)]:
+        seen: set[str] = set()
+        for folder, subfolders, _ in os.walk(top, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a loop or a second route: do not descend again
+                subfolders[:] = []
+                continue
+            seen.add(real)
+            tail = os.path.join(glob.escape(folder), *(rest or ["*"]))
+            found.update(p for p in glob.glob(tail) if os.path.isfile(p))
+    return sorted(Path(p) for p in found)
+
+
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
 
 
+def memory_budget() -> int:
+    """Bytes one volume's float32 copy may take: ``$LFMRI_MAX_VOLUME_GB``, else a quarter of the machine's memory."""
+    if os.environ.get(MEMORY_ENV):
+        return int(float(os.environ[MEMORY_ENV]) * 2**30)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # not POSIX: 4 GiB
+        return 4 * 2**30
+
+
+def check_header(img: nib.spatialimages.SpatialImage, source: str) -> None:
+    """Refuse what nibabel would read wrongly or not at all, from the header alone (nothing is read yet).
+
+    Complex voxels (nibabel's float conversion keeps only the real part), RGB and other structured
+    types, a degenerate affine (nibabel raises deep inside reorientation), and a header claiming more
+    voxels than :func:`memory_budget` or, for uncompressed files, more bytes than the file holds.
+    """
+    dtype = img.get_data_dtype()
+    if dtype.kind == "c":
+        raise NiftiError(source, f"holds complex voxels ({dtype}); lfmri reads magnitude images: save np.abs(data) first")
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise NiftiError(source, f"has voxels of type {dtype} (e.g. RGB); lfmri reads single-channel grayscale images")
+    voxels = int(np.prod(img.shape, dtype=np.float64))
+    if voxels * 4 > memory_budget():
+        raise NiftiError(
+            source,
+            f"claims shape {tuple(img.shape)} ({voxels * 4 / 2**30:.1f} GiB as float32), above the memory budget of "
+            f"{memory_budget() / 2**30:.1f} GiB (set {MEMORY_ENV} to change it)",
+        )
+    file_map = getattr(img, "file_map", {}).get("image")
+    filename = getattr(file_map, "filename", None)
+    if filename and not str(filename).endswith(".gz") and os.path.isfile(filename):
+        needed = int(img.header.get_data_offset()) + voxels * dtype.itemsize
+        held = os.path.getsize(filename)
+        if held < needed:
+            raise NiftiError(source, f"is truncated: its header needs {needed} bytes, the file holds {held}")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    zooms = voxel_sizes(affine)
+    if (not np.all(np.isfinite(affine)) or np.any(zooms == 0)
+            or abs(np.linalg.det(affine[:3, :3])) <= 1e-6 * float(np.prod(zooms))):
+        raise NiftiError(source, f"has a degenerate affine (singular or non-finite voxel axes) {affine.round(4).tolist()}")
+
+
 def volume_from_image(img: nib.spatialimages.SpatialImage, source: str) -> Volume:
     """Validate an in-memory image and return it as a canonical float32 :class:`Volume`."""
+    check_header(img, source)
     shape = img.shape
     # trailing singleton dimensions (e.g. a 3D scan stored as X x Y x Z x 1) carry no data
     while len(shape) > 3 and shape[-1] == 1:
@@ -77,6 +166,8 @@ def volume_from_image(img: nib.spatialimages.SpatialImage, source: str) -> Volum
         axcodes = tuple(nib.aff2axcodes(img.affine))
         canonical = nib.as_closest_canonical(img)
         data = canonical.get_fdata(dtype=np.float32)
+    except MemoryError as err:
+        raise NiftiError(source, f"does not fit in memory (shape {tuple(img.shape)})") from err
     except (EOFError, OSError, zlib.error, ValueError) as err:
         raise NiftiError(source, f"is truncated or corrupt ({type(err).__name__}: {err})") from err
     if any(code is None for code in axcodes):
@@ -103,6 +194,23 @@ def load_nifti(path: str | os.PathLike) -> Volume:
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise NiftiError(path, f"is a {type(img).__name__}, not a NIfTI image")
     return volume_from_image(img, str(path))
+
+
+@contextlib.contextmanager
+def written_together(paths: Mapping[K, Path]) -> Iterator[dict[K, Path]]:
+    """Hidden staging names for ``paths``: all renamed into place when the block succeeds, all removed
+    when it fails, so one input's outputs appear completely or not at all (no orphan preview that
+    blocks a rerun, nothing half-written after a full disk), and existing files stay as they were.
+    """
+    staging = {k: Path(p).with_name(f".partial-{os.getpid()}-{Path(p).name}") for k, p in paths.items()}
+    try:
+        yield staging
+        for key, path in paths.items():
+            os.replace(staging[key], path)
+    finally:
+        for path in staging.values():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 def save_nifti(

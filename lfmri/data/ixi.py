@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import logging
 import shutil
 import sys
@@ -72,25 +73,47 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(url: str, part: Path, timeout: float = 60.0) -> None:
+def fetch(url: str, part: Path, timeout: float = 60.0) -> int | None:
     """Download ``url`` into ``part``, continuing after the bytes it already holds when the server
-    honours a Range request (206); a server that answers 200 sends the whole file again."""
+    honours a Range request (206); a server that answers 200 sends the whole file again.
+
+    Returns the size the complete file has according to the server (``None`` when it does not say),
+    so a transfer that ended early is told apart from a corrupt one."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # nothing left to fetch: the part is complete
-            return
+            return None
         raise ConnectionError(f"{url}: HTTP {err.code} {err.reason}") from err
     except urllib.error.URLError as err:
         raise ConnectionError(f"{url}: cannot connect ({err.reason})") from err
     with response:
         resumed = have and getattr(response, "status", 200) == 206
+        total = _total_size(response, have if resumed else 0)
         if have:
             log.info("%s: %s", part, f"resuming after {have:,} bytes" if resumed else "server ignores Range, starting again")
         with open(part, "ab" if resumed else "wb") as out:
-            shutil.copyfileobj(response, out, CHUNK)
+            try:
+                shutil.copyfileobj(response, out, CHUNK)
+            except (http.client.HTTPException, OSError) as err:  # connection dropped mid-transfer
+                out.flush()
+                raise ConnectionError(
+                    f"{url}: the transfer stopped after {part.stat().st_size:,} bytes ({type(err).__name__}); "
+                    f"{part} keeps them: run the same command again to continue where it stopped"
+                ) from None
+    return total
+
+
+def _total_size(response, offset: int) -> int | None:
+    """The complete file's size from ``Content-Range: bytes a-b/TOTAL`` or offset + ``Content-Length``."""
+    headers = getattr(response, "headers", None) or {}
+    content_range = headers.get("Content-Range", "") if hasattr(headers, "get") else ""
+    if "/" in content_range and content_range.rsplit("/", 1)[1].strip().isdigit():
+        return int(content_range.rsplit("/", 1)[1])
+    length = headers.get("Content-Length") if hasattr(headers, "get") else None
+    return offset + int(length) if length and str(length).isdigit() else None
 
 
 def safe_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
@@ -109,7 +132,13 @@ def extract(archive: Path, dest: Path) -> tuple[int, int]:
     """Extract ``archive`` into ``dest``; files that already exist are kept. (written, kept)."""
     dest.mkdir(parents=True, exist_ok=True)
     written = kept = 0
-    with tarfile.open(archive) as tar:
+    try:
+        tar = tarfile.open(archive)
+    except tarfile.TarError as err:
+        raise ValueError(
+            f"{archive} is not a tar archive ({err}); check --url, move the file away and run again"
+        ) from None
+    with tar:
         for member in safe_members(tar, dest):
             target = dest / member.name
             if member.isdir():
@@ -143,7 +172,13 @@ def download(modality: str, dest: str | Path, url: str | None = None, md5: str |
             raise ValueError(f"{archive} exists but its MD5 is {actual}, expected {expected}; move it away and run again")
         log.info("%s already downloaded and verified", archive)
     else:
-        fetch(url, part)
+        total = fetch(url, part)
+        size = part.stat().st_size
+        if total is not None and size < total:
+            raise ConnectionError(
+                f"{part}: the transfer ended after {size:,} of {total:,} bytes; run the same command again "
+                "to continue where it stopped"
+            )
         actual = md5sum(part)
         if actual != expected:
             raise ValueError(

@@ -36,7 +36,6 @@ probability ``synthetic_ratio``; without ``root`` they are the collection, split
 
 from __future__ import annotations
 
-import glob
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -51,7 +50,7 @@ from torch.utils.data import DataLoader
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset, derive_seed
 from lfmri.data.grid import map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, volume_from_image
+from lfmri.data.io import NiftiError, Volume, check_header, glob_files, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
 from lfmri.data.resample import centred_grid, resample_onto, resample_volume
@@ -66,7 +65,7 @@ SLICE_REGEX = r"(?P<subject>.+?)_(?:slice)?(?P<slice>\d+)\.nii(\.gz)?$"
 
 # --- reading a collection --------------------------------------------------------------------------
 def _glob(root: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in (Path(q) for q in glob.glob(str(root / pattern), recursive=True)) if p.is_file())
+    return glob_files(root / pattern)
 
 
 def _compile(regex: str, groups: Sequence[str]) -> re.Pattern:
@@ -107,6 +106,10 @@ def _read_slice(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A 2D slice (singleton dimensions squeezed) and its file's affine; NiftiError names the file."""
     try:
         img = nib.load(str(path))
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, reported with its name
+        raise NiftiError(path, f"is not a readable NIfTI file ({type(err).__name__}: {err})") from err
+    check_header(img, str(path))  # complex, RGB, degenerate affine, oversized header: before reading
+    try:
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, reported with its name
         raise NiftiError(path, f"is not a readable NIfTI file ({type(err).__name__}: {err})") from err
@@ -466,6 +469,10 @@ class PairedLowFieldDataModule(SliceDataModule):
             name: NormalisedVolume(Volume(p.hr, p.hr_affine, p.source, p.axcodes), p.hr_intensity) for name, p in pool.items()
         }
         split = self.requested_split or self.default_split(self.volumes)
+        if self.requested_split is not None:
+            unused = sorted(set(self.volumes) - {seg.subject for segs in split.values() for seg in segs})
+            if unused:  # e.g. volumes added to the folder since the run that is resumed started
+                log.warning("the given split leaves out %d volume(s) found now, not used: %s", len(unused), unused)
         missing = sorted({seg.subject for segs in split.values() for seg in segs} - set(pool))
         if missing:
             raise ValueError(f"the split names subjects that were not found: {missing}")
