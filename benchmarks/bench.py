@@ -18,8 +18,12 @@ import statistics
 import time
 from pathlib import Path
 
+import sys
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py beside this file
 
 from lfmri.data.datasets import PatchDataset, PreparedSegment
 from lfmri.data.degradations import KSpaceDegradation
@@ -168,8 +172,8 @@ def print_model_table(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--section", choices=["foundation", "models", "predict", "data", "all"], default="all")
     parser.add_argument("--volume-slices", type=int, default=150, help="slices of the predict volume actually run")
     args = parser.parse_args()
@@ -223,6 +227,96 @@ def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> Non
             print(f"| {label} | {per_slice:.2f} | {per_slice * volume_slices:,.0f} | {memory:,.0f} |")
 
 
+def inference_variants(threads: int, slice_size: int = 128) -> tuple[dict, float]:
+    """SRDenseNet x2 inference variants on one slice, each a no-argument call, and the forward FLOP.
+
+    "before" is the network as it ran until issue 15 (per-layer ``torch.cat``, ``nn.Conv2d``
+    reconstruction: ``fast_inference=False``); the others are what ``lfmri.inference.network_forward``
+    runs now. All share one set of weights.
+    """
+    from lfmri.inference import bf16_supported, network_forward, onnxruntime_forward
+
+    torch.manual_seed(0)
+    weights = SRDenseNet().state_dict()
+
+    def net(fast: bool, channels_last: bool) -> SRDenseNet:
+        model = SRDenseNet().eval()
+        model.load_state_dict(weights)
+        model.fast_inference = fast
+        return model.to(memory_format=memory_format(channels_last))
+
+    x = torch.rand(1, 1, slice_size, slice_size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(False, False)(x)
+    calls = {}
+    for label, fast, cl in (("before: NCHW", False, False), ("before: channels_last (default)", False, True),
+                            ("preallocated dense, NCHW", True, False), ("channels_last + GEMM reconstruction", True, True)):
+        forward = network_forward(net(fast, cl), "cpu", "fp32", channels_last=cl)
+        calls[label] = (lambda f=forward: f(x))
+    if bf16_supported("cpu"):
+        bf16 = network_forward(net(True, True), "cpu", "bf16")
+        calls["bf16 autocast, channels_last"] = lambda: bf16(x)
+    ort = onnxruntime_forward(net(True, False), threads=threads)
+    calls["ONNX Runtime (float32)"] = lambda: ort(x)
+    return calls, counter.get_total_flops()
+
+
+def print_inference_efficiency(repeats: int, thread_counts=(1, 2)) -> None:
+    """Achieved FLOP/s of each inference variant / the same process's 2048^3 float32 GEMM rate.
+
+    Every variant, the float32 GEMM and the bf16 GEMM are alternated in one process (see
+    ``timing.py``), at each thread count; the table gives min- and median-based ratios.
+    """
+    from timing import alternate, gemm, machine_state, rate_ratio, threads
+
+    print("\nSRDenseNet x2 inference, one 128 -> 256 slice; efficiency = achieved FLOP/s / float32 2048^3 GEMM FLOP/s,")
+    print(f"all rows of a thread count alternated in one process, {repeats} repeats (min / median)")
+    print("| variant | threads | ms (min / median) | efficiency (min / median) | speed-up vs before, channels_last (min / median) |")
+    print("|---|---:|---:|---:|---:|")
+    for n in thread_counts:
+        with threads(n), torch.no_grad():
+            calls, flop = inference_variants(n)
+            fp32_gemm, gemm_flop = gemm()
+            bf16_gemm, _ = gemm(dtype=torch.bfloat16)
+            timings = alternate({"GEMM float32": fp32_gemm, "GEMM bf16": bf16_gemm, **calls}, repeats)
+            state = machine_state()
+        ref, before = timings["GEMM float32"], timings["before: channels_last (default)"]
+        for label, t in timings.items():
+            work = gemm_flop if label.startswith("GEMM") else flop
+            eff = rate_ratio(work, t, gemm_flop, ref)
+            speed = (before.min / t.min, before.median / t.median)
+            shown = "" if label.startswith("GEMM") else f"{speed[0]:.2f}x / {speed[1]:.2f}x"
+            print(f"| {label} | {n} | {t.min * 1e3:,.0f} / {t.median * 1e3:,.0f} | {eff[0]:.2f} / {eff[1]:.2f} | {shown} |")
+        print(f"| _{state}_ | | | | |")
+
+
+def print_training_ratio(steps: int) -> None:
+    """SRDenseNet training patches/s, NCHW and channels_last alternated step by step."""
+    from timing import alternate, machine_state
+
+    steppers = {}
+    for cl in (False, True):
+        fmt = memory_format(cl)
+        torch.manual_seed(0)
+        net = SRDenseNet().to(memory_format=fmt)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        x, y = torch.rand(20, 1, 16, 16).contiguous(memory_format=fmt), torch.rand(20, 1, 32, 32)
+
+        def step(net=net, opt=opt, x=x, y=y):
+            loss = torch.nn.functional.mse_loss(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        steppers["channels_last" if cl else "NCHW"] = step
+    t = alternate(steppers, steps, warmup=2)
+    print("\nSRDenseNet training, batch 20 of 16 -> 32 patches, steps alternated")
+    for label, timing in t.items():
+        print(f"  {label}: {20 / timing.min:,.1f} / {20 / timing.median:,.1f} patches/s (best / median)")
+    print(f"  channels_last speed-up: {t['NCHW'].min / t['channels_last'].min:.2f}x / {t['NCHW'].median / t['channels_last'].median:.2f}x"
+          f"  ({machine_state()})")
+
+
 def print_foundation(args) -> None:
     from lfmri.data.mni152 import load_mni152
 
@@ -230,30 +324,10 @@ def print_foundation(args) -> None:
     volume = (volume / volume.max()).clip(0, 1)
     slices = torch.from_numpy(volume[:, :, 60:124].transpose(2, 0, 1).copy())
     pairs, patches = degradation_throughput(slices, args.repeats)
-    train = {cl: training_throughput(args.steps, cl) for cl in (False, True)}
-    infer = {cl: inference(args.repeats, cl) for cl in (False, True)}
-    peak = matmul_gflops(args.repeats)
-    gflop = infer[True][1]
-    rows = [
-        ("k-space degradation, 128->64 slice pairs / s / core", f"{pairs:,.0f}"),
-        ("training patch pairs (32/16) generated / s / core", f"{patches:,.0f}"),
-    ]
-    for cl, label in ((False, "NCHW"), (True, "channels_last")):
-        seconds = infer[cl][0]
-        rows += [
-            (f"[{label}] SRDenseNet training, patches / s (batch 20)", f"{train[cl]:,.1f}"),
-            (f"[{label}] SRDenseNet x2 inference, 128->256 slice, ms", f"{seconds * 1e3:,.1f}"),
-            (f"[{label}] achieved GFLOP/s ({gflop:.1f} GFLOP per slice)", f"{gflop / seconds:,.1f}"),
-            (f"[{label}] achieved / float32 matmul GFLOP/s", f"{gflop / seconds / peak:.2f}"),
-        ]
-    rows += [
-        ("float32 2048^3 matmul GFLOP/s (same threads)", f"{peak:,.1f}"),
-        ("channels_last speed-up, training / inference", f"{train[True] / train[False]:.2f}x / {infer[False][0] / infer[True][0]:.2f}x"),
-        ("patch generation per core / training consumption", f"{patches / train[True]:,.0f}x"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value:>10}")
+    print(f"k-space degradation, 128->64 slice pairs / s / core: {pairs:,.0f}")
+    print(f"training patch pairs (32/16) generated / s / core: {patches:,.0f}")
+    print_training_ratio(args.steps)
+    print_inference_efficiency(args.repeats)
 
 
 def print_data(args) -> None:
