@@ -174,11 +174,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--section", choices=["foundation", "models", "predict", "data", "all"], default="all")
-    parser.add_argument("--volume-slices", type=int, default=150, help="slices of the predict volume actually run")
+    parser.add_argument("--section", choices=["foundation", "models", "predict", "data", "all", "predict-real"], default="all",
+                        help="predict-real (not in all): --ckpt and --volume, a trained checkpoint on a real volume")
+    parser.add_argument("--ckpt", help="predict-real: a trained checkpoint")
+    parser.add_argument("--volume", help="predict-real: a real NIfTI volume")
+    parser.add_argument("--run-slices", type=int, default=16, help="predict-real: slices predicted per repeat")
+    parser.add_argument("--parity", action=argparse.BooleanOptionalAction, default=True, help="predict-real: also measure bf16 parity against the HR")
+    parser.add_argument("--volume-slices", type=int, default=150, help="slices of the predict volume actually run (predict); "
+                        "slices of the real volume the per-volume time is given for (predict-real)")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    from timing import machine_state
+
+    print(f"machine: {platform.processor() or platform.machine()}; {machine_state()}")
     if args.section in ("foundation", "all"):
         print_foundation(args)
     if args.section in ("models", "all"):
@@ -187,6 +194,10 @@ def main() -> None:
         print_predict(args.volume_slices)
     if args.section in ("data", "all"):
         print_data(args)
+    if args.section == "predict-real":
+        if not (args.ckpt and args.volume):
+            parser.error("--section predict-real needs --ckpt and --volume")
+        print_predict_real(args)
 
 
 def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> None:
@@ -328,6 +339,77 @@ def print_foundation(args) -> None:
     print(f"training patch pairs (32/16) generated / s / core: {patches:,.0f}")
     print_training_ratio(args.steps)
     print_inference_efficiency(args.repeats)
+
+
+def print_predict_real(args) -> None:
+    """``Predictor`` on a real volume with a trained checkpoint: today's default against the fast paths.
+
+    "before" is predict's default until issue 15 (float32, channels_last, per-layer ``torch.cat``:
+    ``fast_inference=False``). A centred run of ``--run-slices`` of the volume's central
+    ``--volume-slices`` slices is predicted per repeat (the rest take the same time per slice), the
+    variants alternated. Parity: the in-brain PSNR of each variant's output against today's, and
+    ``lfmri.inference.measure_bf16_parity`` (bf16 vs float32 against the HR, the volume degraded
+    with the checkpoint's degradation).
+    """
+    import tempfile
+
+    import numpy as np
+
+    from lfmri.checkpoint import load_checkpoint
+    from lfmri.data.io import load_nifti
+    from lfmri.data.normalize import percentile_intensity
+    from lfmri.data.slicing import take_slices
+    from lfmri.inference import measure_bf16_parity
+    from lfmri.metrics import brain_mask
+    from lfmri.predict import PredictConfig, Predictor
+    from timing import alternate, machine_state
+
+    checkpoint = load_checkpoint(args.ckpt)
+    volume = load_nifti(args.volume)
+    with tempfile.TemporaryDirectory() as out:
+        def predictor(precision: str, fast: bool) -> Predictor:
+            p = Predictor(checkpoint, PredictConfig(ckpt_path=args.ckpt, inputs=[], output_dir=out, precision=precision,
+                                                    progress=False, preview=False))
+            p.net.fast_inference = fast
+            return p
+
+        variants = {"before: fp32, channels_last (default)": predictor("fp32", False),
+                    "fp32, fast dense path": predictor("fp32", True), "bf16 + fast dense path": predictor("bf16", True)}
+    first = next(iter(variants.values()))
+    intensity = percentile_intensity(volume.data, first.percentiles, volume.source)
+    lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(intensity.apply(volume.data), first.slice_axis)))
+    middle = len(lr_all) // 2
+    lr = lr_all[middle - args.run_slices // 2 : middle - args.run_slices // 2 + args.run_slices, None]
+    outputs = {}
+
+    def run(name: str, p: Predictor):
+        def call():
+            outputs[name] = torch.cat([p.slices(lr[i : i + 8])["sr"] for i in range(0, len(lr), 8)])
+        return call
+
+    for p in variants.values():
+        p.slices(lr[:1])  # warm-up: oneDNN primitives
+    timings = alternate({name: run(name, p) for name, p in variants.items()}, args.repeats, warmup=0)
+    state = machine_state()
+    reference = outputs["before: fp32, channels_last (default)"]
+    mask = brain_mask(reference[:, None].clamp(0, 1), 0.05)[:, 0]
+    print(f"\npredict, {args.volume} ({tuple(volume.data.shape)}), {args.ckpt}: {args.run_slices} of a "
+          f"{args.volume_slices}-slice volume per repeat ({tuple(lr.shape[-2:])} -> x{first.scale}), batch 8, "
+          f"{args.repeats} repeats alternated")
+    print("| variant | s / slice (min / median) | s / 120-slice volume (min) | speed-up vs before (min / median) | in-brain PSNR vs before's output, dB | max abs diff |")
+    print("|---|---:|---:|---:|---:|---:|")
+    before = timings["before: fp32, channels_last (default)"]
+    for name, t in timings.items():
+        diff = (outputs[name] - reference)[mask]
+        psnr = float("inf") if not diff.abs().max() else float(-10 * torch.log10(diff.pow(2).mean()))
+        print(f"| {name} | {t.min / len(lr):.3f} / {t.median / len(lr):.3f} | {t.min / len(lr) * args.volume_slices:,.0f} | "
+              f"{before.min / t.min:.2f}x / {before.median / t.median:.2f}x | {psnr:.1f} | {float(diff.abs().max()):.2e} |")
+    print(f"| _{state}_ | | | | | |")
+    if args.parity:
+        parity = measure_bf16_parity(args.ckpt, [args.volume])
+        print(f"bf16 parity against the HR ({args.volume} degraded with the checkpoint's degradation, "
+              f"{parity['slices']:.0f} slices): in-brain PSNR float32 {parity['psnr_brain_fp32']:.3f} dB, "
+              f"bf16 {parity['psnr_brain_bf16']:.3f} dB, delta {parity['bf16_psnr_brain_delta']:+.4f} dB")
 
 
 def print_data(args) -> None:
