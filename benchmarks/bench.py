@@ -174,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--section", choices=["foundation", "models", "predict", "data", "all", "predict-real"], default="all",
+    parser.add_argument("--section", choices=["foundation", "inference", "models", "predict", "data", "all", "predict-real"], default="all",
                         help="predict-real (not in all): --ckpt and --volume, a trained checkpoint on a real volume")
     parser.add_argument("--ckpt", help="predict-real: a trained checkpoint")
     parser.add_argument("--volume", help="predict-real: a real NIfTI volume")
@@ -188,6 +188,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}; {machine_state()}")
     if args.section in ("foundation", "all"):
         print_foundation(args)
+    if args.section == "inference":  # the inference-efficiency table of foundation alone
+        print_inference_efficiency(args.repeats)
     if args.section in ("models", "all"):
         print_model_table(max(3, args.repeats // 3))
     if args.section in ("predict", "all"):

@@ -101,7 +101,8 @@ class SRDenseNet(nn.Module):
         # Exporters and torch.compile get the plain graph (slice writes would become scatters there).
         inference = self.fast_inference and not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing()
                          or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export())
-        if inference and not x.is_complex() and x.is_contiguous() and not _channels_last(x):
+        # the layout the weights were put in (a 1-channel input is both NCHW- and NHWC-contiguous)
+        if inference and not x.is_complex() and not _channels_last(self.upsample[0].weight):
             features = self._dense_buffered(x)
         else:
             features = [torch.relu(self.low_level(x))]
