@@ -364,7 +364,7 @@ def print_predict_real(args) -> None:
     from lfmri.inference import measure_bf16_parity
     from lfmri.metrics import brain_mask
     from lfmri.predict import PredictConfig, Predictor
-    from timing import alternate, machine_state
+    from timing import alternate, machine_state, threads
 
     checkpoint = load_checkpoint(args.ckpt)
     volume = load_nifti(args.volume)
@@ -376,7 +376,7 @@ def print_predict_real(args) -> None:
             return p
 
         variants = {"before: fp32, channels_last (default)": predictor("fp32", False),
-                    "fp32, fast dense path": predictor("fp32", True), "bf16 + fast dense path": predictor("bf16", True)}
+                    "bf16 + fast dense path": predictor("bf16", True), "bf16 + fast dense path, 1 thread": predictor("bf16", True)}
     first = next(iter(variants.values()))
     intensity = percentile_intensity(volume.data, first.percentiles, volume.source)
     lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(intensity.apply(volume.data), first.slice_axis)))
@@ -386,7 +386,9 @@ def print_predict_real(args) -> None:
 
     def run(name: str, p: Predictor):
         def call():
-            outputs[name] = torch.cat([p.slices(lr[i : i + 8])["sr"] for i in range(0, len(lr), 8)])
+            # "1 thread": what each process of workers=N runs (one volume per core)
+            with threads(1 if name.endswith("1 thread") else torch.get_num_threads()):
+                outputs[name] = torch.cat([p.slices(lr[i : i + 8])["sr"] for i in range(0, len(lr), 8)])
         return call
 
     for p in variants.values():
@@ -408,7 +410,8 @@ def print_predict_real(args) -> None:
               f"{before.min / t.min:.2f}x / {before.median / t.median:.2f}x | {psnr:.1f} | {float(diff.abs().max()):.2e} |")
     print(f"| _{state}_ | | | | | |")
     if args.parity:
-        parity = measure_bf16_parity(args.ckpt, [args.volume])
+        with threads(1):
+            parity = measure_bf16_parity(args.ckpt, [args.volume])
         print(f"bf16 parity against the HR ({args.volume} degraded with the checkpoint's degradation, "
               f"{parity['slices']:.0f} slices): in-brain PSNR float32 {parity['psnr_brain_fp32']:.3f} dB, "
               f"bf16 {parity['psnr_brain_bf16']:.3f} dB, delta {parity['bf16_psnr_brain_delta']:+.4f} dB")
