@@ -283,7 +283,7 @@ def print_inference_efficiency(repeats: int, thread_counts=(1, 2)) -> None:
     from timing import alternate, gemm, machine_state, rate_ratio, threads
 
     print("\nSRDenseNet x2 inference, one 128 -> 256 slice; efficiency = achieved FLOP/s / float32 2048^3 GEMM FLOP/s,")
-    print(f"all rows of a thread count alternated in one process, {repeats} repeats (min / median)")
+    print(f"all rows of a thread count alternated in one process, {repeats} repeats (min / median)\n")
     print("| variant | threads | ms (min / median) | efficiency (min / median) | speed-up vs before, channels_last (min / median) |")
     print("|---|---:|---:|---:|---:|")
     for n in thread_counts:
@@ -399,7 +399,7 @@ def print_predict_real(args) -> None:
     mask = brain_mask(reference[:, None].clamp(0, 1), 0.05)[:, 0]
     print(f"\npredict, {args.volume} ({tuple(volume.data.shape)}), {args.ckpt}: {args.run_slices} of a "
           f"{args.volume_slices}-slice volume per repeat ({tuple(lr.shape[-2:])} -> x{first.scale}), batch 8, "
-          f"{args.repeats} repeats alternated")
+          f"{args.repeats} repeats alternated\n")
     print("| variant | s / slice (min / median) | s / 120-slice volume (min) | speed-up vs before (min / median) | in-brain PSNR vs before's output, dB | max abs diff |")
     print("|---|---:|---:|---:|---:|---:|")
     before = timings["before: fp32, channels_last (default)"]
