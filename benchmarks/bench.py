@@ -3,10 +3,13 @@ achieved GFLOP/s against a large float32 matrix product, and a table of every mo
 (parameters, multiply-accumulates, latency relative to SRDenseNet, peak memory), and ``predict``
 on a 256 x 256 x 150 volume with and without tiling, in one run.
 
-    python benchmarks/bench.py [--steps 20] [--repeats 10] [--section foundation|models|predict|data|all]
+    python benchmarks/bench.py [--steps 10] [--repeats 5] [--section foundation|inference|models|predict|data|all]
+    python benchmarks/bench.py --section predict-real --ckpt CKPT --volume SCAN.nii.gz [--run-slices 16]
 
 Figures to quote are the ratios (machine-independent-ish): absolute times only mean something for
-the machine printed in the header.
+the machine printed in the header. Ratios in ``foundation``/``inference``/``predict-real`` come from
+variants alternated with their reference in one process (``timing.py``), min and median, with the
+load average and thread count printed beside them.
 """
 
 from __future__ import annotations
