@@ -3,10 +3,13 @@ achieved GFLOP/s against a large float32 matrix product, and a table of every mo
 (parameters, multiply-accumulates, latency relative to SRDenseNet, peak memory), and ``predict``
 on a 256 x 256 x 150 volume with and without tiling, in one run.
 
-    python benchmarks/bench.py [--steps 20] [--repeats 10] [--section foundation|models|predict|data|all]
+    python benchmarks/bench.py [--steps 10] [--repeats 5] [--section foundation|inference|models|predict|data|all]
+    python benchmarks/bench.py --section predict-real --ckpt CKPT --volume SCAN.nii.gz [--run-slices 16]
 
 Figures to quote are the ratios (machine-independent-ish): absolute times only mean something for
-the machine printed in the header.
+the machine printed in the header. Ratios in ``foundation``/``inference``/``predict-real`` come from
+variants alternated with their reference in one process (``timing.py``), min and median, with the
+load average and thread count printed beside them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ import statistics
 import time
 from pathlib import Path
 
+import sys
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py beside this file
 
 from lfmri.data.datasets import PatchDataset, PreparedSegment
 from lfmri.data.degradations import KSpaceDegradation
@@ -168,21 +175,34 @@ def print_model_table(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--section", choices=["foundation", "models", "predict", "data", "all"], default="all")
-    parser.add_argument("--volume-slices", type=int, default=150, help="slices of the predict volume actually run")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--section", choices=["foundation", "inference", "models", "predict", "data", "all", "predict-real"], default="all",
+                        help="predict-real (not in all): --ckpt and --volume, a trained checkpoint on a real volume")
+    parser.add_argument("--ckpt", help="predict-real: a trained checkpoint")
+    parser.add_argument("--volume", help="predict-real: a real NIfTI volume")
+    parser.add_argument("--run-slices", type=int, default=16, help="predict-real: slices predicted per repeat")
+    parser.add_argument("--parity", action=argparse.BooleanOptionalAction, default=True, help="predict-real: also measure bf16 parity against the HR")
+    parser.add_argument("--volume-slices", type=int, default=150, help="slices of the predict volume actually run (predict); "
+                        "slices of the real volume the per-volume time is given for (predict-real)")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    from timing import machine_state
+
+    print(f"machine: {platform.processor() or platform.machine()}; {machine_state()}")
     if args.section in ("foundation", "all"):
         print_foundation(args)
+    if args.section == "inference":  # the inference-efficiency table of foundation alone
+        print_inference_efficiency(args.repeats)
     if args.section in ("models", "all"):
         print_model_table(max(3, args.repeats // 3))
     if args.section in ("predict", "all"):
         print_predict(args.volume_slices)
     if args.section in ("data", "all"):
         print_data(args)
+    if args.section == "predict-real":
+        if not (args.ckpt and args.volume):
+            parser.error("--section predict-real needs --ckpt and --volume")
+        print_predict_real(args)
 
 
 def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> None:
@@ -223,6 +243,96 @@ def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> Non
             print(f"| {label} | {per_slice:.2f} | {per_slice * volume_slices:,.0f} | {memory:,.0f} |")
 
 
+def inference_variants(threads: int, slice_size: int = 128) -> tuple[dict, float]:
+    """SRDenseNet x2 inference variants on one slice, each a no-argument call, and the forward FLOP.
+
+    "before" is the network as it ran until issue 15 (per-layer ``torch.cat``, ``nn.Conv2d``
+    reconstruction: ``fast_inference=False``); the others are what ``lfmri.inference.network_forward``
+    runs now. All share one set of weights.
+    """
+    from lfmri.inference import bf16_supported, network_forward, onnxruntime_forward
+
+    torch.manual_seed(0)
+    weights = SRDenseNet().state_dict()
+
+    def net(fast: bool, channels_last: bool) -> SRDenseNet:
+        model = SRDenseNet().eval()
+        model.load_state_dict(weights)
+        model.fast_inference = fast
+        return model.to(memory_format=memory_format(channels_last))
+
+    x = torch.rand(1, 1, slice_size, slice_size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(False, False)(x)
+    calls = {}
+    for label, fast, cl in (("before: NCHW", False, False), ("before: channels_last (default)", False, True),
+                            ("preallocated dense, NCHW", True, False), ("channels_last + GEMM reconstruction", True, True)):
+        forward = network_forward(net(fast, cl), "cpu", "fp32", channels_last=cl)
+        calls[label] = (lambda f=forward: f(x))
+    if bf16_supported("cpu"):
+        bf16 = network_forward(net(True, True), "cpu", "bf16")
+        calls["bf16 autocast, channels_last"] = lambda: bf16(x)
+    ort = onnxruntime_forward(net(True, False), threads=threads)
+    calls["ONNX Runtime (float32)"] = lambda: ort(x)
+    return calls, counter.get_total_flops()
+
+
+def print_inference_efficiency(repeats: int, thread_counts=(1, 2)) -> None:
+    """Achieved FLOP/s of each inference variant / the same process's 2048^3 float32 GEMM rate.
+
+    Every variant, the float32 GEMM and the bf16 GEMM are alternated in one process (see
+    ``timing.py``), at each thread count; the table gives min- and median-based ratios.
+    """
+    from timing import alternate, gemm, machine_state, rate_ratio, threads
+
+    print("\nSRDenseNet x2 inference, one 128 -> 256 slice; efficiency = achieved FLOP/s / float32 2048^3 GEMM FLOP/s,")
+    print(f"all rows of a thread count alternated in one process, {repeats} repeats (min / median)\n")
+    print("| variant | threads | ms (min / median) | efficiency (min / median) | speed-up vs before, channels_last (min / median) |")
+    print("|---|---:|---:|---:|---:|")
+    for n in thread_counts:
+        with threads(n), torch.no_grad():
+            calls, flop = inference_variants(n)
+            fp32_gemm, gemm_flop = gemm()
+            bf16_gemm, _ = gemm(dtype=torch.bfloat16)
+            timings = alternate({"GEMM float32": fp32_gemm, "GEMM bf16": bf16_gemm, **calls}, repeats)
+            state = machine_state()
+        ref, before = timings["GEMM float32"], timings["before: channels_last (default)"]
+        for label, t in timings.items():
+            work = gemm_flop if label.startswith("GEMM") else flop
+            eff = rate_ratio(work, t, gemm_flop, ref)
+            speed = (before.min / t.min, before.median / t.median)
+            shown = "" if label.startswith("GEMM") else f"{speed[0]:.2f}x / {speed[1]:.2f}x"
+            print(f"| {label} | {n} | {t.min * 1e3:,.0f} / {t.median * 1e3:,.0f} | {eff[0]:.2f} / {eff[1]:.2f} | {shown} |")
+        print(f"| _{state}_ | | | | |")
+
+
+def print_training_ratio(steps: int) -> None:
+    """SRDenseNet training patches/s, NCHW and channels_last alternated step by step."""
+    from timing import alternate, machine_state
+
+    steppers = {}
+    for cl in (False, True):
+        fmt = memory_format(cl)
+        torch.manual_seed(0)
+        net = SRDenseNet().to(memory_format=fmt)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        x, y = torch.rand(20, 1, 16, 16).contiguous(memory_format=fmt), torch.rand(20, 1, 32, 32)
+
+        def step(net=net, opt=opt, x=x, y=y):
+            loss = torch.nn.functional.mse_loss(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        steppers["channels_last" if cl else "NCHW"] = step
+    t = alternate(steppers, steps, warmup=2)
+    print("\nSRDenseNet training, batch 20 of 16 -> 32 patches, steps alternated")
+    for label, timing in t.items():
+        print(f"  {label}: {20 / timing.min:,.1f} / {20 / timing.median:,.1f} patches/s (best / median)")
+    print(f"  channels_last speed-up: {t['NCHW'].min / t['channels_last'].min:.2f}x / {t['NCHW'].median / t['channels_last'].median:.2f}x"
+          f"  ({machine_state()})")
+
+
 def print_foundation(args) -> None:
     from lfmri.data.mni152 import load_mni152
 
@@ -230,30 +340,84 @@ def print_foundation(args) -> None:
     volume = (volume / volume.max()).clip(0, 1)
     slices = torch.from_numpy(volume[:, :, 60:124].transpose(2, 0, 1).copy())
     pairs, patches = degradation_throughput(slices, args.repeats)
-    train = {cl: training_throughput(args.steps, cl) for cl in (False, True)}
-    infer = {cl: inference(args.repeats, cl) for cl in (False, True)}
-    peak = matmul_gflops(args.repeats)
-    gflop = infer[True][1]
-    rows = [
-        ("k-space degradation, 128->64 slice pairs / s / core", f"{pairs:,.0f}"),
-        ("training patch pairs (32/16) generated / s / core", f"{patches:,.0f}"),
-    ]
-    for cl, label in ((False, "NCHW"), (True, "channels_last")):
-        seconds = infer[cl][0]
-        rows += [
-            (f"[{label}] SRDenseNet training, patches / s (batch 20)", f"{train[cl]:,.1f}"),
-            (f"[{label}] SRDenseNet x2 inference, 128->256 slice, ms", f"{seconds * 1e3:,.1f}"),
-            (f"[{label}] achieved GFLOP/s ({gflop:.1f} GFLOP per slice)", f"{gflop / seconds:,.1f}"),
-            (f"[{label}] achieved / float32 matmul GFLOP/s", f"{gflop / seconds / peak:.2f}"),
-        ]
-    rows += [
-        ("float32 2048^3 matmul GFLOP/s (same threads)", f"{peak:,.1f}"),
-        ("channels_last speed-up, training / inference", f"{train[True] / train[False]:.2f}x / {infer[False][0] / infer[True][0]:.2f}x"),
-        ("patch generation per core / training consumption", f"{patches / train[True]:,.0f}x"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value:>10}")
+    print(f"k-space degradation, 128->64 slice pairs / s / core: {pairs:,.0f}")
+    print(f"training patch pairs (32/16) generated / s / core: {patches:,.0f}")
+    print_training_ratio(args.steps)
+    print_inference_efficiency(args.repeats)
+
+
+def print_predict_real(args) -> None:
+    """``Predictor`` on a real volume with a trained checkpoint: today's default against the fast paths.
+
+    "before" is predict's default until issue 15 (float32, channels_last, per-layer ``torch.cat``:
+    ``fast_inference=False``). A centred run of ``--run-slices`` of the volume's central
+    ``--volume-slices`` slices is predicted per repeat (the rest take the same time per slice), the
+    variants alternated. Parity: the in-brain PSNR of each variant's output against today's, and
+    ``lfmri.inference.measure_bf16_parity`` (bf16 vs float32 against the HR, the volume degraded
+    with the checkpoint's degradation).
+    """
+    import tempfile
+
+    import numpy as np
+
+    from lfmri.checkpoint import load_checkpoint
+    from lfmri.data.io import load_nifti
+    from lfmri.data.normalize import percentile_intensity
+    from lfmri.data.slicing import take_slices
+    from lfmri.inference import measure_bf16_parity
+    from lfmri.metrics import brain_mask
+    from lfmri.predict import PredictConfig, Predictor
+    from timing import alternate, machine_state, threads
+
+    checkpoint = load_checkpoint(args.ckpt)
+    volume = load_nifti(args.volume)
+    with tempfile.TemporaryDirectory() as out:
+        def predictor(precision: str, fast: bool) -> Predictor:
+            p = Predictor(checkpoint, PredictConfig(ckpt_path=args.ckpt, inputs=[], output_dir=out, precision=precision,
+                                                    progress=False, preview=False))
+            p.net.fast_inference = fast
+            return p
+
+        variants = {"before: fp32, channels_last (default)": predictor("fp32", False),
+                    "bf16 + fast dense path": predictor("bf16", True), "bf16 + fast dense path, 1 thread": predictor("bf16", True)}
+    first = next(iter(variants.values()))
+    intensity = percentile_intensity(volume.data, first.percentiles, volume.source)
+    lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(intensity.apply(volume.data), first.slice_axis)))
+    middle = len(lr_all) // 2
+    lr = lr_all[middle - args.run_slices // 2 : middle - args.run_slices // 2 + args.run_slices, None]
+    outputs = {}
+
+    def run(name: str, p: Predictor):
+        def call():
+            # "1 thread": what each process of workers=N runs (one volume per core)
+            with threads(1 if name.endswith("1 thread") else torch.get_num_threads()):
+                outputs[name] = torch.cat([p.slices(lr[i : i + 8])["sr"] for i in range(0, len(lr), 8)])
+        return call
+
+    for p in variants.values():
+        p.slices(lr[:1])  # warm-up: oneDNN primitives
+    timings = alternate({name: run(name, p) for name, p in variants.items()}, args.repeats, warmup=0)
+    state = machine_state()
+    reference = outputs["before: fp32, channels_last (default)"]
+    mask = brain_mask(reference[:, None].clamp(0, 1), 0.05)[:, 0]
+    print(f"\npredict, {args.volume} ({tuple(volume.data.shape)}), {args.ckpt}: {args.run_slices} of a "
+          f"{args.volume_slices}-slice volume per repeat ({tuple(lr.shape[-2:])} -> x{first.scale}), batch 8, "
+          f"{args.repeats} repeats alternated\n")
+    print("| variant | s / slice (min / median) | s / 120-slice volume (min) | speed-up vs before (min / median) | in-brain PSNR vs before's output, dB | max abs diff |")
+    print("|---|---:|---:|---:|---:|---:|")
+    before = timings["before: fp32, channels_last (default)"]
+    for name, t in timings.items():
+        diff = (outputs[name] - reference)[mask]
+        psnr = float("inf") if not diff.abs().max() else float(-10 * torch.log10(diff.pow(2).mean()))
+        print(f"| {name} | {t.min / len(lr):.3f} / {t.median / len(lr):.3f} | {t.min / len(lr) * args.volume_slices:,.0f} | "
+              f"{before.min / t.min:.2f}x / {before.median / t.median:.2f}x | {psnr:.1f} | {float(diff.abs().max()):.2e} |")
+    print(f"| _{state}_ | | | | | |")
+    if args.parity:
+        with threads(1):
+            parity = measure_bf16_parity(args.ckpt, [args.volume])
+        print(f"bf16 parity against the HR ({args.volume} degraded with the checkpoint's degradation, "
+              f"{parity['slices']:.0f} slices): in-brain PSNR float32 {parity['psnr_brain_fp32']:.3f} dB, "
+              f"bf16 {parity['psnr_brain_bf16']:.3f} dB, delta {parity['bf16_psnr_brain_delta']:+.4f} dB")
 
 
 def print_data(args) -> None:

@@ -35,10 +35,10 @@ from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.data.splits import Segment, split_from_dict, subject_groups
 from lfmri.figures import comparison_figure
-from lfmri.pretrained import checkpoint_path
-from lfmri.inference import channels_last_forward, model_input, predict
+from lfmri.inference import model_input, network_forward, predict
 from lfmri.metrics import brain_mask, slice_metrics
 from lfmri.models.base import input_mode
+from lfmri.pretrained import checkpoint_path
 from lfmri.report import MetricsTable
 from lfmri.uncertainty import DIHEDRAL, error_correlation, predictive_spread
 from lfmri.training import make_baselines
@@ -141,6 +141,9 @@ class Evaluator:
         brain_threshold: float = 0.05,
         channels_last: bool = True,
         tta: bool = False,
+        precision: str = "fp32",
+        backend: str = "torch",
+        cards: Mapping[str, Mapping] | None = None,
     ) -> None:
         if not nets:
             raise ValueError("Evaluator needs at least one network")
@@ -154,7 +157,9 @@ class Evaluator:
         for name, net in nets.items():
             net = net.to(device).eval()
             kind = "sr" if len(nets) == 1 else f"sr_{file_label(name)}"
-            self.methods[name] = Method(net, channels_last_forward(net) if channels_last else None, kind)
+            # precision/backend as predict runs them (lfmri.inference.network_forward); the card's bf16 parity record decides precision=auto
+            forward = network_forward(net, device, precision, backend, channels_last, (cards or {}).get(name))
+            self.methods[name] = Method(net, forward, kind)
         for name, baseline in baselines.items():
             self.methods[name] = Method(baseline, None, name)
         kinds = [m.kind for m in self.methods.values()]
@@ -508,6 +513,9 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)),
         channels_last=bool(cfg.channels_last),
         tta=bool(cfg.get("tta", False)),
+        precision=str(cfg.get("precision", "fp32")),
+        backend=str(cfg.get("backend", "torch")),
+        cards=dict(zip(names, cards)),
     )
     evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
     evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures

@@ -2,6 +2,7 @@
 
     python -m lfmri.predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
         [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
+        [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
 
 Everything about the network comes from the checkpoint (its config and model card): scale, input
 mode, the percentile normalisation, the slice axis and the sampling grid of its degradation. Each
@@ -23,8 +24,9 @@ reported by name and the other volumes still run (exit status 1 if any failed).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,15 +51,13 @@ from lfmri.data.paired_lowfield import scan_on_model_grid
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.evaluation import resolve_device
 from lfmri.figures import orthogonal_views
-from lfmri.inference import channels_last_forward, output_scale, predict
+from lfmri.inference import network_forward, output_scale, predict
 from lfmri.models.base import input_mode
 from lfmri.pretrained import resolve as resolve_checkpoint
 from lfmri.tiling import tiled
 from lfmri.uncertainty import DIHEDRAL, IDENTITY, mc_dropout, predictive_spread
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
 @dataclass
@@ -68,8 +68,13 @@ class PredictConfig:
     output_dir: str = MISSING
     overwrite: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
-    precision: str = "32"  # 32 | bf16 | 16 (16 on GPU only): autocast for the network
+    # fp32 (or 32) | bf16 | auto | 16 (GPU only). bf16: autocast, channels_last, native bf16 only (AVX512-BF16/AMX,
+    # Ampere+). auto: bf16 where native and the model card records bf16_psnr_brain_delta < 0.05 dB, else fp32
+    precision: str = "auto"
+    backend: str = "torch"  # torch | onnxruntime (CPU, float32; exported on the fly unless onnx_path, checked against PyTorch)
+    onnx_path: str | None = None  # an lfmri-export .onnx file of this checkpoint, for backend=onnxruntime
     threads: int | None = None  # CPU threads (default: torch's)
+    workers: int = 1  # volumes predicted at once, in separate processes with one thread each (CPU)
     batch_size: int = 8  # slices per forward pass
     tile_size: int = 256  # model-input pixels; larger slices are tiled
     tile_overlap: int = 32  # pixels shared by neighbouring tiles (exact for receptive radius <= overlap/4)
@@ -119,12 +124,15 @@ class Predictor:
         if self.mode == "lr_complex":
             raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
         self.scale = int(self.degradation.scale)
-        self.forward = channels_last_forward(self.net) if cfg.channels_last else self.net
-        if cfg.precision not in PRECISIONS:
-            raise ValueError(f"precision={cfg.precision!r}; expected one of {list(PRECISIONS)}")
-        if cfg.precision == "16" and self.device.type != "cuda":
-            raise ValueError("precision=16 needs a GPU (device=cuda); use precision=bf16 or 32 on CPU")
-        self.dtype = PRECISIONS[cfg.precision]
+        if cfg.mc_samples > 0 and cfg.backend != "torch":
+            raise ValueError(f"mc_samples={cfg.mc_samples} needs backend=torch (dropout is fixed in an exported file)")
+        if cfg.workers < 1:
+            raise ValueError(f"workers={cfg.workers}; expected a number of processes >= 1")
+        if cfg.workers > 1 and self.device.type != "cpu":
+            raise ValueError(f"workers={cfg.workers} runs volumes in parallel CPU processes; use device=cpu or workers=1")
+        # the same forward as evaluate.py: memory format, precision, backend (lfmri.inference)
+        self.forward = network_forward(self.net, self.device, cfg.precision, cfg.backend, cfg.channels_last,
+                                       self.card, cfg.onnx_path)
         if cfg.data_consistency and not self.degradation.has_phase:
             raise ValueError(
                 f"data_consistency=true needs a checkpoint trained with a k-space degradation; "
@@ -154,13 +162,10 @@ class Predictor:
         return self.degradation.upsample(lr, hr_shape)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on a (B, 1, h, w) input of any size: padded, tiled, autocast."""
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
-                    else contextlib.nullcontext())
+        """The network on a (B, 1, h, w) input of any size: padded, tiled, in the chosen precision."""
 
         def one(tile: torch.Tensor) -> torch.Tensor:
-            with autocast:
-                return predict(self.net, tile, forward=self.forward).float()
+            return predict(self.net, tile, forward=self.forward).float()
 
         return tiled(one, x, output_scale(self.net), self.cfg.tile_size, self.cfg.tile_overlap)
 
@@ -229,8 +234,38 @@ class Predictor:
             save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=True)  # staging names
 
 
+_WORKER: Predictor | None = None  # the Predictor of a workers=N process
+
+
+def _start_worker(cfg: PredictConfig) -> None:
+    global _WORKER
+    # one thread per process: N single-threaded forwards beat one N-threaded forward on small CPUs,
+    # where ~270 short parallel regions per forward each wait for the slowest (descheduled) thread
+    torch.set_num_threads(1)
+    _WORKER = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
+
+
+def _predict_file(predictor: Predictor, path: Path) -> tuple[dict[str, Path] | None, str | None]:
+    """(outputs, None) or (None, error message) for one input; bad inputs do not stop the others."""
+    try:
+        return predictor.volume(load_nifti(path)), None
+    except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
+        return None, str(err)
+    except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
+        return None, f"{path}: {type(err).__name__}: {err}"
+
+
+def _predict_in_worker(path: Path) -> tuple[dict[str, Path] | None, str | None]:
+    return _predict_file(_WORKER, path)
+
+
 def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
-    """Predict every input; returns (outputs per input, error message per failed input)."""
+    """Predict every input; returns (outputs per input, error message per failed input).
+
+    ``workers=N > 1`` predicts N volumes at once in spawned processes, one thread each (the
+    checkpoint is read again in each); every volume's output is the one a single-threaded
+    ``workers=1`` run writes.
+    """
     problem = option_problem(cfg)
     if problem:
         raise ValueError(problem)
@@ -244,6 +279,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     except NiftiError as err:
         return done, {err.path: str(err)}
     names = [subject_name(p) for p in paths]
+    todo = []
     for path in paths:
         try:
             if names.count(subject_name(path)) > 1:
@@ -251,14 +287,24 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
             existing = [str(p) for p in predictor.output_paths(path).values() if p.exists()]
             if existing and not cfg.overwrite:
                 raise FileExistsError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")
-            done[str(path)] = predictor.volume(load_nifti(path))
-            log.info("%s -> %s", path, ", ".join(str(p) for p in done[str(path)].values()))
-        except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
+            todo.append(path)
+        except (NiftiError, FileExistsError) as err:
             failed[str(path)] = str(err)
             log.error("%s", err)
-        except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
-            failed[str(path)] = f"{path}: {type(err).__name__}: {err}"
-            log.error("%s", failed[str(path)])
+    if cfg.workers > 1 and len(todo) > 1:
+        # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker, initargs=(cfg,)) as pool:
+            results = list(pool.map(_predict_in_worker, todo))
+    else:
+        results = (_predict_file(predictor, path) for path in todo)
+    for path, (outputs, error) in zip(todo, results):
+        if error is not None:
+            failed[str(path)] = error
+            log.error("%s", error)
+        else:
+            done[str(path)] = outputs
+            log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
     return done, failed
 
 
