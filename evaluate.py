@@ -12,9 +12,10 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    from lfmri.cli import run_entry
     from lfmri.evaluation import evaluate
 
-    evaluate(cfg)
+    run_entry("evaluate.py", evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
 """lfmri: super-resolution of low-field MRI with PyTorch Lightning and Hydra."""
 
 __version__ = "0.1.0"
+
+from lfmri import resolvers as _resolvers  # noqa: E402,F401  (config resolvers, e.g. ${lfmri.multiple:...})

@@ -33,6 +33,8 @@ from lfmri.data.grid import AxisMap, map_affine
 from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
+from lfmri.errors import ConfigError, ExistingOutputError
+from lfmri.data.inputs import expand_inputs
 from lfmri.data.splits import Segment, split_from_dict
 from lfmri.figures import comparison_figure
 from lfmri.inference import channels_last_forward, model_input, predict
@@ -268,7 +270,7 @@ class Evaluator:
         if not overwrite:
             existing = [str(p) for p in self.output_paths(output_dir, volumes) if p.exists()]
             if existing:
-                raise FileExistsError(
+                raise ExistingOutputError(
                     f"{len(existing)} output file(s) already exist (pass overwrite=true to replace them): "
                     + ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
                 )
@@ -326,11 +328,11 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
     single, several = cfg.get("ckpt_path"), cfg.get("ckpt_paths")
     if (single is None) == (several is None):
         given = "both" if single is not None else "neither"
-        raise ValueError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {given}")
+        raise ConfigError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {given}")
     if single is not None:
         return [Path(str(single))]
     if isinstance(several, str) or not several:
-        raise ValueError(
+        raise ConfigError(
             f"ckpt_paths must be a non-empty list, e.g. ckpt_paths='[a.ckpt,b.ckpt]' "
             f"(or ckpt_path=PATH for one checkpoint); got {several!r}"
         )
@@ -338,7 +340,7 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
     resolved = [p.resolve() for p in paths]
     repeated = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if repeated:
-        raise ValueError(f"ckpt_paths names the same checkpoint more than once: {', '.join(repeated)}")
+        raise ConfigError(f"ckpt_paths names the same checkpoint more than once: {', '.join(repeated)}")
     return paths
 
 
@@ -368,7 +370,7 @@ def check_comparable(paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> N
         if differing:
             problems.append(f"  {path} differs from {paths[0]} in\n" + "\n".join(differing))
     if problems:
-        raise ValueError(
+        raise ConfigError(
             "cannot compare checkpoints trained with different degradation, scale or data "
             f"normalisation/slice axis (the first, {paths[0]}, fixes them):\n" + "\n".join(problems)
         )
@@ -392,7 +394,7 @@ def check_unseen(test: Sequence[Segment], paths: Sequence[Path], checkpoints: Se
         if overlap:
             problems.append(f"  {path} trained or validated on {overlap}")
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"the test split of {paths[0]} is not unseen by every compared checkpoint:\n" + "\n".join(problems)
             + "\nevaluate on volumes none of them saw with inputs='[a.nii.gz,...]'"
         )
@@ -447,7 +449,7 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         num_workers=0,
     )
     if cfg.get("inputs"):
-        volumes = volumes_from_files(list(cfg.inputs), datamodule)
+        volumes = volumes_from_files([str(p) for p in expand_inputs(cfg.inputs)], datamodule)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, checkpoints)

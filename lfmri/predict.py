@@ -42,6 +42,7 @@ from lfmri import consistency
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import lr_axis_map, map_affine
+from lfmri.data.inputs import expand_inputs
 from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, subject_name, voxel_sizes
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
@@ -62,7 +63,7 @@ PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 @dataclass
 class PredictConfig:
     ckpt_path: str = MISSING
-    inputs: list[str] = MISSING  # NIfTI files and/or folders of them
+    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes (lfmri.data.inputs)
     output_dir: str = MISSING
     overwrite: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
@@ -79,19 +80,10 @@ class PredictConfig:
     preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
 
 
-def nifti_inputs(entries: Sequence[str]) -> list[Path]:
-    """Files as given, folders expanded to their ``*.nii``/``*.nii.gz`` files (sorted)."""
-    paths = []
-    for entry in entries:
-        path = Path(entry)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
-            if not found:
-                raise NiftiError(path, "is a folder without .nii/.nii.gz files")
-            paths += found
-        else:
-            paths.append(path)
-    return paths
+def nifti_inputs(entries: Sequence[str] | str) -> list[Path]:
+    """The volume files named by ``inputs``: the grammar shared with evaluate.py (a file, a list,
+    a folder or a glob), see :mod:`lfmri.data.inputs`."""
+    return expand_inputs(entries)
 
 
 def output_grid(affine: np.ndarray, slice_axis: int, scale: int, grid: str, lr_shape: Sequence[int]) -> np.ndarray:
@@ -228,7 +220,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     predictor = Predictor(load_checkpoint(cfg.ckpt_path), cfg)
     done, failed = {}, {}
     try:
-        paths = nifti_inputs(list(cfg.inputs))
+        paths = nifti_inputs(cfg.inputs)
     except NiftiError as err:
         return done, {err.path: str(err)}
     names = [subject_name(p) for p in paths]
@@ -247,8 +239,20 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     return done, failed
 
 
+def usage() -> str:
+    """``--help``: the module docstring and every option with its default."""
+    schema = OmegaConf.structured(PredictConfig)
+    options = "\n".join(
+        f"  {name}={'(required)' if OmegaConf.is_missing(schema, name) else schema[name]}" for name in schema
+    )
+    return f"{__doc__.strip()}\n\nOptions (key=value):\n{options}\n\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder or a quoted glob 'dir/*.nii.gz'"
+
+
 def parse_args(argv: Sequence[str]) -> PredictConfig:
     """``key=value`` arguments (Hydra-style) over :class:`PredictConfig`; clear errors for bad keys."""
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(usage())
+        raise SystemExit(0)
     schema = OmegaConf.structured(PredictConfig)
     try:
         cli = OmegaConf.from_dotlist(list(argv))

@@ -19,6 +19,7 @@ from torch import nn
 
 from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
 from lfmri.csv_logger import ResumableCSVLogger
+from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
@@ -52,7 +53,7 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
     """
     last = checkpoint_dir / "last.ckpt"
     if resume not in (True, False, "auto"):
-        raise ValueError(f"resume={resume!r}: expected true, false or auto")
+        raise ConfigError(f"resume={resume!r}: expected true, false or auto")
     if resume is False and requeued_by_slurm():
         # the newest of last.ckpt and Lightning's SLURM requeue checkpoints (hpc_ckpt_N.ckpt)
         found = [p for p in [last, *checkpoint_dir.parent.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
@@ -61,12 +62,12 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
         return str(last) if last.is_file() else None
     if resume:
         if not last.is_file():
-            raise FileNotFoundError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
+            raise MissingFileError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
         return str(last)
     existing = sorted(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else []
     if existing and rank_zero_only.rank == 0:
         # other ranks start after rank zero may have saved: only rank zero judges a fresh run
-        raise FileExistsError(
+        raise ExistingOutputError(
             f"{checkpoint_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); "
             "pass resume=true to continue that run, or choose another hydra.run.dir"
         )

@@ -7,17 +7,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
+from lfmri.errors import ConfigError, MissingFileError
 from lfmri.data.io import Volume, load_nifti
 from lfmri.data.splits import Split, subject_split
 
 
 def find_volumes(pattern: str) -> list[Path]:
     if not pattern:
-        raise ValueError("data.pattern is required for data=folder, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
+        raise ConfigError("data.pattern is required for data=folder, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
     paths = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True))
     paths = [p for p in paths if p.is_file()]
     if not paths:
-        raise FileNotFoundError(f"data.pattern={pattern!r} matches no files")
+        raise MissingFileError(f"data.pattern={pattern!r} matches no files")
     return paths
 
 
