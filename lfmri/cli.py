@@ -162,7 +162,10 @@ class RunChecks(Callback):
         from lfmri.data.io import NiftiError
 
         run_dir = Path(str(config.hydra.run.dir))
-        _RUN.update(run_dir=run_dir, existed=run_dir.exists())
+        created = run_dir  # the topmost folder Hydra is about to create (outputs/train/<date>: outputs)
+        while not created.parent.exists() and created.parent != created:
+            created = created.parent
+        _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=created)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
         app = str(config.hydra.job.config_name)
@@ -181,15 +184,22 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
     from lfmri.checkpoint import CheckpointError
     from lfmri.data.io import NiftiError
 
+    from hydra.errors import InstantiationException
+
+    user_errors = (UserError, NiftiError, CheckpointError)
     try:
         return task(cfg)
-    except (UserError, NiftiError, CheckpointError) as err:
+    except (*user_errors, InstantiationException) as caught:
+        # hydra.utils.instantiate wraps what a constructor raises (e.g. degradation.hr_size)
+        err = caught.__cause__ if isinstance(caught, InstantiationException) else caught
+        if not isinstance(err, user_errors):
+            raise
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # one failed job of a sweep: Hydra and the sweeper report it
         run_dir = _RUN.get("run_dir")
         fresh = run_dir is not None and not _RUN.get("existed", True) and not any(Path(run_dir).rglob("*.ckpt"))
         if fresh and rank() == 0:
-            shutil.rmtree(run_dir, ignore_errors=True)  # created by this invocation, holds nothing yet
+            shutil.rmtree(_RUN["created"], ignore_errors=True)  # created by this invocation, holds nothing yet
         fail(prog, str(err))
 
 

@@ -172,6 +172,7 @@ class Evaluator:
         self.brain_threshold = brain_threshold
         self.tta = tta  # also score the TTA uncertainty map against the actual error
         self.uncertainty_rows: list[dict] = []
+        self.description = ""  # provenance written into every NIfTI header (descrip)
 
     def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
         files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
@@ -283,7 +284,8 @@ class Evaluator:
             for kind, slices in outputs.items():
                 data = v.intensity.restore(put_slices(slices.numpy(), self.slice_axis))
                 affine = affines["lr" if kind == "lr" else "hr"]
-                save_nifti(output_dir / f"{v.name}_{kind}.nii.gz", data, affine, v.volume.axcodes, overwrite=True)
+                save_nifti(output_dir / f"{v.name}_{kind}.nii.gz", data, affine, v.volume.axcodes, overwrite=True,
+                           description=f"{kind} {self.description}".strip())
             self._figure(output_dir / f"{v.name}_comparison.png", v, outputs, volume_table)
         table.write_csv(output_dir / "metrics.csv")
         title = f"Evaluation: {', '.join(self.networks)} vs baselines"
@@ -311,6 +313,13 @@ class Evaluator:
             scores,
             title=f"{v.name}, slice {index} (axis {self.slice_axis}); scores inside the brain mask",
         )
+
+
+def provenance(card: Mapping, scale: int, ckpt_path: str) -> str:
+    """What made an output, for the NIfTI ``descrip`` field (80 bytes; the file name is cut first)."""
+    import lfmri
+
+    return f"lfmri {lfmri.__version__} {card.get('name', 'model')} x{scale} {Path(str(ckpt_path)).name}"
 
 
 def resolve_device(device: str) -> str:
@@ -465,6 +474,7 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         channels_last=bool(cfg.channels_last),
         tta=bool(cfg.get("tta", False)),
     )
+    evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}"))
     log.info("outputs written to %s", cfg.output_dir)

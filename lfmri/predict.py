@@ -48,7 +48,7 @@ from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import scan_on_model_grid
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
-from lfmri.evaluation import resolve_device
+from lfmri.evaluation import provenance, resolve_device
 from lfmri.figures import orthogonal_views
 from lfmri.inference import channels_last_forward, output_scale, predict
 from lfmri.models.base import input_mode
@@ -127,6 +127,7 @@ class Predictor:
                 "trained on real low-field pairs resampled onto a model grid, where that does not hold"
             )
         self.cfg = cfg
+        self.description = provenance(self.card, self.scale, cfg.ckpt_path)
 
     @property
     def input_on_hr_grid(self) -> bool:
@@ -177,7 +178,8 @@ class Predictor:
             kinds.append("consistency")
         if self.cfg.tta or self.cfg.mc_samples > 0:
             kinds.append("uncertainty")
-        paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}.nii.gz" for k in kinds}
+        suffix = ".mgz" if str(source).endswith(".mgz") else ".nii.gz"  # FreeSurfer input, FreeSurfer output
+        paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}{suffix}" for k in kinds}
         if self.cfg.preview:
             paths["views"] = Path(self.cfg.output_dir) / f"{name}_views.png"
         return paths
@@ -209,7 +211,7 @@ class Predictor:
             else:  # std and |difference| maps: scaled, not shifted, back to the input's units
                 data = data * (intensity.high - intensity.low)
             affine = volume.affine if kind == "consistency" else hr_affine
-            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=self.cfg.overwrite)
+            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=self.cfg.overwrite, description=f"{kind} {self.description}")
         return paths
 
 

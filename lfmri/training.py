@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +20,7 @@ from torch import nn
 
 from lfmri.checkpoint import CheckpointMetadata, record_test_metrics
 from lfmri.csv_logger import ResumableCSVLogger
+from lfmri.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
@@ -137,6 +139,7 @@ def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float],
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
 
@@ -157,7 +160,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
+    bar = {} if cfg.trainer.get("enable_progress_bar") is not None else {"enable_progress_bar": sys.stdout.isatty()}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **bar)
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
         resumed_step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
