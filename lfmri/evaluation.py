@@ -30,13 +30,14 @@ from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import AxisMap, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti
+from lfmri.data.io import NiftiError, Volume, load_nifti, save_nifti, voxel_sizes
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.errors import ConfigError, ExistingOutputError
 from lfmri.data.inputs import expand_inputs
 from lfmri.data.splits import Segment, split_from_dict
 from lfmri.figures import comparison_figure
+from lfmri.progress import progress
 from lfmri.inference import channels_last_forward, model_input, predict
 from lfmri.metrics import brain_mask, slice_metrics
 from lfmri.models.base import input_mode
@@ -172,6 +173,7 @@ class Evaluator:
         self.brain_threshold = brain_threshold
         self.tta = tta  # also score the TTA uncertainty map against the actual error
         self.uncertainty_rows: list[dict] = []
+        self.progress = True  # a bar per volume (log lines without a terminal)
         self.description = ""  # provenance written into every NIfTI header (descrip)
 
     def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
@@ -192,6 +194,7 @@ class Evaluator:
         outputs: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.kinds}
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
+        bar = progress(len(hr_all), v.name, "slice", enabled=self.progress)
         for first in range(0, len(hr_all), self.batch_size):
             indices = list(range(v.start + first, min(v.start + first + self.batch_size, v.stop)))
             samples = [
@@ -216,6 +219,8 @@ class Evaluator:
                 outputs[self.methods[name].kind].append(pred[:, 0].cpu())
             for kind in ("lr", "hr"):
                 outputs[kind].append(batch[kind][:, 0].cpu())
+            bar.update(len(indices))
+        bar.close()
         return {k: torch.cat(x) for k, x in outputs.items()}, table
 
     def affines(self, v: EvalVolume) -> dict[str, np.ndarray]:
@@ -306,12 +311,16 @@ class Evaluator:
         images = {"LR": outputs["lr"][j].numpy()}
         for name in (*self.baselines, *self.networks):
             images[name] = outputs[self.methods[name].kind][j].clamp(0, 1).numpy()
+        axes = in_plane_axes(self.slice_axis)
+        zooms = voxel_sizes(self.affines(v)["hr"])  # the HR grid's pixels, in mm
         comparison_figure(
             path,
             outputs["hr"][j].numpy(),
             images,
             scores,
             title=f"{v.name}, slice {index} (axis {self.slice_axis}); scores inside the brain mask",
+            pixel_sizes=(float(zooms[axes[0]]), float(zooms[axes[1]])),
+            axes=axes,
         )
 
 
@@ -474,6 +483,7 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         channels_last=bool(cfg.channels_last),
         tta=bool(cfg.get("tta", False)),
     )
+    evaluator.progress = bool(cfg.get("progress", True))
     evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}"))

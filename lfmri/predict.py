@@ -36,7 +36,6 @@ from hydra.utils import instantiate
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
-from tqdm.auto import tqdm
 
 from lfmri import consistency
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
@@ -50,6 +49,7 @@ from lfmri.data.paired_lowfield import scan_on_model_grid
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.evaluation import provenance, resolve_device
 from lfmri.figures import orthogonal_views
+from lfmri.progress import progress
 from lfmri.inference import channels_last_forward, output_scale, predict
 from lfmri.models.base import input_mode
 from lfmri.tiling import tiled
@@ -192,7 +192,7 @@ class Predictor:
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(intensity.apply(volume.data), self.slice_axis)))
         outputs: dict[str, list[torch.Tensor]] = {}
-        bar = tqdm(total=len(lr_all), desc=volume.name, unit="slice", disable=not self.cfg.progress, file=sys.stderr)
+        bar = progress(len(lr_all), volume.name, "slice", enabled=self.cfg.progress)
         for first in range(0, len(lr_all), self.cfg.batch_size):
             for kind, value in self.slices(lr_all[first : first + self.cfg.batch_size, None]).items():
                 outputs.setdefault(kind, []).append(value)
@@ -204,7 +204,12 @@ class Predictor:
         volumes = {k: put_slices(torch.cat(v).numpy(), self.slice_axis) for k, v in outputs.items()}
         if self.cfg.preview:
             views = {"scan": (intensity.apply(volume.data), volume.zooms), "SR": (volumes["sr"].clip(0, 1), voxel_sizes(hr_affine))}
-            orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}")
+            if "consistency" in volumes:  # |D(SR) - LR|, on the scan's grid
+                views["consistency"] = (volumes["consistency"], volume.zooms)
+            if "uncertainty" in volumes:
+                views["uncertainty"] = (volumes["uncertainty"], voxel_sizes(hr_affine))
+            orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
+                             colour_maps=("consistency", "uncertainty"))
         for kind, data in volumes.items():
             if kind == "sr":
                 data = intensity.restore(data)
