@@ -26,6 +26,7 @@ from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
 from lfmri.transfer import init_network
+from lfmri.wandb_logger import define_summaries
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 logger.resume_from(resumed_step)
     for logger in trainer.loggers:
         logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            define_summaries(logger)
 
     fit_metrics: dict[str, float] = {}
     try:

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lfmri.metrics import LOWER_IS_BETTER, METRICS
+
 log = logging.getLogger(__name__)
 
 TAG_LIMIT = 64  # wandb rejects longer tags
@@ -72,6 +74,24 @@ def run_id(save_dir: Path) -> str | None:
     new = uuid.uuid4().hex[:8]  # wandb's own ids: 8 lower-case alphanumerics
     path.write_text(new + "\n")
     return new
+
+
+def summary_mode(name: str) -> str:
+    """``"min"`` for errors and losses, ``"max"`` for PSNR/SSIM (a local equivalent of the lead
+    branch's ``lfmri.metrics.metric_mode``; use that one once both are merged)."""
+    base = name.rsplit("/", 1)[-1]
+    return "min" if base in LOWER_IS_BETTER or base.startswith("loss") else "max"
+
+
+def define_summaries(logger: WandbLogger) -> None:
+    """The run summary keeps each validation metric's best value (max PSNR/SSIM, min errors and
+    loss), not its last, and test metrics (model and baselines) as logged. Rank zero only: the
+    other ranks' ``experiment`` is a stand-in without ``define_metric``."""
+    run = logger.experiment
+    if not hasattr(run, "define_metric"):
+        return
+    for name in (*METRICS, "loss"):
+        run.define_metric(f"val/{name}", summary=summary_mode(name))
 
 
 def wandb_logger(

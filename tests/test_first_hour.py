@@ -260,3 +260,24 @@ def test_views_show_consistency_and_uncertainty_maps(run, scan_dir, tmp_path):
 
     image = mpimg.imread(tmp_path / "scan_views.png")
     assert image.shape[0] > image.shape[1]  # four rows of three views: scan, SR, consistency, uncertainty
+
+
+def test_wandb_summary_keeps_the_best_validation_metric_and_baselines_are_logged(tmp_path, monkeypatch):
+    from tests.wandb_records import history, records
+
+    for var in ("WANDB_API_KEY", "WANDB_API_KEY_FILE", "NETRC", "WANDB_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_phantom_volumes(tmp_path / "volumes")
+    run_dir = tmp_path / "run"
+    env_proc = run_script(TRAIN, *TINY, f"data.pattern={tmp_path}/volumes/*.nii.gz", "logger=wandb", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+                          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                          f"hydra.run.dir={run_dir}")
+    ok(env_proc)
+    (path,) = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    defined = {r.metric.name: r.metric.summary for r in records(path) if r.WhichOneof("record_type") == "metric"}
+    assert defined["val/psnr"].max and defined["val/ssim_brain"].max
+    assert defined["val/nrmse"].min and defined["val/loss"].min
+    logged = {k for row in history(path) for k in row}
+    assert "baselines/test/zerofill_psnr_brain" in logged and "test/psnr_brain" in logged

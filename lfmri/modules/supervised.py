@@ -241,8 +241,13 @@ class SupervisedModule(L.LightningModule):
         unique = {(r["subject"], r["slice"], r["method"]): r for r in rows}
         table = MetricsTable(sorted(unique.values(), key=lambda r: (r["subject"], r["slice"])))
         self.test_table = table
-        for name, value in table.means().get(self.method_name, {}).items():
+        means = table.means()
+        for name, value in means.get(self.method_name, {}).items():
             self.log(f"test/{name}", value, rank_zero_only=True)
+        # the baselines on the same slices: dashboards (wandb, metrics.csv) show the gain over them
+        for baseline in self.baselines:
+            for name, value in means.get(baseline, {}).items():
+                self.log(f"baselines/test/{baseline}_{name}", value, rank_zero_only=True)
         if self.trainer.is_global_zero:
             out = Path(self.trainer.default_root_dir) / "test"
             table.write_csv(out / "metrics.csv")
