@@ -133,6 +133,9 @@ def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
         pattern = str(data.pattern)
         if not [p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]:
             raise MissingFileError(f"data.pattern={pattern!r} matches no files; check the path (quote the glob)")
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path and not Path(str(ckpt_path)).is_file():
+        raise MissingFileError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/last.ckpt")
     init_from = config.get("init_from")
     if init_from and not Path(str(init_from)).is_file():
         raise MissingFileError(f"init_from={init_from} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")

@@ -425,11 +425,37 @@ def run_label(path: Path, level: int) -> str:
     return (run.name, f"{run.name}/{path.stem}", str(path))[level]
 
 
+def job_overrides(path: Path) -> list[str] | None:
+    """The command-line overrides of the run a checkpoint belongs to (``.hydra/overrides.yaml``)."""
+    import yaml
+
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    file = run / ".hydra" / "overrides.yaml"
+    if not file.is_file():
+        return None
+    return [str(o) for o in yaml.safe_load(file.read_text()) or [] if not str(o).startswith("hydra.")]
+
+
+def override_labels(paths: Sequence[Path]) -> list[str | None]:
+    """Per checkpoint, the overrides in which its run differs from the others (``loss=l1``): what
+    tells the jobs of a sweep apart. ``None`` where a run records none."""
+    lists = [job_overrides(p) for p in paths]
+    known = [set(o) for o in lists if o is not None]
+    common = set.intersection(*known) if known else set()
+    return [None if o is None else (",".join(x for x in o if x not in common) or None) for o in lists]
+
+
 def method_names(names: Sequence[str], paths: Sequence[Path], reserved: Iterable[str] = ()) -> list[str]:
-    """Table names: each model card name, with the run directory added where names (or a
-    baseline's) would collide, e.g. ``srdensenet (run1)``, so rows never merge."""
+    """Table names: each model card name, with what tells colliding ones apart added: the job's
+    differing overrides for runs of a sweep (``srdensenet (loss=l1)``), else the run directory
+    (``srdensenet (run1)``), so rows never merge."""
     reserved = set(reserved)
     labels = list(names)
+    clashing = {label for label in labels if labels.count(label) > 1} | reserved
+    labels = [
+        f"{name} ({extra})" if label in clashing and extra else label
+        for label, name, extra in zip(labels, names, override_labels(paths))
+    ]
     for level in range(3):
         clashing = {label for label in labels if labels.count(label) > 1} | reserved
         if not clashing & set(labels):

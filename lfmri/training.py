@@ -157,6 +157,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     checkpoint_dir = output_dir / "checkpoints"
     ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    if cfg.get("ckpt_path"):  # lightning-hydra-template's convention: continue from a checkpoint, in this new run
+        if ckpt_path:
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path} and resume={cfg.resume} both name a checkpoint to continue from; give one")
+        ckpt_path = str(cfg.ckpt_path)
+    if cfg.get("extras", {}).get("print_config") and rank_zero_only.rank == 0:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
     config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))

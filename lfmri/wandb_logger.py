@@ -102,6 +102,7 @@ def wandb_logger(
     name: str | None = None,
     tags: list[str] | None = None,
     log_model: bool | str = False,
+    extra_tags: list[str] | None = None,
     **kwargs,
 ) -> WandbLogger:
     """A :class:`WandbLogger` writing under ``save_dir``; ``None`` options are filled from Hydra.
@@ -127,7 +128,7 @@ def wandb_logger(
         name = job.get("override_dirname") or Path(save_dir).name
     if tags is None:
         tags = [t for t in job.get("overrides", []) if len(t) <= TAG_LIMIT and not t.startswith("hydra.")]
-    tags = [t[:TAG_LIMIT] for t in tags]
+    tags = [t[:TAG_LIMIT] for t in dict.fromkeys([*tags, *(str(t) for t in extra_tags or [])])]
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     if "id" not in kwargs:
         kwargs["id"] = run_id(Path(save_dir))

@@ -281,3 +281,44 @@ def test_wandb_summary_keeps_the_best_validation_metric_and_baselines_are_logged
     assert defined["val/nrmse"].min and defined["val/loss"].min
     logged = {k for row in history(path) for k in row}
     assert "baselines/test/zerofill_psnr_brain" in logged and "test/psnr_brain" in logged
+
+
+def test_sweep_jobs_are_named_by_their_differing_overrides(tmp_path):
+    from lfmri.evaluation import method_names
+
+    paths = []
+    for job, loss in (("0", "mse"), ("1", "l1")):
+        hydra_dir = tmp_path / "multirun" / job / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"loss={loss}", "data.pattern=/x/*.nii.gz", "hydra.x=1"]))
+        paths.append(tmp_path / "multirun" / job / "checkpoints" / "best.ckpt")
+    assert method_names(["srdensenet", "srdensenet"], paths) == ["srdensenet (loss=mse)", "srdensenet (loss=l1)"]
+
+
+def test_template_conventions_compose():
+    """debug=..., callbacks=early_stopping, logger=many, ckpt_path, tags, extras.print_config."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for debug in ("fdr", "overfit", "limit", "profiler"):
+            cfg = compose("train", [f"debug={debug}"], return_hydra_config=True)
+            assert cfg.hydra.run.dir.startswith("outputs/debug/")
+        assert compose("train", ["debug=fdr"]).trainer.fast_dev_run is True
+        assert compose("train", ["debug=overfit"]).trainer.overfit_batches == 3
+        cfg = compose("train", ["callbacks=early_stopping", "logger=many", "tags=[a,b]", "extras.print_config=true", "ckpt_path=x.ckpt"])
+        assert cfg.callbacks.early_stopping.monitor == "val/psnr" and "model_checkpoint" in cfg.callbacks
+        assert set(cfg.logger) == {"csv", "wandb"} and list(cfg.logger.wandb.extra_tags) == ["a", "b"]
+        assert set(compose("train", ["logger=[csv,wandb]"]).logger) == {"csv", "wandb"}
+        assert compose("train", ["scale=3"]).degradation.hr_size == 126
+
+
+def test_ckpt_path_continues_a_run_in_a_new_directory(run, tmp_path):
+    import json
+
+    root, run_dir, _ = run
+    new = tmp_path / "continued"
+    proc = ok(run_script(TRAIN, *TINY, f"data.pattern={root}/volumes/*.nii.gz", f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+                         "+trainer.max_steps=5", "trainer.max_epochs=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                         "extras.print_config=true", f"hydra.run.dir={new}"))
+    assert json.loads((new / "metrics.json").read_text())["global_step"] == 5  # 3 steps came from the checkpoint
+    assert "print_config: true" in proc.stdout
