@@ -31,8 +31,10 @@ from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, Use
 _RUN: dict[str, Any] = {}
 
 # Keys that may change when a run is resumed without resume_allow_changes=true: they extend the
-# run (max_epochs/max_steps/max_time), change throughput (workers, pinning, progress display) or what
-# is reported (loggers, extras), never what is trained.
+# run (max_epochs/max_steps/max_time), change throughput (workers, pinning, progress display), what
+# is reported (loggers, tags, extras) or what watches the loop (callbacks: checkpoint cadence,
+# progress lines, early stopping, a test's pause), never the data, degradation, model, loss or
+# optimiser.
 RESUME_FREE_KEYS = (
     "resume",
     "resume_allow_changes",
@@ -43,7 +45,7 @@ RESUME_FREE_KEYS = (
     "data.num_workers",
     "data.pin_memory",
     "logger.",
-    "callbacks.progress_log.",
+    "callbacks.",
     "extras.",
     "tags",
 )
