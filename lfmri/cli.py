@@ -82,8 +82,11 @@ def config_changes(stored: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     for key in dict.fromkeys([*old, *now]):
         if any(key == free or (free.endswith(".") and key.startswith(free)) for free in RESUME_FREE_KEYS):
             continue
-        if old.get(key, missing) != now.get(key, missing):
-            changes[key] = (old.get(key, missing), now.get(key, missing))
+        before, after = old.get(key, missing), now.get(key, missing)
+        if missing in (before, after) and (after if before is missing else before) in (None, False, [], {}):
+            continue  # an option added (or removed) by an lfmri upgrade, at its neutral default
+        if before != after:
+            changes[key] = (before, after)
     return changes
 
 

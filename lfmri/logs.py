@@ -27,9 +27,10 @@ DROPPED_WARNINGS = (
     # ResumableCSVLogger appends to metrics.csv on resume (lfmri/csv_logger.py): nothing is
     # deleted, the warning of Lightning's CSV logger is false here
     (r"Experiment logs directory .* exists and is not empty", r"lightning\..*"),
-    # under DDP: train/lr is the same on every rank (no reduction needed); the test/* means are
-    # computed from the table gathered over all ranks and logged by rank zero only
-    (r"It is recommended to use `self\.log\('(train/lr|test/[^']*)', \.\.\., sync_dist=True\)`", r"lightning\..*"),
+    # under DDP: train/lr is the same on every rank (no reduction needed); the test/* and
+    # baselines/test/* means are computed from the table gathered over all ranks, logged by rank zero
+    (r"It is recommended to use `self\.log\('(train/lr|test/[^']*|baselines/test/[^']*)', \.\.\., sync_dist=True\)`",
+     r"lightning\..*"),
 )
 
 
