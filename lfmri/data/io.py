@@ -97,7 +97,7 @@ def load_nifti(path: str | os.PathLike) -> Volume:
     if not path.is_file():
         raise NiftiError(path, "does not exist" if not path.exists() else "is not a file")
     if not path.name.endswith(VOLUME_SUFFIXES):
-        raise NiftiError(path, f"is not a NIfTI or MGH file (expected a name ending {', '.join(VOLUME_SUFFIXES)})")
+        raise NiftiError(path, f"is not a NIfTI file (nor MGH; expected a name ending {', '.join(VOLUME_SUFFIXES)})")
     try:
         img = nib.load(str(path))
     except (ImageFileError, EOFError, OSError, zlib.error, ValueError) as err:
