@@ -14,9 +14,10 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    from lfmri.cli import run_entry
     from lfmri.evaluation import evaluate
 
-    table = evaluate(cfg)
+    table = run_entry("evaluate.py", evaluate, cfg)
     if table.failures:  # the other volumes were evaluated; say which were not, and exit 1
         print(f"{len(table.failures)} input(s) failed:", file=sys.stderr)
         for message in table.failures.values():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -29,3 +32,63 @@ class CheckpointOnSigterm(L.Callback):
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
             log.warning("SIGTERM at step %d: saved %s", trainer.global_step, self.path)
+
+
+class ProgressLog(L.Callback):
+    """Progress as log lines, for output that is not a terminal (SLURM, ``docker logs``, nohup).
+
+    Lightning's progress bar redraws one line in place: in a file it shows up, if at all, at the
+    end. Every ``every_n_steps`` optimiser steps this logs ``epoch E step S/T: loss L, lr R, X
+    steps/s, Y patches/s`` and after each validation the monitored metrics, through the ``logging``
+    module (so into ``train.log`` and the console). ``only_without_tty`` (default) keeps a
+    terminal with its progress bar free of them.
+    """
+
+    def __init__(self, every_n_steps: int = 50, only_without_tty: bool = True) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.progress_log.every_n_steps={every_n_steps}: must be at least 1")
+        self.every_n_steps = int(every_n_steps)
+        self.only_without_tty = bool(only_without_tty)
+        self._last: tuple[float, int, int] | None = None  # (time, step, samples) of the last line
+        self._samples = 0
+
+    @property
+    def active(self) -> bool:
+        return not (self.only_without_tty and sys.stdout.isatty())
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._samples = 0
+        self._last = (time.perf_counter(), trainer.global_step, 0)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        hr = batch.get("hr") if isinstance(batch, dict) else None
+        self._samples += int(hr.shape[0]) if hr is not None else 0
+        step = trainer.global_step
+        if not self.active or not trainer.is_global_zero or self._last is None or step == self._last[1]:
+            return
+        if step % self.every_n_steps and step != trainer.max_steps:
+            return
+        now = time.perf_counter()
+        seconds = max(now - self._last[0], 1e-9)
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:
+            loss = trainer.callback_metrics.get("train/loss")
+        total = trainer.estimated_stepping_batches
+        parts = [f"epoch {trainer.current_epoch} step {step}" + (f"/{int(total)}" if math.isfinite(total) else "")]
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4g}")
+        if trainer.optimizers:
+            parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.3g}")
+        parts.append(f"{(step - self._last[1]) / seconds:.2f} steps/s")
+        if self._samples:
+            parts.append(f"{(self._samples - self._last[2]) / seconds:.1f} patches/s")
+        log.info(", ".join(parts))
+        self._last = (now, step, self._samples)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.active or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
+        if values:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items()))
+            log.info("epoch %d step %d validation: %s", trainer.current_epoch, trainer.global_step, shown)

@@ -30,12 +30,15 @@ from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import AxisMap, map_affine
-from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, written_together
+from lfmri.data.inputs import expand_inputs
+from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, voxel_sizes, written_together
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
 from lfmri.data.splits import Segment, split_from_dict, subject_groups
+from lfmri.errors import ConfigError, ExistingOutputError
 from lfmri.figures import comparison_figure
 from lfmri.inference import model_input, network_forward, predict
+from lfmri.progress import progress
 from lfmri.metrics import brain_mask, slice_metrics
 from lfmri.models.base import input_mode
 from lfmri.pretrained import checkpoint_path
@@ -178,6 +181,8 @@ class Evaluator:
         # subject -> "unseen" / "seen in training": tables pool subjects within a group only
         self.groups: dict[str, str] | None = None
         self.input_failures: dict[str, str] = {}
+        self.progress = True  # a bar per volume (log lines without a terminal)
+        self.description = ""  # provenance written into every NIfTI header (descrip)
 
     def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
         files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
@@ -197,6 +202,7 @@ class Evaluator:
         outputs: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.kinds}
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
+        bar = progress(len(hr_all), v.name, "slice", enabled=self.progress)
         for first in range(0, len(hr_all), self.batch_size):
             indices = list(range(v.start + first, min(v.start + first + self.batch_size, v.stop)))
             samples = [
@@ -221,6 +227,8 @@ class Evaluator:
                 outputs[self.methods[name].kind].append(pred[:, 0].cpu())
             for kind in ("lr", "hr"):
                 outputs[kind].append(batch[kind][:, 0].cpu())
+            bar.update(len(indices))
+        bar.close()
         return {k: torch.cat(x) for k, x in outputs.items()}, table
 
     def affines(self, v: EvalVolume) -> dict[str, np.ndarray]:
@@ -280,7 +288,7 @@ class Evaluator:
         if not overwrite:
             existing = [str(p) for p in self.output_paths(output_dir, volumes) if p.exists()]
             if existing:
-                raise FileExistsError(
+                raise ExistingOutputError(
                     f"{len(existing)} output file(s) already exist (pass overwrite=true to replace them): "
                     + ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
                 )
@@ -298,7 +306,8 @@ class Evaluator:
                     for kind, slices in outputs.items():
                         data = v.intensity.restore(put_slices(slices.numpy(), self.slice_axis))
                         affine = affines["lr" if kind == "lr" else "hr"]
-                        save_nifti(staging[kind], data, affine, v.volume.axcodes, overwrite=True)
+                        save_nifti(staging[kind], data, affine, v.volume.axcodes, overwrite=True,
+                                   description=f"{kind} {self.description}".strip())
                     self._figure(staging["figure"], v, outputs, volume_table)
             except (NiftiError, ValueError, OSError, MemoryError, RuntimeError) as err:
                 table.failures[v.volume.source] = str(err) if isinstance(err, NiftiError) else f"{v.volume.source}: {type(err).__name__}: {err}"
@@ -324,13 +333,24 @@ class Evaluator:
         images = {"LR": outputs["lr"][j].numpy()}
         for name in (*self.baselines, *self.networks):
             images[name] = outputs[self.methods[name].kind][j].clamp(0, 1).numpy()
+        axes = in_plane_axes(self.slice_axis)
+        zooms = voxel_sizes(self.affines(v)["hr"])  # the HR grid's pixels, in mm
         comparison_figure(
             path,
             outputs["hr"][j].numpy(),
             images,
             scores,
             title=f"{v.name}, slice {index} (axis {self.slice_axis}); scores inside the brain mask",
+            pixel_sizes=(float(zooms[axes[0]]), float(zooms[axes[1]])),
+            axes=axes,
         )
+
+
+def provenance(card: Mapping, scale: int, ckpt_path: str) -> str:
+    """What made an output, for the NIfTI ``descrip`` field (80 bytes; the file name is cut first)."""
+    import lfmri
+
+    return f"lfmri {lfmri.__version__} {card.get('name', 'model')} x{scale} {Path(str(ckpt_path)).name}"
 
 
 def resolve_device(device: str) -> str:
@@ -367,13 +387,13 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
     single, several, shipped = cfg.get("ckpt_path"), cfg.get("ckpt_paths"), cfg.get("pretrained")
     given = [x for x in (single, several, shipped) if x is not None]
     if len(given) != 1:
-        raise ValueError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {'none' if not given else len(given)}")
+        raise ConfigError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {'none' if not given else len(given)}")
     if shipped is not None:
         return [checkpoint_path(str(shipped))]
     if single is not None:
         return [Path(str(single))]
     if isinstance(several, str) or not several:
-        raise ValueError(
+        raise ConfigError(
             f"ckpt_paths must be a non-empty list, e.g. ckpt_paths='[a.ckpt,b.ckpt]' "
             f"(or ckpt_path=PATH for one checkpoint); got {several!r}"
         )
@@ -381,7 +401,7 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
     resolved = [p.resolve() for p in paths]
     repeated = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if repeated:
-        raise ValueError(f"ckpt_paths names the same checkpoint more than once: {', '.join(repeated)}")
+        raise ConfigError(f"ckpt_paths names the same checkpoint more than once: {', '.join(repeated)}")
     return paths
 
 
@@ -411,7 +431,7 @@ def check_comparable(paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> N
         if differing:
             problems.append(f"  {path} differs from {paths[0]} in\n" + "\n".join(differing))
     if problems:
-        raise ValueError(
+        raise ConfigError(
             "cannot compare checkpoints trained with different degradation, scale or data "
             f"normalisation/slice axis (the first, {paths[0]}, fixes them):\n" + "\n".join(problems)
         )
@@ -435,7 +455,7 @@ def check_unseen(test: Sequence[Segment], paths: Sequence[Path], checkpoints: Se
         if overlap:
             problems.append(f"  {path} trained or validated on {overlap}")
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"the test split of {paths[0]} is not unseen by every compared checkpoint:\n" + "\n".join(problems)
             + "\nevaluate on volumes none of them saw with inputs='[a.nii.gz,...]'"
         )
@@ -448,11 +468,37 @@ def run_label(path: Path, level: int) -> str:
     return (run.name, f"{run.name}/{path.stem}", str(path))[level]
 
 
+def job_overrides(path: Path) -> list[str] | None:
+    """The command-line overrides of the run a checkpoint belongs to (``.hydra/overrides.yaml``)."""
+    import yaml
+
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    file = run / ".hydra" / "overrides.yaml"
+    if not file.is_file():
+        return None
+    return [str(o) for o in yaml.safe_load(file.read_text()) or [] if not str(o).startswith("hydra.")]
+
+
+def override_labels(paths: Sequence[Path]) -> list[str | None]:
+    """Per checkpoint, the overrides in which its run differs from the others (``loss=l1``): what
+    tells the jobs of a sweep apart. ``None`` where a run records none."""
+    lists = [job_overrides(p) for p in paths]
+    known = [set(o) for o in lists if o is not None]
+    common = set.intersection(*known) if known else set()
+    return [None if o is None else (",".join(x for x in o if x not in common) or None) for o in lists]
+
+
 def method_names(names: Sequence[str], paths: Sequence[Path], reserved: Iterable[str] = ()) -> list[str]:
-    """Table names: each model card name, with the run directory added where names (or a
-    baseline's) would collide, e.g. ``srdensenet (run1)``, so rows never merge."""
+    """Table names: each model card name, with what tells colliding ones apart added: the job's
+    differing overrides for runs of a sweep (``srdensenet (loss=l1)``), else the run directory
+    (``srdensenet (run1)``), so rows never merge."""
     reserved = set(reserved)
     labels = list(names)
+    clashing = {label for label in labels if labels.count(label) > 1} | reserved
+    labels = [
+        f"{name} ({extra})" if label in clashing and extra else label
+        for label, name, extra in zip(labels, names, override_labels(paths))
+    ]
     for level in range(3):
         clashing = {label for label in labels if labels.count(label) > 1} | reserved
         if not clashing & set(labels):
@@ -498,7 +544,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     )
     failed: dict[str, str] = {}
     if cfg.get("inputs") is not None:
-        volumes, failed = volumes_from_files(list(cfg.inputs), datamodule)
+        volumes, failed = volumes_from_files([str(p) for p in expand_inputs(cfg.inputs)], datamodule)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, checkpoints)
@@ -517,6 +563,8 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         backend=str(cfg.get("backend", "torch")),
         cards=dict(zip(names, cards)),
     )
+    evaluator.progress = bool(cfg.get("progress", True))
+    evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
     evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
     evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures
     return evaluator, volumes, paths

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import io
 import json
+import logging
 import os
 import sys
 import warnings
@@ -43,6 +44,7 @@ from torch import nn
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, load_checkpoint
 from lfmri.data.io import safe_name
 from lfmri.models.base import as_image, input_mode, size_multiple
+from lfmri.progress import progress
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
 CARD_KEY = "lfmri_card"  # ONNX metadata_props key / TorchScript extra file (json)
@@ -407,19 +409,24 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     images = reference_images(net)
     expected = pytorch_outputs(net, images)
     done = {}
+    bar = progress(2 * len(paths), "export and verify", "step")  # seconds to minutes per format
     for fmt, path in paths.items():
         tmp = _staging(path)
         try:
             if fmt == "onnx":
                 export_onnx(net, tmp, card, cfg.opset, overwrite=True)
+                bar.update(1)
                 diff = check_onnx(tmp, net, images, cfg.tolerance, expected)
             else:
                 export_torchscript(net, tmp, card, images, cfg.tolerance, overwrite=True, expected=expected)
+                bar.update(1)
                 diff = check_torchscript(tmp, net, images, cfg.tolerance, expected)
+            bar.update(1)
             os.replace(tmp, path)  # only a verified file gets the real name
         finally:
             tmp.unlink(missing_ok=True)
         done[fmt] = (path, diff)
+    bar.close()
     return done
 
 
@@ -452,6 +459,7 @@ def parse_args(argv: Sequence[str]) -> ExportConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # the progress lines
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         done = export_checkpoint(cfg)

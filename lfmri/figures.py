@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -46,6 +46,21 @@ def auto_inset(reference: np.ndarray, threshold: float = 0.05) -> tuple[int, int
     return y0, x0, size
 
 
+# canonical (RAS+) voxel axis -> labels of its (low, high) ends
+AXIS_ENDS = {0: ("L", "R"), 1: ("P", "A"), 2: ("I", "S")}
+
+
+def label_orientation(ax, axes: tuple[int, int], fontsize: int = 7) -> None:
+    """L/R, A/P, S/I at the edges of a :func:`display`-ed slice whose in-plane canonical axes are
+    ``axes`` (columns run along ``axes[0]``, low end left; rows along ``axes[1]``, high end up)."""
+    (left, right), (bottom, top) = AXIS_ENDS[axes[0]], AXIS_ENDS[axes[1]]
+    style = dict(transform=ax.transAxes, color="yellow", fontsize=fontsize, fontweight="bold")
+    ax.text(0.02, 0.5, left, ha="left", va="center", **style)
+    ax.text(0.98, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.5, 0.98, top, ha="center", va="top", **style)
+    ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
+
+
 def comparison_figure(
     path: str | Path,
     reference: np.ndarray,
@@ -54,51 +69,82 @@ def comparison_figure(
     title: str = "",
     reference_name: str = "HR",
     error_scale: float = 0.2,
+    pixel_sizes: tuple[float, float] | None = None,
+    axes: tuple[int, int] | None = None,
 ) -> Path:
-    """Save a grid: row 1 the images, row 2 a zoomed inset, row 3 |image - reference|.
+    """Save :func:`comparison_panels` to ``path``."""
+    fig = comparison_panels(reference, images, scores, reference_name, error_scale, pixel_sizes, axes)
+    return save_figure(fig, path, title, dpi=110)
+
+
+def comparison_panels(
+    reference: np.ndarray,
+    images: Mapping[str, np.ndarray],
+    scores: Mapping[str, Mapping[str, float]] | None = None,
+    reference_name: str = "HR",
+    error_scale: float = 0.2,
+    pixel_sizes: tuple[float, float] | None = None,
+    axes: tuple[int, int] | None = None,
+):
+    """A grid: row 1 the images, row 2 a zoomed inset, row 3 |image - reference|.
 
     ``images`` maps column titles to 2D arrays (LR images are shown nearest-upsampled); ``scores``
     adds e.g. PSNR/SSIM under a title. Arrays are in slice orientation and rotated for display.
+    ``pixel_sizes`` (mm along the slice's first and second axis, on the reference's grid) draws
+    pixels in their physical aspect, so non-square voxels do not distort the anatomy; ``axes``
+    (the slice's canonical RAS+ axes, e.g. ``(0, 1)`` for an axial slice) adds L/R, P/A, I/S labels.
+    (Drawn with matplotlib rather than nilearn's plot_anat: the grid of methods, insets and error
+    maps on the exact slice grid the metrics were computed on has no nilearn counterpart.)
     """
     scores = scores or {}
+    aspect = float(pixel_sizes[1]) / float(pixel_sizes[0]) if pixel_sizes is not None else 1.0
     ref = display(reference)
     columns = {name: display(nearest_resize(np.asarray(img), reference.shape)) for name, img in images.items()}
     columns[reference_name] = ref
     y0, x0, size = auto_inset(ref)
     n = len(columns)
-    fig, axes = plt.subplots(3, n, figsize=(2.6 * n, 8.2), squeeze=False)
+    height = 2.6 * min(2.0, max(0.5, aspect * ref.shape[0] / ref.shape[1]))
+    fig, grid = plt.subplots(3, n, figsize=(2.6 * n, 3 * height + 0.4), squeeze=False)
     for col, (name, img) in enumerate(columns.items()):
         label = name
         if name in scores:
             label += "\n" + "  ".join(f"{k} {v:.4g}" for k, v in scores[name].items())
-        axes[0, col].imshow(img, cmap="gray", vmin=0, vmax=1)
-        axes[0, col].add_patch(Rectangle((x0, y0), size, size, fill=False, edgecolor="yellow", linewidth=1))
-        axes[0, col].set_title(label, fontsize=8)
-        axes[1, col].imshow(img[y0 : y0 + size, x0 : x0 + size], cmap="gray", vmin=0, vmax=1)
+        grid[0, col].imshow(img, cmap="gray", vmin=0, vmax=1, aspect=aspect)
+        grid[0, col].add_patch(Rectangle((x0, y0), size, size, fill=False, edgecolor="yellow", linewidth=1))
+        grid[0, col].set_title(label, fontsize=8)
+        if axes is not None:
+            label_orientation(grid[0, col], axes)
+        grid[1, col].imshow(img[y0 : y0 + size, x0 : x0 + size], cmap="gray", vmin=0, vmax=1, aspect=aspect)
         if name == reference_name:
-            axes[2, col].axis("off")
+            grid[2, col].axis("off")
         else:
-            err = axes[2, col].imshow(np.abs(img - ref), cmap="inferno", vmin=0, vmax=error_scale)
+            err = grid[2, col].imshow(np.abs(img - ref), cmap="inferno", vmin=0, vmax=error_scale, aspect=aspect)
         for row in range(3):
-            axes[row, col].set_xticks([])
-            axes[row, col].set_yticks([])
-    axes[1, 0].set_ylabel("inset", fontsize=8)
-    axes[2, 0].set_ylabel(f"|error| (0-{error_scale:g})", fontsize=8)
+            grid[row, col].set_xticks([])
+            grid[row, col].set_yticks([])
+    grid[1, 0].set_ylabel("inset", fontsize=8)
+    grid[2, 0].set_ylabel(f"|error| (0-{error_scale:g})", fontsize=8)
     if n > 1:  # the colour bar sits in the empty error cell of the reference column
-        fig.colorbar(err, cax=axes[2, -1].inset_axes([0.05, 0.05, 0.08, 0.9]))
-    return save_figure(fig, path, title, dpi=110)
+        fig.colorbar(err, cax=grid[2, -1].inset_axes([0.05, 0.05, 0.08, 0.9]))
+    return fig
+
+
+# view -> its canonical in-plane axes (columns, rows) as drawn by orthogonal_views
+VIEW_AXES = {"sagittal": (1, 2), "coronal": (0, 2), "axial": (0, 1)}
 
 
 def orthogonal_views(
     path: str | Path,
     volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
     title: str = "",
+    colour_maps: Sequence[str] = (),
 ) -> Path:
     """Save sagittal, coronal and axial views through the centre of canonical (RAS+) volumes.
 
     ``volumes`` maps row titles to ``(data, voxel_sizes)``; each row is drawn with its own voxel
     aspect, so an LR scan with thick slices and its SR output show the same anatomy at the same
-    place and size: the quickest check that orientation and geometry survived.
+    place and size: the quickest check that orientation and geometry survived. Rows named in
+    ``colour_maps`` (consistency error, uncertainty) are drawn in colour on their own scale.
     """
     fig, axes = plt.subplots(len(volumes), 3, figsize=(9, 3.1 * len(volumes)), squeeze=False)
     for row, (name, (data, zooms)) in enumerate(volumes.items()):
@@ -108,9 +154,17 @@ def orthogonal_views(
             ("coronal", data[:, centre[1], :], (zooms[2], zooms[0])),
             ("axial", data[:, :, centre[2]], (zooms[1], zooms[0])),
         ]
+        scaled = name in colour_maps
         for col, (view, image, (dy, dx)) in enumerate(views):
             ax = axes[row, col]
-            ax.imshow(display(image), cmap="gray", vmin=0, vmax=1, aspect=dy / dx)
+            if scaled:  # a map (|difference|, std): its own colour scale, up to its 99th percentile
+                top = float(np.percentile(data, 99)) or 1.0
+                shown = ax.imshow(display(image), cmap="inferno", vmin=0, vmax=top, aspect=dy / dx)
+                if col == 2:
+                    fig.colorbar(shown, ax=ax, fraction=0.04)
+            else:
+                ax.imshow(display(image), cmap="gray", vmin=0, vmax=1, aspect=dy / dx)
+            label_orientation(ax, VIEW_AXES[view], fontsize=6)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{name}: {view}", fontsize=8)

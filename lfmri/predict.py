@@ -38,20 +38,21 @@ import torch
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
-from tqdm.auto import tqdm
 
 from lfmri import consistency
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, instantiate_stored, load_checkpoint
 from lfmri.data.degradations import Degradation
 from lfmri.data.grid import lr_axis_map, map_affine
+from lfmri.data.inputs import expand_inputs
 from lfmri.data.io import NiftiError, Volume, load_nifti, safe_name, save_nifti, subject_name, voxel_sizes, written_together
 from lfmri.data.kspace import resize_complex
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import scan_on_model_grid
 from lfmri.data.slicing import in_plane_axes, put_slices, take_slices
-from lfmri.evaluation import resolve_device
+from lfmri.evaluation import provenance, resolve_device
 from lfmri.figures import orthogonal_views
 from lfmri.inference import network_forward, output_scale, predict
+from lfmri.progress import progress
 from lfmri.models.base import input_mode
 from lfmri.pretrained import resolve as resolve_checkpoint
 from lfmri.tiling import tiled
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 class PredictConfig:
     ckpt_path: Optional[str] = None  # a trained checkpoint, or:
     pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
-    inputs: list[str] = MISSING  # NIfTI files and/or folders of them
+    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes (lfmri.data.inputs)
     output_dir: str = MISSING
     overwrite: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
@@ -87,19 +88,10 @@ class PredictConfig:
     trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
-def nifti_inputs(entries: Sequence[str]) -> list[Path]:
-    """Files as given, folders expanded to their ``*.nii``/``*.nii.gz`` files (sorted)."""
-    paths = []
-    for entry in entries:
-        path = Path(entry)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
-            if not found:
-                raise NiftiError(path, "is a folder without .nii/.nii.gz files")
-            paths += found
-        else:
-            paths.append(path)
-    return paths
+def nifti_inputs(entries: Sequence[str] | str) -> list[Path]:
+    """The volume files named by ``inputs``: the grammar shared with evaluate.py (a file, a list,
+    a folder or a glob), see :mod:`lfmri.data.inputs`."""
+    return expand_inputs(entries)
 
 
 def output_grid(affine: np.ndarray, slice_axis: int, scale: int, grid: str, lr_shape: Sequence[int]) -> np.ndarray:
@@ -146,6 +138,7 @@ class Predictor:
                 "trained on real low-field pairs resampled onto a model grid, where that does not hold"
             )
         self.cfg = cfg
+        self.description = provenance(self.card, self.scale, cfg.ckpt_path)
 
     @property
     def input_on_hr_grid(self) -> bool:
@@ -193,7 +186,8 @@ class Predictor:
             kinds.append("consistency")
         if self.cfg.tta or self.cfg.mc_samples > 0:
             kinds.append("uncertainty")
-        paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}.nii.gz" for k in kinds}
+        suffix = ".mgz" if str(source).endswith(".mgz") else ".nii.gz"  # FreeSurfer input, FreeSurfer output
+        paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}{suffix}" for k in kinds}
         if self.cfg.preview:
             paths["views"] = Path(self.cfg.output_dir) / f"{name}_views.png"
         return paths
@@ -212,7 +206,7 @@ class Predictor:
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(intensity.apply(volume.data), self.slice_axis)))
         outputs: dict[str, list[torch.Tensor]] = {}
-        bar = tqdm(total=len(lr_all), desc=volume.name, unit="slice", disable=not self.cfg.progress, file=sys.stderr)
+        bar = progress(len(lr_all), volume.name, "slice", enabled=self.cfg.progress)
         for first in range(0, len(lr_all), self.cfg.batch_size):
             for kind, value in self.slices(lr_all[first : first + self.cfg.batch_size, None]).items():
                 outputs.setdefault(kind, []).append(value)
@@ -224,14 +218,20 @@ class Predictor:
         volumes = {k: put_slices(torch.cat(v).numpy(), self.slice_axis) for k, v in outputs.items()}
         if self.cfg.preview:
             views = {"scan": (intensity.apply(volume.data), volume.zooms), "SR": (volumes["sr"].clip(0, 1), voxel_sizes(hr_affine))}
-            orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}")
+            if "consistency" in volumes:  # |D(SR) - LR|, on the scan's grid
+                views["consistency"] = (volumes["consistency"], volume.zooms)
+            if "uncertainty" in volumes:
+                views["uncertainty"] = (volumes["uncertainty"], voxel_sizes(hr_affine))
+            orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
+                             colour_maps=("consistency", "uncertainty"))
         for kind, data in volumes.items():
             if kind == "sr":
                 data = intensity.restore(data)
             else:  # std and |difference| maps: scaled, not shifted, back to the input's units
                 data = data * (intensity.high - intensity.low)
             affine = volume.affine if kind == "consistency" else hr_affine
-            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=True)  # staging names
+            save_nifti(paths[kind], data, affine, volume.axcodes, overwrite=True,  # staging names
+                       description=f"{kind} {self.description}")
 
 
 _WORKER: Predictor | None = None  # the Predictor of a workers=N process
@@ -275,7 +275,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     predictor = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
     done, failed = {}, {}
     try:
-        paths = nifti_inputs(list(cfg.inputs))
+        paths = nifti_inputs(cfg.inputs)
     except NiftiError as err:
         return done, {err.path: str(err)}
     names = [subject_name(p) for p in paths]
@@ -326,8 +326,20 @@ def option_problem(cfg: PredictConfig) -> str | None:
     return None
 
 
+def usage() -> str:
+    """``--help``: the module docstring and every option with its default."""
+    schema = OmegaConf.structured(PredictConfig)
+    options = "\n".join(
+        f"  {name}={'(required)' if OmegaConf.is_missing(schema, name) else schema[name]}" for name in schema
+    )
+    return f"{__doc__.strip()}\n\nOptions (key=value):\n{options}\n\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder or a quoted glob 'dir/*.nii.gz'"
+
+
 def parse_args(argv: Sequence[str]) -> PredictConfig:
     """``key=value`` arguments (Hydra-style) over :class:`PredictConfig`; clear errors for bad keys."""
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(usage())
+        raise SystemExit(0)
     schema = OmegaConf.structured(PredictConfig)
     try:
         cli = OmegaConf.from_dotlist(list(argv))

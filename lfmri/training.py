@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -19,11 +20,14 @@ from torch import nn
 from lfmri.checkpoint import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
 from lfmri.checkpoint_io import remove_stale_temporaries
 from lfmri.csv_logger import ResumableCSVLogger
+from lfmri.logs import quiet_lightning
+from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
 from lfmri.models.base import check_compatible, input_mode, model_name
 from lfmri.models.bicubic import Bicubic
 from lfmri.models.zerofill import ZeroFill
 from lfmri.run_record import requeued_by_slurm
 from lfmri.transfer import init_network
+from lfmri.wandb_logger import define_summaries
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
     """
     last = checkpoint_dir / "last.ckpt"
     if resume not in (True, False, "auto"):
-        raise ValueError(f"resume={resume!r}: expected true, false or auto")
+        raise ConfigError(f"resume={resume!r}: expected true, false or auto")
     if resume is False and requeued_by_slurm():
         # the newest of last.ckpt and Lightning's SLURM requeue checkpoints (hpc_ckpt_N.ckpt)
         found = [p for p in [last, *checkpoint_dir.parent.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
@@ -57,12 +61,12 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
         return str(last) if last.is_file() else None
     if resume:
         if not last.is_file():
-            raise FileNotFoundError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
+            raise MissingFileError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
         return str(last)
     existing = sorted(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else []
     if existing and rank_zero_only.rank == 0:
         # other ranks start after rank zero may have saved: only rank zero judges a fresh run
-        raise FileExistsError(
+        raise ExistingOutputError(
             f"{checkpoint_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); "
             "pass resume=true to continue that run, or choose another hydra.run.dir"
         )
@@ -132,6 +136,7 @@ def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float],
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
 
@@ -144,6 +149,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     init_network(net, cfg.get("init_from"), cfg.get("freeze"), trust, known)
     checkpoint_dir = output_dir / "checkpoints"
     ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    if cfg.get("ckpt_path"):  # lightning-hydra-template's convention: continue from a checkpoint, in this new run
+        if ckpt_path:
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path} and resume={cfg.resume} both name a checkpoint to continue from; give one")
+        ckpt_path = str(cfg.ckpt_path)
+    if cfg.get("extras", {}).get("print_config") and rank_zero_only.rank == 0:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
     resumed = load_checkpoint(ckpt_path, trust, known) if ckpt_path else None  # refuses foreign targets
     resumed_step = resumed["global_step"] if resumed is not None else 0
     stored = (resumed.get(METADATA_KEY) or {}).get("split") if resumed is not None else None
@@ -166,7 +177,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
+    bar = {} if cfg.trainer.get("enable_progress_bar") is not None else {"enable_progress_bar": sys.stdout.isatty()}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **bar)
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
         for logger in trainer.loggers:
@@ -174,6 +187,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 logger.resume_from(resumed_step)
     for logger in trainer.loggers:
         logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            define_summaries(logger)
 
     fit_metrics: dict[str, float] = {}
     try:

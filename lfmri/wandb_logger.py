@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lfmri.metrics import LOWER_IS_BETTER, METRICS
+
 log = logging.getLogger(__name__)
 
 TAG_LIMIT = 64  # wandb rejects longer tags
@@ -74,6 +76,24 @@ def run_id(save_dir: Path) -> str | None:
     return new
 
 
+def summary_mode(name: str) -> str:
+    """``"min"`` for errors and losses, ``"max"`` for PSNR/SSIM (a local equivalent of the lead
+    branch's ``lfmri.metrics.metric_mode``; use that one once both are merged)."""
+    base = name.rsplit("/", 1)[-1]
+    return "min" if base in LOWER_IS_BETTER or base.startswith("loss") else "max"
+
+
+def define_summaries(logger: WandbLogger) -> None:
+    """The run summary keeps each validation metric's best value (max PSNR/SSIM, min errors and
+    loss), not its last, and test metrics (model and baselines) as logged. Rank zero only: the
+    other ranks' ``experiment`` is a stand-in without ``define_metric``."""
+    run = logger.experiment
+    if not hasattr(run, "define_metric"):
+        return
+    for name in (*METRICS, "loss"):
+        run.define_metric(f"val/{name}", summary=summary_mode(name))
+
+
 def wandb_logger(
     save_dir: str,
     project: str = "lfmri",
@@ -82,6 +102,7 @@ def wandb_logger(
     name: str | None = None,
     tags: list[str] | None = None,
     log_model: bool | str = False,
+    extra_tags: list[str] | None = None,
     **kwargs,
 ) -> WandbLogger:
     """A :class:`WandbLogger` writing under ``save_dir``; ``None`` options are filled from Hydra.
@@ -107,7 +128,7 @@ def wandb_logger(
         name = job.get("override_dirname") or Path(save_dir).name
     if tags is None:
         tags = [t for t in job.get("overrides", []) if len(t) <= TAG_LIMIT and not t.startswith("hydra.")]
-    tags = [t[:TAG_LIMIT] for t in tags]
+    tags = [t[:TAG_LIMIT] for t in dict.fromkeys([*tags, *(str(t) for t in extra_tags or [])])]
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     if "id" not in kwargs:
         kwargs["id"] = run_id(Path(save_dir))

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, Sampler
 
 from lfmri.data.augment import SliceAugmentation
 from lfmri.data.degradations import Degradation
+from lfmri.errors import ConfigError
 
 
 def derive_seed(*parts: object) -> int:
@@ -101,9 +102,9 @@ class PatchDataset(Dataset):
         self.foreground_threshold = foreground_threshold
         step = degradation.grid_scale
         if patch_size % degradation.scale:
-            raise ValueError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
+            raise ConfigError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
         if patch_size > min(self.hr.shape[-2:]):
-            raise ValueError(f"data.patch_size={patch_size} is larger than the HR slices {tuple(self.hr.shape[-2:])}")
+            raise ConfigError(f"data.patch_size={patch_size} is larger than the HR slices {tuple(self.hr.shape[-2:])}")
         self.hr_patch = patch_size
         self.lr_patch = patch_size // step
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from lfmri.errors import ConfigError
 from lfmri.data.grid import AxisMap, interpolate_to_grid, kspace_axis_map, lr_axis_map
 from lfmri.data.kspace import center_crop_or_pad, fft2c, ifft2c, intensity_factor, resize_complex
 
@@ -79,7 +80,10 @@ class Degradation:
         self.scale = scale
         self.hr_size = _as_size(hr_size, "hr_size")
         if self.hr_size is not None and any(n % scale for n in self.hr_size):
-            raise ValueError(f"degradation.hr_size={list(self.hr_size)} is not divisible by scale x{scale}")
+            raise ConfigError(
+                f"degradation.hr_size={list(self.hr_size)} is not divisible by scale x{scale}; "
+                f"pass degradation.hr_size=${{lfmri.multiple:128,${{scale}}}} (the default) or a multiple of {scale}"
+            )
         self.noise_std = _as_range(noise_std, "noise_std")
 
     # --- geometry -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.io import Volume, glob_files, load_nifti
+from lfmri.errors import ConfigError, MissingFileError
 from lfmri.data.splits import Split, explicit_split, subject_split
 
 
@@ -18,7 +19,7 @@ def find_volumes(pattern: str | Sequence[str]) -> list[Path]:
     """Files matched by a glob or a list of globs (each must match something), sorted, unique."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern or [])
     if not patterns or not all(patterns):
-        raise ValueError(
+        raise ConfigError(
             "data.pattern is required for data=folder, e.g. data.pattern='/data/IXI-T1/*.nii.gz' "
             "or a list: data.pattern='[/data/siteA/*.nii.gz,/data/siteB/*.nii.gz]'"
         )
@@ -26,7 +27,7 @@ def find_volumes(pattern: str | Sequence[str]) -> list[Path]:
     for one in patterns:
         found = glob_files(one)
         if not found:
-            raise FileNotFoundError(f"data.pattern={one!r} matches no files")
+            raise MissingFileError(f"data.pattern={one!r} matches no files")
         paths.update(found)
     return sorted(paths)
 

@@ -26,6 +26,8 @@ from nibabel.orientations import axcodes2ornt, ornt_transform
 CANONICAL = ("R", "A", "S")
 MEMORY_ENV = "LFMRI_MAX_VOLUME_GB"  # largest float32 copy of one volume that lfmri reads
 K = TypeVar("K")
+# NIfTI, and FreeSurfer's MGH format (nibabel's MGHImage): read and written alike
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh")
 
 
 class NiftiError(ValueError):
@@ -58,7 +60,7 @@ class Volume:
 def subject_name(path: str | os.PathLike) -> str:
     """File name without directory and NIfTI extensions (``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``)."""
     name = Path(path).name
-    for ext in (".nii.gz", ".nii", ".gz"):
+    for ext in (".nii.gz", ".nii", ".mgz", ".mgh", ".gz"):
         if name.endswith(ext):
             return name[: -len(ext)]
     return name
@@ -185,14 +187,14 @@ def load_nifti(path: str | os.PathLike) -> Volume:
     path = Path(path)
     if not path.is_file():
         raise NiftiError(path, "does not exist" if not path.exists() else "is not a file")
-    if not path.name.endswith((".nii", ".nii.gz")):
-        raise NiftiError(path, "is not a NIfTI file (expected a .nii or .nii.gz name)")
+    if not path.name.endswith(VOLUME_SUFFIXES):
+        raise NiftiError(path, f"is not a NIfTI file (nor MGH; expected a name ending {', '.join(VOLUME_SUFFIXES)})")
     try:
         img = nib.load(str(path))
     except (ImageFileError, EOFError, OSError, zlib.error, ValueError) as err:
         raise NiftiError(path, f"is not a readable NIfTI file: truncated, corrupt or another format ({err})") from err
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise NiftiError(path, f"is a {type(img).__name__}, not a NIfTI image")
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.MGHImage)):
+        raise NiftiError(path, f"is a {type(img).__name__}, not a NIfTI or MGH image")
     return volume_from_image(img, str(path))
 
 
@@ -211,6 +213,11 @@ def written_together(paths: Mapping[K, Path]) -> Iterator[dict[K, Path]]:
         for path in staging.values():
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+def current_umask() -> int:
+    """The process umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_nifti(
@@ -219,11 +226,15 @@ def save_nifti(
     affine: np.ndarray,
     axcodes: tuple[str, ...] = CANONICAL,
     overwrite: bool = False,
+    description: str | None = None,
 ) -> Path:
     """Write a canonical (RAS+) ``data``/``affine`` pair as float32 NIfTI, reoriented to ``axcodes``.
 
     The header's voxel sizes come from the affine, so they always match the data grid. The file
-    is written to a temporary name and moved into place, so a crash never leaves half a file.
+    is written to a temporary name and moved into place, so a crash never leaves half a file, and
+    gets the permissions of any new file (0644 under umask 022). A ``.mgz``/``.mgh`` name writes
+    FreeSurfer's MGH format. ``description`` (provenance: model, checkpoint, lfmri version) goes
+    into the NIfTI ``descrip`` field, cut to its 80 bytes.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -234,10 +245,15 @@ def save_nifti(
     img.header.set_xyzt_units("mm", "sec")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    if description:
+        img.header["descrip"] = description.encode("utf-8")[:80]
+    if path.name.endswith((".mgz", ".mgh")):
+        img = nib.MGHImage(np.asarray(img.dataobj, dtype=np.float32), img.affine)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes))
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600: give the file the user's umask
         nib.save(img, tmp)
         os.replace(tmp, path)
     finally:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lfmri.errors import ConfigError
+
 
 @dataclass
 class SROutput:
@@ -73,16 +75,16 @@ def check_compatible(model: nn.Module, degradation) -> None:
     scale = getattr(model, "scale", None)
     if input_mode(model) == "upsampled":
         if scale is not None and scale != degradation.scale:
-            raise ValueError(f"model {name} is configured for x{scale} but the degradation is x{degradation.scale}")
+            raise ConfigError(f"model {name} is configured for x{scale} but the degradation is x{degradation.scale}")
         return
     if scale == degradation.grid_scale:
         return
     if degradation.grid_scale == 1:
-        raise ValueError(
+        raise ConfigError(
             f"model {name} reads LR-grid input and outputs x{scale}, but {type(degradation).__name__} returns "
             "its LR on the HR grid (zero-filled); use a pre-upsampled model or degradation=kspace/bicubic"
         )
-    raise ValueError(
+    raise ConfigError(
         f"model {name} is x{scale} but the degradation is x{degradation.grid_scale}; set the top-level "
         "`scale=` override, which both read"
     )

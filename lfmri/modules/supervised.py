@@ -148,7 +148,7 @@ class SupervisedModule(L.LightningModule):
         return pred, slice_metrics(pred, batch["hr"], mask), mask
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        pred, metrics, _ = self._score(batch)
+        pred, metrics, mask = self._score(batch)
         size = batch["hr"].shape[0]
         total, _ = self.loss(pred, batch["hr"])
         self.log("val/loss", total, sync_dist=True, batch_size=size)
@@ -157,35 +157,74 @@ class SupervisedModule(L.LightningModule):
             self.val_means[name].update(metrics[name])
             self.log(f"val/{name}", self.val_means[name], prog_bar=name == "psnr", batch_size=size)
         self.log("val/slices", float(size), reduce_fx="sum", sync_dist=True, batch_size=size)
-        if batch_idx == 0 and self._panel is None:
-            self._panel = {"sr": pred[0, 0], **{k: batch[k][0] for k in ("lr", "lr_complex", "hr")}}
+        self._keep_panel(batch, pred, mask)
+
+    def _keep_panel(self, batch: dict, pred: torch.Tensor, mask: torch.Tensor) -> None:
+        """Keep the validation slice with the most anatomy (the brain mask's largest area): a slice
+        through the middle of the head, the same one every epoch, not the first (skull base) slice."""
+        area = mask.flatten(1).sum(dim=1)
+        i = int(area.argmax())
+        if self._panel is not None and float(area[i]) <= self._panel["area"]:
+            return
+        self._panel = {"sr": pred[i, 0], "area": float(area[i]), **{k: batch[k][i] for k in ("lr", "lr_complex", "hr")}}
+        if "subject" in batch:
+            self._panel.update(subject=batch["subject"][i], slice=int(batch["slice"][i]))
 
     def on_validation_epoch_end(self) -> None:
         panel, self._panel = self._panel, None
-        epoch = self.current_epoch + 1
-        last = self.trainer.max_epochs is not None and epoch >= self.trainer.max_epochs
+        epoch = self.current_epoch  # 0-based, as in metrics.csv and the checkpoints
+        last = self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs
         if (
             panel is None
             or self.trainer.sanity_checking
             or not self.trainer.is_global_zero
             or self.panel_every_n_epochs <= 0
-            or not (epoch % self.panel_every_n_epochs == 0 or last)
+            or not ((epoch + 1) % self.panel_every_n_epochs == 0 or last)
         ):
             return
         images = {"LR": panel["lr"][0]}
         if "zerofill" in self.baselines:
             images["zero-fill"] = self.baselines["zerofill"](panel["lr_complex"][None])[0, 0]
         images[self.method_name] = panel["sr"]
+        hr = panel["hr"][None].float()
+        mask = brain_mask(hr, self.brain_threshold)
+        scores = {}
+        for name, image in images.items():
+            if name != "LR":  # the LR image is on another grid: no per-pixel score
+                m = slice_metrics(image[None, None].float(), hr, mask)
+                scores[name] = {"PSNR": float(m["psnr_brain"][0]), "SSIM": float(m["ssim_brain"][0])}
+        pixel_sizes, axes = self._panel_geometry(panel.get("subject"))
+        where = f"{panel['subject']} slice {panel['slice']}, " if "subject" in panel else ""
         path = Path(self.trainer.default_root_dir) / "panels" / f"epoch_{epoch:04d}.png"
         comparison_figure(
             path,
             panel["hr"][0].float().cpu().numpy(),
             {k: v.float().clamp(0, 1).cpu().numpy() for k, v in images.items()},
-            title=f"validation, epoch {epoch}",
+            scores,
+            title=f"validation, epoch {epoch} (0-based, as in metrics.csv), step {self.global_step}: {where}scores in the brain mask",
+            pixel_sizes=pixel_sizes,
+            axes=axes,
         )
         for logger in self.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/panel", images=[str(path)], step=self.global_step)
+
+    def _panel_geometry(self, subject: str | None) -> tuple[tuple[float, float] | None, tuple[int, int] | None]:
+        """Pixel sizes (mm) of the HR slice grid and the slice's canonical axes, from the datamodule's
+        volume; (None, None) where the data does not say (the panel is then drawn square, unlabelled)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        entry = getattr(datamodule, "volumes", {}).get(subject) if subject is not None else None
+        degradation = getattr(datamodule, "degradation", None)
+        if entry is None or degradation is None or not hasattr(entry, "volume"):
+            return None, None
+        from lfmri.data.grid import map_affine
+        from lfmri.data.io import voxel_sizes
+        from lfmri.data.slicing import in_plane_axes
+
+        axes = in_plane_axes(int(datamodule.slice_axis))
+        in_shape = [entry.volume.data.shape[a] for a in axes]
+        zooms = voxel_sizes(map_affine(entry.volume.affine, dict(zip(axes, degradation.hr_maps(in_shape)))))
+        return (float(zooms[axes[0]]), float(zooms[axes[1]])), axes
 
     # --- test -------------------------------------------------------------------------------------
     def on_test_epoch_start(self) -> None:
@@ -209,8 +248,13 @@ class SupervisedModule(L.LightningModule):
         unique = {(r["subject"], r["slice"], r["method"]): r for r in rows}
         table = MetricsTable(sorted(unique.values(), key=lambda r: (r["subject"], r["slice"])))
         self.test_table = table
-        for name, value in table.means().get(self.method_name, {}).items():
+        means = table.means()
+        for name, value in means.get(self.method_name, {}).items():
             self.log(f"test/{name}", value, rank_zero_only=True)
+        # the baselines on the same slices: dashboards (wandb, metrics.csv) show the gain over them
+        for baseline in self.baselines:
+            for name, value in means.get(baseline, {}).items():
+                self.log(f"baselines/test/{baseline}_{name}", value, rank_zero_only=True)
         if self.trainer.is_global_zero:
             out = Path(self.trainer.default_root_dir) / "test"
             table.write_csv(out / "metrics.csv")

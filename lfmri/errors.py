@@ -1,0 +1,25 @@
+"""Exceptions for mistakes a user can fix by changing an option (not bugs).
+
+The entry points (``train.py``, ``evaluate.py``, ``lfmri-predict``) turn these into one line
+``<prog>: error: <message>`` and exit status 2, like argparse does for a bad option; anything
+else keeps its traceback. Each class also derives from the built-in type code used to raise, so
+``except ValueError`` / ``except FileExistsError`` callers keep working.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Base of the errors whose message names the option and the fix."""
+
+
+class ConfigError(UserError, ValueError):
+    """An option value that cannot work (e.g. ``degradation.hr_size`` not divisible by ``scale``)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A path given in an option does not exist (data pattern, checkpoint, run to resume)."""
+
+
+class ExistingOutputError(UserError, FileExistsError):
+    """Outputs or a run directory already exist and would be replaced."""
