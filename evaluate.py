@@ -15,8 +15,12 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     from lfmri.evaluation import evaluate
+    from lfmri.run_record import report_user_error
 
-    table = evaluate(cfg)
+    try:
+        table = evaluate(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:  # bad options, files, checkpoints
+        report_user_error("evaluate.py", err)
     if table.failures:  # the other volumes were evaluated; say which were not, and exit 1
         print(f"{len(table.failures)} input(s) failed:", file=sys.stderr)
         for message in table.failures.values():

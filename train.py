@@ -9,9 +9,13 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from lfmri.run_record import report_user_error
     from lfmri.training import train  # imported here so --help and --cfg stay fast
 
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:  # bad options, files, checkpoints
+        report_user_error("train.py", err)
     return metrics.get(cfg.get("optimized_metric") or "")
 
 

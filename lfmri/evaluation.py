@@ -496,6 +496,10 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         channels_last=bool(cfg.channels_last),
         tta=bool(cfg.get("tta", False)),
     )
+    if failed and not volumes:  # every input failed: no empty tables
+        table = MetricsTable()
+        table.failures = failed
+        return table
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     table.failures = {**failed, **table.failures}
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}"))

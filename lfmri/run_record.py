@@ -45,6 +45,23 @@ def check_run_dir(checkpoint_dir: Path, resume: Any) -> None:
             )
 
 
+def report_user_error(script: str, err: BaseException) -> None:
+    """End a single run that failed on bad input with one line and exit status 2 (no traceback).
+
+    Only for ``ValueError``/``FileNotFoundError``/``FileExistsError`` (bad options, files,
+    checkpoints), only outside multiruns (a sweep reports each failed job itself), and not with
+    ``HYDRA_FULL_ERROR=1``, which asks for the whole traceback.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise err
+    print(f"{script}: {err}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
 class ProtectRunRecord(Callback):
     """Refuses a ``train.py`` run before Hydra creates its directory or writes ``.hydra/``."""
 
