@@ -573,6 +573,10 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
 def evaluate(cfg: DictConfig) -> MetricsTable:
     """``evaluate.py``: checkpoints on the first one's test split, or on the HR volumes in ``cfg.inputs``."""
     evaluator, volumes, paths = prepare(cfg)
+    if evaluator.input_failures and not volumes:  # every input failed: no empty tables
+        table = MetricsTable()
+        table.failures = evaluator.input_failures
+        return table
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     table.failures = {**evaluator.input_failures, **table.failures}
     print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}", evaluator.groups))

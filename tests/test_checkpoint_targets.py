@@ -159,3 +159,17 @@ def test_every_shipped_config_passes_the_check():
             for option in options:
                 cfg = compose("train", overrides=["output_dir=/tmp/x", f"{group}={option}"])
                 check_targets(OmegaConf.to_container(cfg, resolve=False), f"{group}={option}")
+
+
+def test_the_command_lines_refuse_in_one_line_with_exit_status_2(tmp_path):
+    import subprocess
+    import sys
+
+    ckpt, witness = crafted(tmp_path, "open")
+    scan = write_phantom(tmp_path / "scan.nii.gz", shape=(16, 16, 8))
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run([sys.executable, "evaluate.py", f"ckpt_path={ckpt}", f"inputs=[{scan}]", f"output_dir={tmp_path / 'out'}"],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"evaluate.py: error: {ckpt}: refused to build lfmri.config.degradation._target_='builtins.open'" in proc.stderr
+    assert untouched("open", witness)

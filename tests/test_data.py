@@ -163,7 +163,7 @@ def test_folder_datamodule_errors_name_the_problem(tmp_path):
 
 
 def test_mni152_demo_split_has_disjoint_slabs():
-    dm = MNI152DataModule(degradation=KSpaceDegradation(), patches_per_epoch=4)
+    dm = MNI152DataModule(degradation=KSpaceDegradation(), patches_per_epoch=4, batch_size=4)
     dm.setup()
     ranges = {stage: [range(s.start, s.stop) for s in segs] for stage, segs in dm.split.items()}
     train = {i for r in ranges["train"] for i in r}
