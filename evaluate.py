@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from lfmri.cli import run_entry
     from lfmri.evaluation import evaluate
-    from lfmri.run_record import report_user_error
 
     table = run_entry("evaluate.py", evaluate, cfg)
     if table.failures:  # the other volumes were evaluated; say which were not, and exit 1
