@@ -113,9 +113,13 @@ def measure(ckpt: str | None, pretrained: str | None, tta_every: int) -> dict:
         for subject, values in by_subject.items():
             values = np.asarray(values, dtype=float)
             rows[subject]["spearman"] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
-    pooled = {label: gains(t32, members, model) for label, members in groups.items()}
-    pooled["all unseen"] = gains(t32, t32.subjects, model)
-    pooled["all unseen"]["bf16_delta_brain"] = gains(t16, t16.subjects, model)["psnr_brain"] - pooled["all unseen"]["psnr_brain"]
+    pooled = {}
+    for label, members in [*groups.items(), ("all unseen", t32.subjects)]:
+        pooled[label] = gains(t32, members, model)
+        pooled[label]["bf16_delta_brain"] = gains(t16, members, model)["psnr_brain"] - pooled[label]["psnr_brain"]
+        rhos = [rows[s]["spearman"] for s in members if math.isfinite(rows[s].get("spearman", math.nan))]
+        if rhos:
+            pooled[label]["spearman"] = float(np.mean(rhos))  # mean of the subjects' means
     return {"model": model, "subjects": rows, "pooled": pooled, "seconds_fp32": seconds32, "seconds_bf16": seconds16,
             "training_sites": sorted(train_sites)}
 
