@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from lfmri.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint, network_state
+from lfmri.inference import BF16_PARITY_KEY
 from lfmri.pretrained import NAME_PATTERN, PRETRAINED_DIR, available, card_text, checkpoint_path, half_state
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -109,6 +110,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
     card = dict(meta["card"])
     card["name"] = args.name
     card["pretrained"] = json.loads(Path(args.facts).read_text()) if args.facts else {}
+    if BF16_PARITY_KEY in card["pretrained"]:  # where precision=auto looks for the measured bf16 parity
+        card[BF16_PARITY_KEY] = float(card["pretrained"][BF16_PARITY_KEY])
     shipped = {
         "state_dict": {f"net.{k}": v for k, v in half_state(state).items()},
         METADATA_KEY: {"schema": meta["schema"], "config": meta["config"], "split": meta.get("split"), "card": card},
