@@ -162,7 +162,7 @@ def ddp_run(sizes: Sizes, device: torch.device) -> float:
             nib.save(nib.Nifti1Image(head.astype(np.float32), np.eye(4)), f"{tmp}/s{i}.nii.gz")
         args = [sys.executable, str(ROOT / "train.py"), "trainer=ddp", "trainer.devices=1", "data=folder",
                 f"data.pattern={tmp}/s*.nii.gz", "degradation.hr_size=32", "data.patch_size=16", "data.num_workers=0",
-                "data.fractions=[0.5,0.25,0.25]", f"data.patches_per_epoch={sizes.ddp_patches}", "trainer.max_epochs=1",
+                "data.fractions=[0.5,0.25,0.25]", f"data.patches_per_epoch={sizes.ddp_patches}", f"data.batch_size={min(20, sizes.ddp_patches)}", "trainer.max_epochs=1",
                 f"hydra.run.dir={tmp}/run", "logger={}"]
         args += [f"model={'srdensenet'}", *sizes.model_overrides["srdensenet"]]
         if device.type != "cuda":  # the dry run: the same DDPStrategy on the CPU, gloo instead of nccl

@@ -387,7 +387,7 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
     single, several, shipped = cfg.get("ckpt_path"), cfg.get("ckpt_paths"), cfg.get("pretrained")
     given = [x for x in (single, several, shipped) if x is not None]
     if len(given) != 1:
-        raise ConfigError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {'none' if not given else len(given)}")
+        raise ConfigError(f"give exactly one of {CHECKPOINT_OPTIONS}; got {('neither', '', 'both', 'all three')[len(given)]}")
     if shipped is not None:
         return [checkpoint_path(str(shipped))]
     if single is not None:

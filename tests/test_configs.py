@@ -65,6 +65,8 @@ def test_experiments_compose_and_instantiate(experiment):
         cfg.data.pattern = "/nowhere/*.nii.gz"
     if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):
         cfg.data.root = "/nowhere"
+    if cfg.data._target_.endswith("PairedLowFieldDataModule") and not cfg.data.root and not cfg.data.synthetic_pattern:
+        cfg.data.synthetic_pattern = "/nowhere/*.nii.gz"  # simulated pairs only (experiment=lowfield_sim)
     _, net, data, module = build(cfg)
     assert cfg.trainer.max_epochs > 0 or cfg.trainer.get("max_steps", -1) > 0  # every recipe ends
 

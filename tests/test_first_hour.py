@@ -306,7 +306,7 @@ def test_template_conventions_compose():
         assert compose("train", ["debug=fdr"]).trainer.fast_dev_run is True
         assert compose("train", ["debug=overfit"]).trainer.overfit_batches == 3
         cfg = compose("train", ["callbacks=early_stopping", "logger=many", "tags=[a,b]", "extras.print_config=true", "ckpt_path=x.ckpt"])
-        assert cfg.callbacks.early_stopping.monitor == "val/psnr" and "model_checkpoint" in cfg.callbacks
+        assert cfg.callbacks.early_stopping.monitor == "val/psnr_brain" and "model_checkpoint" in cfg.callbacks
         assert set(cfg.logger) == {"csv", "wandb"} and list(cfg.logger.wandb.extra_tags) == ["a", "b"]
         assert set(compose("train", ["logger=[csv,wandb]"]).logger) == {"csv", "wandb"}
         assert compose("train", ["scale=3"]).degradation.hr_size == 126

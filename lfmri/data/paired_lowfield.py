@@ -56,6 +56,7 @@ from lfmri.data.pair_validation import FIELDS, PairReport, enforce
 from lfmri.data.resample import centred_grid, resample_onto, resample_volume
 from lfmri.data.slicing import in_plane_axes, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, explicit_split, split_to_dict, subject_split, write_split
+from lfmri.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,8 @@ class PairedLowFieldDataModule(SliceDataModule):
         if layout not in ("volumes", "slices"):
             raise ValueError(f"data.layout must be 'volumes' or 'slices', got {layout!r}")
         if not root and not synthetic_pattern:
-            raise ValueError("data=paired_lowfield needs data.root (a paired collection) and/or data.synthetic_pattern")
+            raise ConfigError("data=paired_lowfield needs data.root (a paired collection) and/or data.synthetic_pattern "
+                              "(high-field volumes to simulate pairs from), e.g. data.synthetic_pattern='/data/IXI-T1/*.nii.gz'")
         self.root = Path(root).expanduser() if root else None
         self.layout = layout
         self.globs = {"lf": lf_glob, "hf": hf_glob}
