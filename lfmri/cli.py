@@ -33,8 +33,8 @@ _RUN: dict[str, Any] = {}
 # Keys that may change when a run is resumed without resume_allow_changes=true: they extend the
 # run (max_epochs/max_steps/max_time), change throughput (workers, pinning, progress display), what
 # is reported (loggers, tags, extras) or what watches the loop (callbacks: checkpoint cadence,
-# progress lines, early stopping, a test's pause), never the data, degradation, model, loss or
-# optimiser.
+# progress lines, early stopping, a test's pause) or which code a checkpoint may name (trust_targets,
+# a security opt-in), never the data, degradation, model, loss or optimiser.
 RESUME_FREE_KEYS = (
     "resume",
     "resume_allow_changes",
@@ -48,6 +48,7 @@ RESUME_FREE_KEYS = (
     "callbacks.",
     "extras.",
     "tags",
+    "trust_targets",
 )
 CHANGES_FILE = "resume_changes.yaml"
 
