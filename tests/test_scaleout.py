@@ -221,7 +221,7 @@ def test_ddp_spawn_runs_inside_a_multirun(volumes, tmp_path):
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0"]
     run = json.loads((sweep_dir / "0" / "metrics.json").read_text())
     counts = slice_counts(*TINY, volumes)  # spawned ranks log nothing: count as train.py does
-    assert run["global_step"] == 2 and run["best_score"] == pytest.approx(run["metrics"]["val/psnr"])
+    assert run["global_step"] == 2 and run["best_score"] == pytest.approx(run["metrics"]["val/psnr_brain"])
     assert run["metrics"]["val/slices"] == counts["val"]
 
 
