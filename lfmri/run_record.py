@@ -56,5 +56,5 @@ class ProtectRunRecord(Callback):
             check_run_dir(run_dir / "checkpoints", config.get("resume", False))
         except (FileExistsError, FileNotFoundError, ValueError) as err:
             # one line, exit status 2: a user mistake, found before anything was written
-            print(f"train.py: {err}", file=sys.stderr)
+            print(f"train.py: error: {err}", file=sys.stderr)  # the format of lfmri.cli.fail
             raise SystemExit(2) from None

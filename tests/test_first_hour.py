@@ -48,7 +48,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("first_hour")
     write_phantom_volumes(root / "volumes")
     run_dir = root / "run"
-    proc = ok(run_script(TRAIN, *TINY, f"data.pattern={root}/volumes/*.nii.gz", "+trainer.max_steps=3", "trainer.max_epochs=1",
+    proc = ok(run_script(TRAIN, *TINY, f"data.pattern={root}/volumes/*.nii.gz", "trainer.max_steps=3", "trainer.max_epochs=1",
                          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_steps=1",
                          f"hydra.run.dir={run_dir}"))
     return root, run_dir, proc
@@ -73,14 +73,14 @@ def test_resume_refuses_a_changed_config_unless_allowed(run):
     overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
     base = [*TINY, f"data.pattern={root}/volumes/*.nii.gz", "trainer.max_epochs=1", "trainer.limit_val_batches=1",
             "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_steps=1", f"hydra.run.dir={run_dir}", "resume=true"]
-    line = user_error(run_script(TRAIN, *base, "+trainer.max_steps=4", "loss=l1"), "loss", "resume_allow_changes=true")
+    line = user_error(run_script(TRAIN, *base, "trainer.max_steps=4", "loss=l1"), "loss", "resume_allow_changes=true")
     assert "CompositeLoss" in line or "l1" in line
     # refused before Hydra wrote anything: the run's recorded config is the original one
     assert (run_dir / ".hydra" / "config.yaml").read_text() == stored
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides
     assert not (run_dir / "resume_changes.yaml").exists()
     # extending the run is no change; the explicit flag continues and records what changed
-    ok(run_script(TRAIN, *base, "+trainer.max_steps=4", "loss=l1", "resume_allow_changes=true"))
+    ok(run_script(TRAIN, *base, "trainer.max_steps=4", "loss=l1", "resume_allow_changes=true"))
     changes = yaml.safe_load((run_dir / "resume_changes.yaml").read_text())
     assert any(k.startswith("loss.") for k in changes[-1]["changes"])
     assert not any(k.startswith("trainer.max_steps") for k in changes[-1]["changes"])
@@ -318,7 +318,7 @@ def test_ckpt_path_continues_a_run_in_a_new_directory(run, tmp_path):
     root, run_dir, _ = run
     new = tmp_path / "continued"
     proc = ok(run_script(TRAIN, *TINY, f"data.pattern={root}/volumes/*.nii.gz", f"ckpt_path={run_dir}/checkpoints/last.ckpt",
-                         "+trainer.max_steps=5", "trainer.max_epochs=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                         "trainer.max_steps=5", "trainer.max_epochs=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
                          "extras.print_config=true", f"hydra.run.dir={new}"))
     assert json.loads((new / "metrics.json").read_text())["global_step"] == 5  # 3 steps came from the checkpoint
     assert "print_config: true" in proc.stdout

@@ -139,7 +139,7 @@ def check_header(img: nib.spatialimages.SpatialImage, source: str) -> None:
         )
     file_map = getattr(img, "file_map", {}).get("image")
     filename = getattr(file_map, "filename", None)
-    if filename and not str(filename).endswith(".gz") and os.path.isfile(filename):
+    if filename and not str(filename).endswith((".gz", ".mgz")) and os.path.isfile(filename):  # .mgz: gzipped MGH
         needed = int(img.header.get_data_offset()) + voxels * dtype.itemsize
         held = os.path.getsize(filename)
         if held < needed:
