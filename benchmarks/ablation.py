@@ -56,13 +56,14 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/ablation")
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--other-site", nargs="*", default=["ixi"], help="sites not in training (name prefixes)")
+    parser.add_argument("--report-only", action="store_true", help="print the rows already trained; train nothing")
     args = parser.parse_args()
     out = Path(args.out)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     common = ["experiment=srdensenet_kspace_x2", f"data.pattern={args.data}", f"data.subjects={args.subjects}",
               f"trainer.max_steps={args.steps}", f"data.patches_per_epoch={args.steps * 12}"]
     for name, (_, overrides) in ROWS.items():
-        if not (out / name / "test" / "metrics.csv").is_file():
+        if not args.report_only and not (out / name / "test" / "metrics.csv").is_file():
             subprocess.run([sys.executable, str(ROOT / "train.py"), *common, *overrides, f"hydra.run.dir={out / name}"],
                            check=True, env=env, cwd=ROOT)
     print(f"SRDenseNet x2, k-space + noise 0.01-0.05; {args.steps} steps x 12 patches 48x48 per row; gains in dB "
@@ -71,6 +72,9 @@ def main() -> None:
           "| whole-slice PSNR vs zero-fill | in-brain vs zero-fill, other site | same site |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (label, _) in ROWS.items():
+        if not (out / name / "test" / "metrics.csv").is_file():
+            print(f"| {name} | {label} | not trained | | | | | |")
+            continue
         table = MetricsTable.read_csv(out / name / "test" / "metrics.csv")
         other = [s for s in table.subjects if site(s) in args.other_site]
         same = [s for s in table.subjects if s not in other]
