@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from lfmri.report import MetricsTable
+from quality import site  # benchmarks/quality.py: the site a subject name implies
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ["model.residual=false", "loss=mse", "data.augment=null", "module.scheduler=null", "callbacks.ema=null",
@@ -32,10 +33,6 @@ ROWS = {
               ["model.residual=true", "loss=l1", "module.scheduler=null", "callbacks.ema=null", "module.optimizer.lr=1e-3"]),
     "r5_recipe": ("+ warm-up and cosine decay per step (peak 5e-4), EMA of weights (0.998): the shipped recipe", []),
 }
-
-
-def site(subject: str) -> str:
-    return subject.split("_")[0].split("-")[0].rstrip("0123456789").lower()
 
 
 def row_figures(table: MetricsTable, subjects: list[str], model: str = "srdensenet") -> dict[str, float]:
