@@ -3,6 +3,7 @@
     python -m lfmri.predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
         [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
         [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
+    python -m lfmri.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
 
 Everything about the network comes from the checkpoint (its config and model card): scale, input
 mode, the percentile normalisation, the slice axis and the sampling grid of its degradation. Each
