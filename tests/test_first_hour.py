@@ -15,6 +15,7 @@ import yaml
 from lfmri import predict
 from lfmri.data.io import load_nifti, save_nifti
 from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
+from tests.test_end_to_end import check as ok  # exit 0, else the command's output
 
 TINY = [
     "data=folder",
@@ -26,11 +27,6 @@ TINY = [
     "data.num_workers=0",
 ]
 TRAIN, EVALUATE = str(ROOT / "train.py"), str(ROOT / "evaluate.py")
-
-
-def ok(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT\n{proc.stdout[-3000:]}\nSTDERR\n{proc.stderr[-5000:]}"
-    return proc
 
 
 def user_error(proc, *needles):
