@@ -11,11 +11,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import lfmri.training.resolvers  # noqa: F401  registers ${lfmri.multiple:...} and ${metric_mode:...} before Hydra resolves
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from lfmri.cli import run_entry
-    from lfmri.evaluation import evaluate
+    from lfmri.cli.common import run_entry
+    from lfmri.evaluation.evaluator import evaluate
 
     table = run_entry("evaluate.py", evaluate, cfg)
     if table.failures:  # the other volumes were evaluated; say which were not, and exit 1

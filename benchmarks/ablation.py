@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lfmri.report import MetricsTable
+from lfmri.scoring.report import MetricsTable
 from quality import site  # benchmarks/quality.py: the site a subject name implies
 
 ROOT = Path(__file__).resolve().parents[1]

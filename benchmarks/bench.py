@@ -28,8 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py beside this file
 
+import lfmri.training.resolvers  # noqa: E402,F401  registers the resolvers of the composed configs
 from lfmri.data.datasets import PatchDataset, PreparedSegment
-from lfmri.data.degradations import KSpaceDegradation
+from lfmri.degrade.degradations import KSpaceDegradation
 from lfmri.models.srdensenet import SRDenseNet
 
 
@@ -117,7 +118,7 @@ def build_model(name: str) -> torch.nn.Module:
 
 def slice_input(model: torch.nn.Module) -> torch.Tensor:
     """A 128x128 LR slice, or its 256x256 HR-grid version for pre-upsampled models."""
-    from lfmri.models.base import input_mode
+    from lfmri.contracts import input_mode
 
     size = 256 if input_mode(model) == "upsampled" else 128
     return torch.rand(1, 1, size, size)
@@ -142,7 +143,7 @@ def peak_memory_mb(fn) -> float:
 
 def model_table(repeats: int) -> list[tuple]:
     """(name, parameters, GMAC, ms, latency / SRDenseNet, peak MB) for a 128->256 slice."""
-    from lfmri.inference import channels_last_forward, predict
+    from lfmri.inference.network import channels_last_forward, predict
 
     rows = {}
     for name in MODELS:
@@ -216,8 +217,8 @@ def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> Non
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from lfmri.checkpoint import METADATA_KEY, SCHEMA_VERSION, model_card
-    from lfmri.predict import PredictConfig, Predictor
+    from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
+    from lfmri.cli.predict import PredictConfig, Predictor
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["output_dir=/tmp/lfmri-bench"])
@@ -247,10 +248,10 @@ def inference_variants(threads: int, slice_size: int = 128) -> tuple[dict, float
     """SRDenseNet x2 inference variants on one slice, each a no-argument call, and the forward FLOP.
 
     "before" is the network as it ran until issue 15 (per-layer ``torch.cat``, ``nn.Conv2d``
-    reconstruction: ``fast_inference=False``); the others are what ``lfmri.inference.network_forward``
+    reconstruction: ``fast_inference=False``); the others are what ``lfmri.inference.network.network_forward``
     runs now. All share one set of weights.
     """
-    from lfmri.inference import bf16_supported, network_forward, onnxruntime_forward
+    from lfmri.inference.network import bf16_supported, network_forward, onnxruntime_forward
 
     torch.manual_seed(0)
     weights = SRDenseNet().state_dict()
@@ -353,20 +354,20 @@ def print_predict_real(args) -> None:
     ``fast_inference=False``). A centred run of ``--run-slices`` of the volume's central
     ``--volume-slices`` slices is predicted per repeat (the rest take the same time per slice), the
     variants alternated. Parity: the in-brain PSNR of each variant's output against today's, and
-    ``lfmri.inference.measure_bf16_parity`` (bf16 vs float32 against the HR, the volume degraded
+    ``lfmri.evaluation.parity.measure_bf16_parity`` (bf16 vs float32 against the HR, the volume degraded
     with the checkpoint's degradation).
     """
     import tempfile
 
     import numpy as np
 
-    from lfmri.checkpoint import load_checkpoint
-    from lfmri.data.io import load_nifti
+    from lfmri.checkpoints.load import load_checkpoint
+    from lfmri.geometry.nifti import load_nifti
     from lfmri.data.normalize import percentile_intensity
-    from lfmri.data.slicing import take_slices
-    from lfmri.inference import measure_bf16_parity
-    from lfmri.metrics import brain_mask
-    from lfmri.predict import PredictConfig, Predictor
+    from lfmri.geometry.slicing import take_slices
+    from lfmri.evaluation.parity import measure_bf16_parity
+    from lfmri.scoring.metrics import brain_mask
+    from lfmri.cli.predict import PredictConfig, Predictor
     from timing import alternate, machine_state, threads
 
     checkpoint = load_checkpoint(args.ckpt)
@@ -434,11 +435,11 @@ def print_data(args) -> None:
     import numpy as np
 
     from lfmri.data.datasets import PatchDataset, PreparedSegment
-    from lfmri.data.io import Volume
-    from lfmri.data.lowfield import LowFieldDegradation
+    from lfmri.geometry.nifti import Volume
+    from lfmri.degrade.lowfield import LowFieldDegradation
     from lfmri.data.mni152 import load_mni152
     from lfmri.data.paired_lowfield import PairedLowFieldDataModule, PairedPatchDataset, normalised
-    from lfmri.data.resample import resample_volume
+    from lfmri.geometry.resample import resample_volume
     from lfmri.data.splits import Segment
 
     threads = torch.get_num_threads()

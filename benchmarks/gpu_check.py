@@ -8,7 +8,7 @@ Installs nothing: it runs the project as installed. In one process it measures
   2. training patches/s through lfmri's own LightningModule and a Lightning Trainer, for SRDenseNet
      and AMIR, in float32, bf16-mixed, bf16-mixed + channels_last and bf16-mixed + channels_last +
      torch.compile, with peak memory and achieved FLOP/s (3x the forward FLOP) / bf16 matmul rate;
-  3. predict (``lfmri.predict.Predictor``) volumes/s for SRDenseNet x2, float32 and bf16;
+  3. predict (``lfmri.cli.predict.Predictor``) volumes/s for SRDenseNet x2, float32 and bf16;
   4. one ``train.py trainer=ddp trainer.devices=1`` run on generated volumes (the DDP code path).
 Each figure is printed as soon as it exists and the markdown table is written to ``--out``; a
 failing variant is reported in its row and the others still run (exit status 1 if any failed).
@@ -30,6 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 sys.path.insert(0, str(ROOT))
+
+import lfmri.training.resolvers  # noqa: E402,F401  registers the resolvers of the composed configs
 
 
 class Sizes:
@@ -84,7 +86,7 @@ def training_rate(model: str, precision: str, channels_last: bool, compile_: boo
     from hydra.utils import instantiate
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lfmri.models.base import input_mode
+    from lfmri.contracts import input_mode
 
     cfg = compose(f"model={model}", *sizes.model_overrides[model], f"module.channels_last={str(channels_last).lower()}", f"module.compile={str(compile_).lower()}")
     net = instantiate(cfg.model)
@@ -126,8 +128,8 @@ def predict_rate(precision: str, sizes: Sizes, device: torch.device) -> tuple[fl
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from lfmri.checkpoint import METADATA_KEY, SCHEMA_VERSION, model_card
-    from lfmri.predict import PredictConfig, Predictor
+    from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
+    from lfmri.cli.predict import PredictConfig, Predictor
 
     cfg = compose()
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -33,8 +33,8 @@ import torch
 from omegaconf import OmegaConf
 
 from lfmri.data.splits import split_from_dict
-from lfmri.evaluation import prepare
-from lfmri.report import MetricsTable
+from lfmri.evaluation.evaluator import prepare
+from lfmri.scoring.report import MetricsTable
 
 ROOT = Path(__file__).resolve().parents[1]
 # the targets each shipped network must meet on unseen subjects (gains in dB or SSIM)

@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import lfmri.training.resolvers  # noqa: F401  the configs tests compose use ${lfmri.multiple:...}
+
+from tests.helpers.run import ROOT, run_script  # noqa: F401  (tests import these from conftest until moved)
+from tests.helpers.volumes import phantom, write_phantom, write_phantom_volumes  # noqa: F401
 
 # tests never touch the network: timm/huggingface look only in their local cache
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def phantom(shape=(40, 48, 24), seed: int = 0) -> np.ndarray:
-    """An ellipsoidal 'head' with a darker core, bright rim and smooth texture; zero background."""
-    rng = np.random.default_rng(seed)
-    axes = [np.linspace(-1, 1, n) for n in shape]
-    x, y, z = np.meshgrid(*axes, indexing="ij")
-    r = np.sqrt((x / 0.8) ** 2 + (y / 0.85) ** 2 + (z / 0.9) ** 2)
-    core = np.sqrt((x / 0.25) ** 2 + (y / 0.3) ** 2 + (z / 0.5) ** 2)
-    phase = rng.uniform(0, 2 * np.pi, 3)
-    texture = 0.15 * np.sin(9 * x + phase[0]) * np.sin(7 * y + phase[1]) * np.cos(5 * z + phase[2])
-    vol = np.where(r < 1, 0.7 + texture, 0.0) + np.where((r > 0.85) & (r < 1), 0.25, 0) - np.where(core < 1, 0.4, 0)
-    return np.clip(vol, 0, None).astype(np.float32) * 1000
-
-
-def write_phantom(path: Path, shape=(40, 48, 24), seed: int = 0, affine=None, dtype=np.float32) -> Path:
-    affine = np.diag([1.0, 1.0, 1.5, 1.0]) if affine is None else affine
-    img = nib.Nifti1Image(phantom(shape, seed).astype(dtype), affine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, str(path))
-    return path
-
-
-def write_phantom_volumes(folder: Path, count: int = 4) -> Path:
-    """``count`` small canonical subjects ``sub-00.nii.gz``... in ``folder`` (the end-to-end runs' data)."""
-    for i in range(count):
-        write_phantom(folder / f"sub-{i:02d}.nii.gz", seed=i)
-    return folder
 
 
 @pytest.fixture
@@ -54,15 +26,6 @@ def phantom_dir(tmp_path: Path) -> Path:
     ornt_affine = np.array([[0, 0, 1.5, -10], [-1.0, 0, 0, 20], [0, 1.0, 0, -5], [0, 0, 0, 1]])
     write_phantom(folder / "sub-03.nii.gz", shape=(48, 24, 40), seed=3, affine=ornt_affine)
     return folder
-
-
-def run_script(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python <script> args`` as a user would; fail with its output if it fails."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
-    return proc
 
 
 @pytest.fixture(scope="session")

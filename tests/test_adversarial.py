@@ -17,13 +17,13 @@ from lfmri.losses.composite import CompositeLoss
 from lfmri.losses.perceptual import VGGPerceptualLoss
 from lfmri.losses.tv import JointSparsifyingTransform, TotalVariationLoss, total_variation
 from lfmri.losses.wgan import WassersteinGPLoss, gradient_penalty
-from lfmri.models.circle_critic import CircleCritic
-from lfmri.models.cpce_critic import CPCECritic
+from lfmri.models.critics.circle import CircleCritic
+from lfmri.models.critics.cpce import CPCECritic
 from lfmri.models.srcnn import SRCNN
 from lfmri.modules.cycle import CycleModule
 from lfmri.modules.wgan import WGANModule
-from lfmri.schedules import ConstantThenLinearLR
-from lfmri.training import train
+from lfmri.training.schedules import ConstantThenLinearLR
+from lfmri.training.run import train
 from tests.conftest import ROOT
 
 
@@ -245,7 +245,7 @@ def test_short_cycle_run_has_finite_losses_and_lowers_the_pixel_error(tmp_path):
 
 
 def test_unpaired_patches_come_from_another_subject():
-    from lfmri.data.degradations import KSpaceZeroFillDegradation
+    from lfmri.degrade.degradations import KSpaceZeroFillDegradation
 
     segments = [
         PreparedSegment(name, torch.arange(3).numpy(), torch.full((3, 32, 32), value))

@@ -8,7 +8,7 @@ import csv
 import pytest
 import torch
 
-from lfmri.checkpoint import METADATA_KEY
+from lfmri.checkpoints.load import METADATA_KEY
 from tests.conftest import run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from lfmri.data import io
-from lfmri.data.io import NiftiError, load_nifti
-from lfmri.predict import main as predict_main
+from lfmri.geometry import nifti as io
+from lfmri.geometry.nifti import NiftiError, load_nifti
+from lfmri.cli.predict import main as predict_main
 from tests.conftest import ROOT, run_script, write_phantom
 from tests.test_predict import make_checkpoint
 
@@ -107,12 +107,12 @@ def test_full_disk_and_unwritable_folder_leave_no_partial_outputs_and_the_rerun_
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_save(path, *args, **kwargs)
 
-    monkeypatch.setattr("lfmri.predict.save_nifti", full_disk_for_b)
+    monkeypatch.setattr("lfmri.inference.volume.save_nifti", full_disk_for_b)
     args = [f"ckpt_path={checkpoint}", f"inputs=[{','.join(map(str, scans))}]", f"output_dir={out}", "progress=false"]
     assert predict_main(args) == 1
     assert outputs(out) == ["a_sr.nii.gz", "a_views.png", "c_sr.nii.gz", "c_views.png"]  # no orphan b_views.png
     assert "b.nii.gz: OSError: [Errno 28] No space left on device" in capsys.readouterr().err
-    monkeypatch.setattr("lfmri.predict.save_nifti", real_save)
+    monkeypatch.setattr("lfmri.inference.volume.save_nifti", real_save)
     assert predict_main([*args[:1], f"inputs=[{scans[1]}]", *args[2:]]) == 0  # nothing blocks the rerun
     # an output folder that cannot be created: each volume says so, exit 1
     blocker = tmp_path / "file"
@@ -135,7 +135,7 @@ def test_evaluate_runs_every_other_volume_and_exits_1(tmp_path, checkpoint):
 
 
 def test_evaluate_with_empty_inputs_is_an_error(tmp_path, checkpoint):
-    from lfmri.evaluation import evaluate
+    from lfmri.evaluation.evaluator import evaluate
 
     cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "evaluate.yaml"),
                           {"output_dir": str(tmp_path / "out"), "ckpt_path": str(checkpoint), "inputs": [], "device": "cpu"})
@@ -172,7 +172,7 @@ def test_the_paired_report_names_the_same_errors_and_strict_false_drops_them(tmp
     ("device=banana", "'device'"),
 ])
 def test_predict_options_are_checked_before_any_work(tmp_path, checkpoint, option, message):
-    from lfmri.predict import parse_args
+    from lfmri.cli.predict import parse_args
 
     scan = write_phantom(tmp_path / "a.nii.gz", shape=SHAPE)
     args = [f"ckpt_path={checkpoint}", f"inputs=[{scan}]", f"output_dir={tmp_path / 'out'}"]
@@ -187,7 +187,7 @@ def test_predict_options_are_checked_before_any_work(tmp_path, checkpoint, optio
     ("batch_size", 0, "data.batch_size=0"), ("patch_size", -16, "data.patch_size=-16"),
 ])
 def test_data_sizes_are_checked_when_the_data_module_is_built(tmp_path, option, value, message):
-    from lfmri.data.degradations import BicubicDegradation
+    from lfmri.degrade.degradations import BicubicDegradation
     from lfmri.data.folder import FolderDataModule
 
     settings = {"pattern": str(tmp_path / "*.nii.gz"), "batch_size": 4, "patch_size": 16, "patches_per_epoch": 8, option: value}

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from lfmri.checkpoint import METADATA_KEY, SCHEMA_VERSION, CheckpointError, build_network, load_checkpoint
+from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, CheckpointError, build_network, load_checkpoint
 from lfmri.models.srdensenet import SRDenseNet
 
 

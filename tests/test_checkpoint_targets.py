@@ -10,12 +10,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lfmri.checkpoint import METADATA_KEY, CheckpointError, build_network, check_targets, load_checkpoint, target_problem, trusted_prefixes
-from lfmri.evaluation import evaluate
+from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, check_targets, load_checkpoint, target_problem, trusted_prefixes
+from lfmri.evaluation.evaluator import evaluate
 from lfmri.models.espcn import ESPCN
-from lfmri.export import ExportConfig, export_checkpoint
-from lfmri.predict import main as predict_main
-from lfmri.transfer import init_network
+from lfmri.export.exporters import ExportConfig, export_checkpoint
+from lfmri.cli.predict import main as predict_main
+from lfmri.training.transfer import init_network
 from tests.conftest import ROOT, run_script, write_phantom
 from tests.test_end_to_end import TINY
 from tests.test_predict import make_checkpoint
@@ -133,8 +133,8 @@ def test_own_model_classes_need_an_explicit_opt_in(tmp_path, monkeypatch):
 @pytest.mark.parametrize("target", [
     "numpy.load", "builtins.open", "io.BytesIO", "os.system", "subprocess.Popen",
     "lfmri..models", "lfmri_evil.Net", "lfmri.x:__import__", "lfmri", " lfmri.models.espcn.ESPCN",
-    "lfmri.checkpoint.subprocess.run", "lfmri.checkpoint.os.system", "lfmri.checkpoint.Path",
-    "lfmri.checkpoint_io.atomic_torch_save", "lfmri.checkpoint.torch", "lfmri.nonexistent.Net",
+    "lfmri.checkpoints.load.subprocess.run", "lfmri.checkpoints.load.os.system", "lfmri.checkpoints.load.Path",
+    "lfmri.checkpoints.atomic_io.atomic_torch_save", "lfmri.checkpoints.load.torch", "lfmri.nonexistent.Net",
     "torch.nn.Linear", "torch.optim.adam.torch.hub.load", "torch.optim.optimizer.torch.load", "torch.hub.load",
     "lightning.pytorch.Trainer.__init__", 42, None,
 ])

@@ -8,8 +8,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lfmri.models.base import input_mode
-from lfmri.training import instantiate_group, make_baselines
+from lfmri.contracts import input_mode
+from lfmri.degrade.baselines import make_baselines
+from lfmri.training.run import instantiate_group
 from tests.conftest import ROOT, run_script
 
 CONF = ROOT / "conf"

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset
-from lfmri.data.degradations import BicubicDegradation, KSpaceDegradation
+from lfmri.degrade.degradations import BicubicDegradation, KSpaceDegradation
 from lfmri.data.folder import FolderDataModule
 from lfmri.data.mni152 import MNI152DataModule
 from lfmri.data.normalize import percentile_intensity
-from lfmri.data.slicing import put_slices, select_slices, take_slices
+from lfmri.geometry.slicing import put_slices, select_slices, take_slices
 from lfmri.data.splits import Segment, slab_split, split_from_dict, split_to_dict, subject_split
 from tests.conftest import write_phantom
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lfmri.data.degradations import BicubicDegradation, KSpaceDegradation, KSpaceZeroFillDegradation
-from lfmri.data.grid import AxisMap, area_axis_map, interpolate_to_grid, kspace_axis_map, map_affine
-from lfmri.data.kspace import center_crop_or_pad, fft2c, ifft2c, resize_complex
-from lfmri.models.bicubic import Bicubic
-from lfmri.models.zerofill import ZeroFill
+from lfmri.degrade.degradations import BicubicDegradation, KSpaceDegradation, KSpaceZeroFillDegradation
+from lfmri.geometry.grid import AxisMap, area_axis_map, interpolate_to_grid, kspace_axis_map, map_affine
+from lfmri.degrade.kspace import center_crop_or_pad, fft2c, ifft2c, resize_complex
+from lfmri.degrade.baselines import Bicubic
+from lfmri.degrade.baselines import ZeroFill
 from tests.conftest import phantom
 
 

@@ -83,9 +83,9 @@ def test_image_runs_any_tool_as_a_non_root_user_without_a_second_copy_of_cuda():
         (["data=folder"], ["/app/train.py", "data=folder"]),
         (["train", "loss=l1"], ["/app/train.py", "loss=l1"]),
         (["evaluate", "ckpt_path=x"], ["/app/evaluate.py", "ckpt_path=x"]),
-        (["predict", "inputs=a"], ["-m", "lfmri.predict", "inputs=a"]),
-        (["export", "--help"], ["-m", "lfmri.export", "--help"]),
-        (["sweep", "summarize", "d"], ["-m", "lfmri.sweep", "summarize", "d"]),
+        (["predict", "inputs=a"], ["-m", "lfmri.cli.predict", "inputs=a"]),
+        (["export", "--help"], ["-m", "lfmri.cli.export", "--help"]),
+        (["sweep", "summarize", "d"], ["-m", "lfmri.cli.sweep", "summarize", "d"]),
     ],
 )
 def test_entry_point_runs_train_evaluate_predict_export_and_sweep(args, expected):
@@ -112,7 +112,7 @@ def test_compose_reserves_gpus_and_mounts_data_outputs_and_the_wandb_key():
 
 
 def test_wandb_key_file_gives_credentials(tmp_path, monkeypatch):
-    from lfmri import wandb_logger
+    from lfmri.training import wandb_logger
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC"):

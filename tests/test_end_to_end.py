@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lfmri.checkpoint import METADATA_KEY
-from lfmri.report import MetricsTable
+from lfmri.checkpoints.load import METADATA_KEY
+from lfmri.scoring.report import MetricsTable
 from tests.conftest import run_script, write_phantom, write_phantom_volumes
 
 TINY = [

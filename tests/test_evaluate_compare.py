@@ -18,12 +18,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lfmri.checkpoint import METADATA_KEY
+from lfmri.checkpoints.load import METADATA_KEY
 from lfmri.data.splits import subject_groups
-from lfmri.evaluation import evaluate, method_names
+from lfmri.evaluation.evaluator import evaluate, method_names
 from lfmri.losses.hfen import hfen as hfen_loss_metric
-from lfmri.metrics import METRICS, brain_mask, hfen, nrmse, slice_metrics
-from lfmri.report import DISPLAY_ORDER, MetricsTable
+from lfmri.scoring.metrics import METRICS, brain_mask, hfen, nrmse, slice_metrics
+from lfmri.scoring.report import DISPLAY_ORDER, MetricsTable
 from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 

@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from lfmri.checkpoint import model_card
-from lfmri.export import (
+from lfmri.checkpoints.load import model_card
+from lfmri.export.exporters import (
     CARD_KEY,
     ExportError,
     check_onnx,
@@ -31,7 +31,7 @@ from lfmri.export import (
     reference_images,
     torchscript_metadata,
 )
-from lfmri.models.base import SROutput
+from lfmri.contracts import SROutput
 from tests.conftest import ROOT, run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY as E2E_TINY
 
@@ -209,7 +209,7 @@ def test_cli_exports_a_trained_checkpoint_and_refuses_to_overwrite(tmp_path, cap
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
     out = tmp_path / "export"
-    proc = run_script("-m", "lfmri.export", f"ckpt_path={ckpt}", f"output={out}", "format=both")
+    proc = run_script("-m", "lfmri.export.exporters", f"ckpt_path={ckpt}", f"output={out}", "format=both")
     assert proc.returncode == 0, proc.stderr[-3000:]
     onnx_path, ts_path = out / "espcn_x2.onnx", out / "espcn_x2.pt"
     assert sorted(p.name for p in out.iterdir()) == ["espcn_x2.onnx", "espcn_x2.pt"]
@@ -228,7 +228,7 @@ def test_cli_exports_a_trained_checkpoint_and_refuses_to_overwrite(tmp_path, cap
 
 @pytest.mark.parametrize("name", ["../../escaped", "/abs/escaped", "..", "a/../../escaped", "..\\..\\escaped", "\x00"])
 def test_an_export_named_by_a_hostile_card_stays_in_its_folder(tmp_path, name):
-    from lfmri.export import output_paths
+    from lfmri.export.exporters import output_paths
 
     out = tmp_path / "deep" / "exports"
     paths = output_paths(out, "both", {"name": name, "scale": "2/../../x"})
@@ -237,8 +237,8 @@ def test_an_export_named_by_a_hostile_card_stays_in_its_folder(tmp_path, name):
 
 
 def test_export_of_a_checkpoint_with_a_traversal_name_writes_inside_the_output_folder(tmp_path):
-    from lfmri.checkpoint import METADATA_KEY
-    from lfmri.export import ExportConfig, export_checkpoint
+    from lfmri.checkpoints.load import METADATA_KEY
+    from lfmri.export.exporters import ExportConfig, export_checkpoint
     from tests.test_predict import make_checkpoint
 
     ckpt = make_checkpoint(tmp_path / "a.ckpt", "model=espcn")

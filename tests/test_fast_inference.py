@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from lfmri.inference import BF16_PARITY_KEY, bf16_supported, network_forward, predict, resolve_precision
+from lfmri.inference.network import BF16_PARITY_KEY, bf16_supported, network_forward, predict, resolve_precision
 from lfmri.models.srdensenet import SRDenseNet, conv_by_taps
-from lfmri.predict import Predictor, run_predict
+from lfmri.cli.predict import Predictor, run_predict
 from tests.conftest import ROOT, run_script, write_phantom
 from tests.test_predict import config, make_checkpoint
 
@@ -62,15 +62,15 @@ def test_predictor_auto_reads_the_card(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
     checkpoint = torch.load(ckpt, weights_only=True)
     x = torch.rand(1, 1, 16, 16)
-    plain = Predictor(checkpoint, config(tmp_path, ckpt)).run(x)
-    assert torch.equal(plain, Predictor(checkpoint, config(tmp_path, ckpt, precision="fp32")).run(x))
+    plain = Predictor(checkpoint, config(tmp_path, ckpt)).runner(x)
+    assert torch.equal(plain, Predictor(checkpoint, config(tmp_path, ckpt, precision="fp32")).runner(x))
     checkpoint["lfmri"]["card"][BF16_PARITY_KEY] = 0.01
-    recorded = Predictor(checkpoint, config(tmp_path, ckpt)).run(x)
+    recorded = Predictor(checkpoint, config(tmp_path, ckpt)).runner(x)
     assert torch.equal(recorded, plain) != BF16  # bf16 exactly where the CPU has it
 
 
 def test_onnxruntime_backend_equals_torch(tmp_path):
-    from lfmri.export import export_onnx
+    from lfmri.export.exporters import export_onnx
 
     net, x = tiny_net(), torch.rand(3, 1, 18, 22)
     with torch.no_grad():
@@ -85,7 +85,7 @@ def test_onnxruntime_backend_equals_torch(tmp_path):
 
 
 def test_onnx_file_of_another_network_is_refused(tmp_path):
-    from lfmri.export import ExportError, export_onnx
+    from lfmri.export.exporters import ExportError, export_onnx
 
     path = export_onnx(tiny_net(), tmp_path / "net.onnx")
     torch.manual_seed(1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lfmri.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
+from lfmri.checkpoints.atomic_io import AtomicCheckpointIO, atomic_torch_save
 from tests.conftest import ROOT, run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
@@ -95,7 +95,7 @@ def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig, epoch_
 
 
 def test_resume_modes_pick_the_checkpoint_to_continue(tmp_path, monkeypatch):
-    from lfmri.training import resume_checkpoint
+    from lfmri.training.run import resume_checkpoint
 
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
     checkpoints = tmp_path / "checkpoints"
@@ -136,7 +136,7 @@ def test_a_process_killed_while_writing_leaves_the_previous_checkpoint(tmp_path)
     atomic_torch_save({"step": torch.tensor(1)}, path)
     writer = textwrap.dedent(f"""
         import torch
-        from lfmri.checkpoint_io import atomic_torch_save
+        from lfmri.checkpoints.atomic_io import atomic_torch_save
         while True:  # large writes, over and over, until killed
             atomic_torch_save({{"step": torch.tensor(2), "weights": torch.rand(64_000_000)}}, {str(path)!r})
     """)
@@ -169,7 +169,7 @@ def test_every_trainer_config_writes_checkpoints_atomically():
 def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
     import os
 
-    from lfmri.checkpoint_io import remove_stale_temporaries
+    from lfmri.checkpoints.atomic_io import remove_stale_temporaries
 
     dead = tmp_path / ".last.ckpt.999999999.0123abcd.tmp"
     live = tmp_path / f".last.ckpt.{os.getppid()}.0123abcd.tmp"  # a running process: its write goes on

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from lfmri import predict
-from lfmri.data.io import load_nifti, save_nifti
+from lfmri.cli import predict
+from lfmri.geometry.nifti import load_nifti, save_nifti
 from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
 from tests.test_end_to_end import check as ok  # exit 0, else the command's output
 
@@ -215,8 +215,8 @@ def test_mgz_round_trip_and_predict_on_mgz(run, tmp_path):
 
 
 def test_a_glob_matching_nothing_is_named(tmp_path):
-    from lfmri.data.inputs import expand_inputs
-    from lfmri.data.io import NiftiError
+    from lfmri.geometry.inputs import expand_inputs
+    from lfmri.geometry.nifti import NiftiError
 
     with pytest.raises(NiftiError, match="matches no files"):
         expand_inputs(f"{tmp_path}/*.nii.gz")
@@ -230,7 +230,7 @@ def test_a_glob_matching_nothing_is_named(tmp_path):
 def test_comparison_panels_keep_the_physical_aspect_and_label_orientation():
     import matplotlib.pyplot as plt
 
-    from lfmri.figures import comparison_panels
+    from lfmri.scoring.figures import comparison_panels
 
     hr = np.zeros((40, 30), dtype=np.float32)
     hr[10:30, 5:25] = 0.8
@@ -280,7 +280,7 @@ def test_wandb_summary_keeps_the_best_validation_metric_and_baselines_are_logged
 
 
 def test_sweep_jobs_are_named_by_their_differing_overrides(tmp_path):
-    from lfmri.evaluation import method_names
+    from lfmri.evaluation.evaluator import method_names
 
     paths = []
     for job, loss in (("0", "mse"), ("1", "l1")):

@@ -4,7 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from lfmri.data.io import NiftiError, load_nifti, save_nifti, subject_name, voxel_sizes
+from lfmri.geometry.nifti import NiftiError, load_nifti, save_nifti, subject_name, voxel_sizes
 
 OBLIQUE = np.array(
     [

@@ -4,7 +4,7 @@ import torch
 from lfmri.losses.composite import CompositeLoss
 from lfmri.losses.hfen import HFENLoss, hfen, log_kernel
 from lfmri.losses.ssim import SSIMLoss
-from lfmri.metrics import brain_mask, nrmse, slice_metrics
+from lfmri.scoring.metrics import brain_mask, nrmse, slice_metrics
 
 
 def test_hfen_of_identical_images_is_zero_and_ignores_constant_offsets():

@@ -8,8 +8,8 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.special import erf
 
-from lfmri.data.io import voxel_sizes
-from lfmri.data.lowfield import LowFieldDegradation, measure_snr, noise_weight
+from lfmri.geometry.nifti import voxel_sizes
+from lfmri.degrade.lowfield import LowFieldDegradation, measure_snr, noise_weight
 
 HR_SPACING = 0.5  # fine HR grid so that its own voxel width hardly adds to the measured blur
 LF_SHAPE, LF_SPACING = (32, 32, 12), (1.6, 1.6, 5.0)

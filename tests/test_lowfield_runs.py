@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lfmri.checkpoint import CheckpointError, METADATA_KEY, load_checkpoint, network_state
+from lfmri.checkpoints.load import CheckpointError, METADATA_KEY, load_checkpoint, network_state
 from lfmri.models.srdensenet import SRDenseNet
-from lfmri.report import MetricsTable
-from lfmri.transfer import freeze_layers, load_network_weights
+from lfmri.scoring.report import MetricsTable
+from lfmri.training.transfer import freeze_layers, load_network_weights
 from tests.conftest import run_script, write_phantom
 from tests.paired_fixtures import GRID_OVERRIDES, add_volume_faults, write_slice_layout, write_volume_layout
 from tests.test_end_to_end import check

@@ -7,11 +7,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from lfmri.data.grid import upsample_lr
-from lfmri.inference import output_scale, predict
+from lfmri.geometry.grid import upsample_lr
+from lfmri.inference.network import output_scale, predict
 from lfmri.losses.composite import CompositeLoss
 from lfmri.models.amir import AMIR
-from lfmri.models.base import SROutput, as_image, input_mode
+from lfmri.contracts import SROutput, as_image, input_mode
 from lfmri.models.circle import CircleGenerator
 from lfmri.models.cpce import CPCE
 from lfmri.models.mrln import MRLN

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from lfmri.data.degradations import BicubicDegradation, KSpaceDegradation, KSpaceZeroFillDegradation
-from lfmri.inference import predict
-from lfmri.models.base import check_compatible
-from lfmri.models.bicubic import Bicubic
+from lfmri.degrade.degradations import BicubicDegradation, KSpaceDegradation, KSpaceZeroFillDegradation
+from lfmri.inference.network import predict
+from lfmri.contracts import check_compatible
+from lfmri.degrade.baselines import Bicubic
 from lfmri.models.srdensenet import SRDenseNet
-from lfmri.models.zerofill import ZeroFill
+from lfmri.degrade.baselines import ZeroFill
 
 
 def n_params(model):

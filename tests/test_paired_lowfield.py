@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lfmri.data.degradations import BicubicDegradation, KSpaceDegradation
-from lfmri.data.io import voxel_sizes
-from lfmri.data.lowfield import LowFieldDegradation
+from lfmri.degrade.degradations import BicubicDegradation, KSpaceDegradation
+from lfmri.geometry.nifti import voxel_sizes
+from lfmri.degrade.lowfield import LowFieldDegradation
 from lfmri.data.pair_validation import PairValidationError
 from lfmri.data.paired_lowfield import PairedLowFieldDataModule
 from tests.conftest import write_phantom

@@ -1,4 +1,4 @@
-"""``lfmri.predict``: geometry, tiling, data consistency, uncertainty, and the command line."""
+"""``lfmri.cli.predict``: geometry, tiling, data consistency, uncertainty, and the command line."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lfmri import consistency
-from lfmri.checkpoint import METADATA_KEY, SCHEMA_VERSION, load_checkpoint, model_card
-from lfmri.data.kspace import center_crop_or_pad, fft2c
-from lfmri.predict import PredictConfig, parse_args, run_predict
-from lfmri.tiling import tiled
-from lfmri.uncertainty import DIHEDRAL, IDENTITY, error_correlation, mc_dropout, predictive_spread
+from lfmri.inference import consistency
+from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, load_checkpoint, model_card
+from lfmri.degrade.kspace import center_crop_or_pad, fft2c
+from lfmri.cli.predict import PredictConfig, parse_args, run_predict
+from lfmri.inference.tiling import tiled
+from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, error_correlation, mc_dropout, predictive_spread
 from tests.conftest import ROOT, run_script, write_phantom, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
@@ -88,7 +88,7 @@ def test_round_trip_on_an_oblique_volume_keeps_orientation_field_of_view_and_int
 def test_tiled_prediction_equals_whole_slice_prediction(size, tile):
     torch.manual_seed(0)
     from lfmri.models.espcn import ESPCN
-    from lfmri.inference import predict
+    from lfmri.inference.network import predict
 
     net = ESPCN(scale=2).eval()  # receptive radius 4 LR pixels
     x = torch.rand(2, 1, *size)
@@ -205,7 +205,7 @@ def test_command_line_on_a_trained_checkpoint_folder_of_scans_bad_inputs_and_ove
     write_phantom(scans / "b.nii.gz", shape=(26, 34, 3), seed=8)
     (scans / "c.nii.gz").write_bytes(b"not a nifti")
     out = tmp_path / "pred"
-    args = ["-m", "lfmri.predict", f"ckpt_path={ckpt}", f"inputs=[{scans}]", f"output_dir={out}", "progress=false"]
+    args = ["-m", "lfmri.cli.predict", f"ckpt_path={ckpt}", f"inputs=[{scans}]", f"output_dir={out}", "progress=false"]
     proc = run_script(*args)
     assert proc.returncode == 1 and "c.nii.gz" in proc.stderr
     assert nib.load(out / "a_sr.nii.gz").shape == (64, 60, 5) and nib.load(out / "b_sr.nii.gz").shape == (52, 68, 3)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from lfmri.checkpoint import METADATA_KEY, build_network, load_checkpoint
+from lfmri.checkpoints.load import METADATA_KEY, build_network, load_checkpoint
 from lfmri.pretrained import __main__ as pretrained_cli
 from lfmri.pretrained import available, checkpoint_path, resolve
-from lfmri.predict import PredictConfig, parse_args, run_predict
+from lfmri.cli.predict import PredictConfig, parse_args, run_predict
 from tests.conftest import write_phantom
 from tests.test_predict import make_checkpoint, oblique_affine
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from lfmri.data import ixi
-from lfmri.data.degradations import KSpaceDegradation
+from lfmri.degrade.degradations import KSpaceDegradation
 from lfmri.data.fastmri import FastMRIDataModule, read_fastmri
-from lfmri.data.io import NiftiError
-from lfmri.data.kspace import fft2c
+from lfmri.geometry.nifti import NiftiError
+from lfmri.degrade.kspace import fft2c
 from tests.conftest import phantom, write_phantom
 
 SUBJECTS = ["IXI002-Guys-0828", "IXI012-HH-1211", "IXI013-HH-1212"]

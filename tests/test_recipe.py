@@ -12,12 +12,12 @@ from hydra.utils import instantiate
 
 from lfmri.data.augment import SliceAugmentation
 from lfmri.data.datasets import PatchDataset, PreparedSegment
-from lfmri.data.degradations import BicubicDegradation, KSpaceDegradation
+from lfmri.degrade.degradations import BicubicDegradation, KSpaceDegradation
 from lfmri.data.folder import FolderDataModule
-from lfmri.data.grid import upsample_lr
-from lfmri.metrics import metric_mode
+from lfmri.geometry.grid import upsample_lr
+from lfmri.scoring.metrics import metric_mode
 from lfmri.models.srdensenet import SRDenseNet
-from lfmri.schedules import WarmupCosineLR
+from lfmri.training.schedules import WarmupCosineLR
 from tests.conftest import ROOT, phantom, write_phantom
 
 
@@ -165,7 +165,7 @@ def test_recipe_experiment_composes_and_builds():
 
 
 def test_metrics_are_float32_inside_a_bf16_autocast_region():
-    from lfmri.metrics import brain_mask, slice_metrics
+    from lfmri.scoring.metrics import brain_mask, slice_metrics
 
     hr = head_slices(2, 48)[:, None]
     pred = (hr + 0.03 * torch.randn(hr.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from lfmri import sweep
+from lfmri.cli import sweep
 from tests.conftest import ROOT, run_script, write_phantom_volumes
 from tests.test_end_to_end import TINY, check
 
@@ -34,7 +34,7 @@ def slice_counts(*overrides: str) -> dict[str, int]:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from lfmri.models.base import input_mode
+    from lfmri.contracts import input_mode
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "output_dir=/tmp/unused", "data.split_file=null"])
@@ -59,7 +59,7 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
         assert card["name"] == next(o for o in overrides if o.startswith("model="))[len("model="):]
     assert combos == {(f"model={m}", f"loss={l}") for m in ("srdensenet", "vdsr") for l in ("mse", "l1")}
 
-    proc = check(run_script("-m", "lfmri.sweep", "summarize", str(sweep_dir)))
+    proc = check(run_script("-m", "lfmri.cli.sweep", "summarize", str(sweep_dir)))
     rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"complete"}
     psnr = [float(r["val/psnr_brain"]) for r in rows]  # ranked by in-brain PSNR by default

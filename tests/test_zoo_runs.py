@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lfmri.report import MetricsTable
+from lfmri.scoring.report import MetricsTable
 from tests.conftest import run_script, write_phantom_volumes
 from tests.test_end_to_end import check
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from lfmri.data.degradations import Degradation, _as_range, draw_uniform
+from lfmri.degrade.degradations import Degradation, _as_range, draw_uniform
 
 
 def _range(value: float | Sequence[float] | None, name: str, default: float) -> tuple[float, float]:

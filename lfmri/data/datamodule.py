@@ -19,13 +19,13 @@ from torch.utils.data import DataLoader
 
 from lfmri.data.augment import SliceAugmentation
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset
-from lfmri.data.degradations import Degradation
-from lfmri.data.io import Volume
+from lfmri.degrade.degradations import Degradation
+from lfmri.geometry.nifti import Volume
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.resumable import ResumableLoader
-from lfmri.data.slicing import check_axis, foreground_fraction, take_slices
+from lfmri.geometry.slicing import check_axis, foreground_fraction, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, split_from_dict, split_to_dict, write_split
-from lfmri.models.base import INPUT_MODES
+from lfmri.contracts import INPUT_MODES
 
 log = logging.getLogger(__name__)
 

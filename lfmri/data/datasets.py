@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
 from lfmri.data.augment import SliceAugmentation
-from lfmri.data.degradations import Degradation
+from lfmri.degrade.degradations import Degradation
 from lfmri.errors import ConfigError
 
 

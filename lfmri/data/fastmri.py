@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
-from lfmri.data.io import NiftiError, Volume
-from lfmri.data.kspace import center_crop_or_pad, ifft2c
+from lfmri.geometry.nifti import NiftiError, Volume
+from lfmri.degrade.kspace import center_crop_or_pad, ifft2c
 from lfmri.data.splits import Split, subject_split
 
 SOURCES = ("reconstruction_rss", "kspace")

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
-from lfmri.data.io import Volume, glob_files, load_nifti
+from lfmri.geometry.nifti import Volume, glob_files, load_nifti
 from lfmri.errors import ConfigError, MissingFileError
 from lfmri.data.splits import Split, explicit_split, subject_split
 

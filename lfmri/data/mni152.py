@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
-from lfmri.data.io import Volume, volume_from_image
+from lfmri.geometry.nifti import Volume, volume_from_image
 from lfmri.data.splits import Segment, Split, slab_split
 
 SUBJECT = "mni152"

@@ -11,7 +11,7 @@ Layouts under ``root`` (globs and name pattern configurable):
 Every subject's volumes then go through the same steps:
 
 1. cubic resampling of the low-field volume to ``lf_shape``/``lf_spacing`` and of the high-field
-   one to ``hf_shape``/``hf_spacing`` (centred grids, ``lfmri.data.resample``);
+   one to ``hf_shape``/``hf_spacing`` (centred grids, ``lfmri.geometry.resample``);
 2. percentile normalisation per volume (``percentiles``, clipped to [0, 1]);
 3. the model grids. The high-field grid, its in-plane size trimmed to a multiple of the
    degradation's ``grid_scale``, is the target. The low-field volume is resampled (cubic) onto
@@ -49,12 +49,11 @@ from torch.utils.data import DataLoader
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset, derive_seed
-from lfmri.data.grid import map_affine
-from lfmri.data.io import NiftiError, Volume, check_header, glob_files, load_nifti, volume_from_image
+from lfmri.geometry.nifti import NiftiError, Volume, check_header, glob_files, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
-from lfmri.data.resample import centred_grid, resample_onto, resample_volume
-from lfmri.data.slicing import in_plane_axes, take_slices
+from lfmri.geometry.resample import hr_grid_shape, lr_grid, resample_onto, resample_volume
+from lfmri.geometry.slicing import take_slices
 from lfmri.data.splits import STAGES, Segment, Split, explicit_split, split_to_dict, subject_split, write_split
 from lfmri.errors import ConfigError
 
@@ -232,41 +231,6 @@ def normalised(volume: Volume, percentiles: Sequence[float]) -> tuple[Volume, In
 
 def _clip(data: np.ndarray) -> np.ndarray:
     return np.clip(data, 0.0, 1.0).astype(np.float32)
-
-
-def hr_grid_shape(hf_shape: Sequence[int], slice_axis: int, step: int) -> list[int]:
-    """The high-field grid the network predicts: in-plane sizes trimmed to a multiple of ``step``."""
-    shape = [int(n) for n in hf_shape]
-    for a in in_plane_axes(slice_axis):
-        shape[a] -= shape[a] % step
-        if shape[a] < step:
-            raise ValueError(f"data.hf_shape={list(hf_shape)} is smaller than the scale x{step} in-plane")
-    return shape
-
-
-def lr_grid(hr_shape: Sequence[int], hr_affine: np.ndarray, slice_axis: int, degradation) -> tuple[list[int], np.ndarray]:
-    """Shape and affine of the network's LR input grid: in-plane ``grid_scale`` x coarser, pixels
-    where the degradation's ``lr_maps`` put them."""
-    axes = in_plane_axes(slice_axis)
-    step = degradation.grid_scale
-    maps = degradation.lr_maps([hr_shape[a] for a in axes])
-    lr_shape = [n // step if a in axes else n for a, n in enumerate(hr_shape)]
-    return lr_shape, map_affine(hr_affine, dict(zip(axes, maps)))
-
-
-def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool) -> Volume:
-    """A real low-field scan on the grid a network trained on paired data reads (for ``lfmri.predict``).
-
-    The same steps as training: cubic resampling to ``data.lf_shape``/``lf_spacing``, then onto the
-    LR grid of a high-field grid (``data.hf_shape``/``hf_spacing``) centred on the scan, or onto
-    that high-field grid itself for pre-upsampled networks.
-    """
-    lf = resample_volume(scan, data_cfg["lf_shape"], data_cfg["lf_spacing"])
-    hf_affine = centred_grid(lf.affine, lf.data.shape, data_cfg["hf_shape"], data_cfg["hf_spacing"])
-    shape = hr_grid_shape(data_cfg["hf_shape"], int(data_cfg["slice_axis"]), degradation.grid_scale)
-    target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, int(data_cfg["slice_axis"]), degradation)
-    data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
-    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes)
 
 
 # --- datasets --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ expansion 2.66, no biases in the backbone, 'WithBias' channel LayerNorm (timm ``
 configuration reproduces exactly; lfmri keeps the official defaults.
 
 Input and output have the same size (``input_mode = "upsampled"``: the LR on the HR grid, e.g.
-k-space zero-filled or interpolated); any H, W works: :func:`lfmri.inference.predict` pads to a
+k-space zero-filled or interpolated); any H, W works: :func:`lfmri.inference.network.predict` pads to a
 multiple of 8 (``size_multiple``) and crops back. Training returns an :class:`SROutput` whose
 ``aux_loss`` is ``aux_loss_weight`` (0.001, the official recipe) times the summed load-balancing
 loss; evaluation returns the image only.
@@ -33,7 +33,7 @@ from einops import rearrange
 from timm.layers import LayerNorm2d
 from torch import nn
 
-from lfmri.models.base import SROutput, check_scale
+from lfmri.contracts import SROutput, check_scale
 
 
 class MDTA(nn.Module):
@@ -242,7 +242,7 @@ class AMIR(nn.Module):
         if any(n % self.size_multiple for n in x.shape[-2:]) or min(x.shape[-2:]) < 9:
             raise ValueError(
                 f"AMIR needs H and W divisible by 8 and at least 9, got {tuple(x.shape[-2:])}; "
-                "lfmri.inference.predict pads whole slices for it"
+                "lfmri.inference.network.predict pads whole slices for it"
             )
         prompt = self.rin(x)
         h, b1 = self.route1(self.embed(x), prompt)

@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.data.grid import GRIDS, upsample_lr
-from lfmri.models.base import check_scale
+from lfmri.geometry.grid import GRIDS, upsample_lr
+from lfmri.contracts import check_scale
 
 MODES = ("upsample", "same_size")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.models.base import check_scale
+from lfmri.contracts import check_scale
 
 
 class CPCE(nn.Module):

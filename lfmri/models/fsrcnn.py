@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.models.base import check_scale
+from lfmri.contracts import check_scale
 
 
 def _conv_prelu(cin: int, cout: int, kernel: int) -> list[nn.Module]:

@@ -34,8 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.data.grid import GRIDS, upsample_lr
-from lfmri.models.base import SROutput, check_scale
+from lfmri.geometry.grid import GRIDS, upsample_lr
+from lfmri.contracts import SROutput, check_scale
 
 UNITS = ("drrn", "residual", "preact")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.models.base import check_scale
+from lfmri.contracts import check_scale
 
 
 class SRCNN(nn.Module):

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lfmri.data.grid import GRIDS, upsample_lr
-from lfmri.models.base import check_scale
+from lfmri.geometry.grid import GRIDS, upsample_lr
+from lfmri.contracts import check_scale
 
 
 class DenseBlock(nn.Module):

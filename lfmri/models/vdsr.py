@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from lfmri.models.base import check_scale
+from lfmri.contracts import check_scale
 
 
 class VDSR(nn.Module):

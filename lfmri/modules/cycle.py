@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lfmri.inference import model_input
-from lfmri.models.base import as_image, input_mode
+from lfmri.inference.network import model_input
+from lfmri.contracts import as_image, input_mode
 from lfmri.modules.adversarial import AdversarialModule, require
 
 TERMS = ("adversarial", "cycle", "identity", "jst", "supervised")

@@ -13,12 +13,12 @@ from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
 from lfmri.data.splits import subject_groups
-from lfmri.figures import comparison_figure
-from lfmri.inference import model_input, predict
+from lfmri.scoring.figures import comparison_figure
+from lfmri.inference.network import model_input, predict
 from lfmri.losses.composite import CompositeLoss
-from lfmri.metrics import METRICS, brain_mask, slice_metrics
-from lfmri.models.base import SROutput, as_image
-from lfmri.report import MetricsTable
+from lfmri.scoring.metrics import METRICS, brain_mask, slice_metrics
+from lfmri.contracts import SROutput, as_image
+from lfmri.scoring.report import MetricsTable
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class SupervisedModule(L.LightningModule):
     """Trains ``net`` on (LR, HR) patches; validates and tests on whole slices.
 
-    Models may return an :class:`~lfmri.models.base.SROutput` in training: auxiliary images add
+    Models may return an :class:`~lfmri.contracts.SROutput` in training: auxiliary images add
     ``aux_weight`` times their loss, an auxiliary loss is added as is.
 
     Validation logs ``val/loss`` and PSNR/SSIM over the whole slice and inside a brain mask.
@@ -36,7 +36,7 @@ class SupervisedModule(L.LightningModule):
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) completed here with
     the parameters, so config never holds live parameter objects. ``scheduler_interval`` says
     whether the scheduler steps once per ``epoch`` or once per optimiser ``step`` (warm-up and
-    cosine schedules over ``trainer.max_steps``, e.g. :class:`lfmri.schedules.WarmupCosineLR`).
+    cosine schedules over ``trainer.max_steps``, e.g. :class:`lfmri.training.schedules.WarmupCosineLR`).
     """
 
     supports_unpaired = False  # whether it can train on data.unpaired=true (LR and HR from different slices)
@@ -217,9 +217,9 @@ class SupervisedModule(L.LightningModule):
         degradation = getattr(datamodule, "degradation", None)
         if entry is None or degradation is None or not hasattr(entry, "volume"):
             return None, None
-        from lfmri.data.grid import map_affine
-        from lfmri.data.io import voxel_sizes
-        from lfmri.data.slicing import in_plane_axes
+        from lfmri.geometry.grid import map_affine
+        from lfmri.geometry.nifti import voxel_sizes
+        from lfmri.geometry.slicing import in_plane_axes
 
         axes = in_plane_axes(int(datamodule.slice_axis))
         in_shape = [entry.volume.data.shape[a] for a in axes]

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lfmri.inference import model_input
-from lfmri.models.base import as_image
+from lfmri.inference.network import model_input
+from lfmri.contracts import as_image
 from lfmri.modules.adversarial import AdversarialModule, require
 
 
@@ -22,7 +22,7 @@ class WGANModule(AdversarialModule):
     def __init__(
         self, net: nn.Module, loss: nn.Module, critic: nn.Module | None, adversarial_weight: float = 1.0, **kwargs
     ) -> None:
-        hint = "module=wgan needs a critic network, e.g. module.critic._target_=lfmri.models.cpce_critic.CPCECritic"
+        hint = "module=wgan needs a critic network, e.g. module.critic._target_=lfmri.models.critics.cpce.CPCECritic"
         require(critic, "module.critic", hint)
         super().__init__(net, loss, **kwargs)
         self.critic = critic

@@ -7,7 +7,7 @@ in half precision to stay small; they are widened to float32 when loaded (parity
 metrics on subjects the network never saw.
 
     python -m lfmri.pretrained list
-    python -m lfmri.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=out
+    python -m lfmri.cli.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=out
     python evaluate.py pretrained=srdensenet-kspace-x2 inputs='[a.nii.gz,b.nii.gz]'
 
 Nothing is downloaded: the files are part of the installed package.
@@ -53,6 +53,6 @@ def card_text(name: str) -> str:
 
 
 def half_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Floating-point tensors as float16 (storage only: :func:`lfmri.checkpoint.network_state`
+    """Floating-point tensors as float16 (storage only: :func:`lfmri.checkpoints.load.network_state`
     widens them again)."""
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

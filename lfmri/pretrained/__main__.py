@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from lfmri.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint, network_state
-from lfmri.inference import BF16_PARITY_KEY
+from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, load_checkpoint, network_state
+from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.pretrained import NAME_PATTERN, PRETRAINED_DIR, available, card_text, checkpoint_path, half_state
 
 MAX_BYTES = 10 * 1024 * 1024

@@ -1,0 +1,215 @@
+"""What the entry points do around the real work: checks before Hydra writes a run directory,
+and user mistakes turned into one line and exit status 2.
+
+``RunChecks`` is a Hydra callback (``hydra.callbacks.run_checks`` in ``conf/train.yaml`` and
+``conf/evaluate.yaml``): ``on_run_start`` runs after the config is composed and before Hydra creates
+the run directory and writes ``.hydra/``, so a mistake found there leaves nothing behind, and the
+stored config of a run being resumed can still be compared with the new one. ``run_entry`` wraps
+the task function: an :class:`~lfmri.errors.UserError` (or an unusable NIfTI file or checkpoint)
+found later prints ``<prog>: error: <message>``, removes the run directory this invocation
+created, and exits 2. Every other exception keeps its traceback: bugs stay visible.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
+
+# the run directory of this invocation, and whether it existed before (set by RunChecks)
+_RUN: dict[str, Any] = {}
+
+# Keys that may change when a run is resumed without resume_allow_changes=true: they extend the
+# run (max_epochs/max_steps/max_time), change throughput (workers, pinning, progress display), what
+# is reported (loggers, tags, extras) or what watches the loop (callbacks: checkpoint cadence,
+# progress lines, early stopping, a test's pause) or which code a checkpoint may name (trust_targets,
+# a security opt-in), never the data, degradation, model, loss or optimiser.
+RESUME_FREE_KEYS = (
+    "resume",
+    "resume_allow_changes",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.max_time",
+    "trainer.enable_progress_bar",
+    "data.num_workers",
+    "data.pin_memory",
+    "logger.",
+    "callbacks.",
+    "extras.",
+    "tags",
+    "trust_targets",
+)
+CHANGES_FILE = "resume_changes.yaml"
+
+
+def rank() -> int:
+    """The process's rank as Lightning and schedulers set it (0 outside distributed runs)."""
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    return _get_rank() or 0
+
+
+def fail(prog: str, message: str) -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists are values)."""
+    if isinstance(node, dict) and node:
+        out = {}
+        for key, value in node.items():
+            out.update(flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def config_changes(stored: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """Differing dotted keys (stored value, new value), except :data:`RESUME_FREE_KEYS`."""
+    old, now = flat(stored), flat(new)
+    missing = "<unset>"
+    changes = {}
+    for key in dict.fromkeys([*old, *now]):
+        if any(key == free or (free.endswith(".") and key.startswith(free)) for free in RESUME_FREE_KEYS):
+            continue
+        before, after = old.get(key, missing), now.get(key, missing)
+        if missing in (before, after) and (after if before is missing else before) in (None, False, [], {}):
+            continue  # an option added (or removed) by an lfmri upgrade, at its neutral default
+        if before != after:
+            changes[key] = (before, after)
+    return changes
+
+
+def user_config(config: DictConfig) -> dict:
+    """The composed config without the ``hydra`` node, unresolved (as ``.hydra/config.yaml`` holds it)."""
+    container = OmegaConf.to_container(config, resolve=False)
+    container.pop("hydra", None)
+    return container
+
+
+def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
+    """``resume=true`` needs the run; a resumed run keeps its config unless changes are allowed."""
+    resume = config.get("resume", False)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume is True and not last.is_file():
+        if not given_dirs:
+            raise ConfigError(
+                "resume=true continues an existing run: also pass hydra.run.dir=<its directory>, "
+                "e.g. hydra.run.dir=outputs/train/2026-01-31_12-00-00"
+            )
+        raise MissingFileError(f"resume=true but {last} does not exist: hydra.run.dir must name a run that saved checkpoints")
+    stored_path = run_dir / ".hydra" / "config.yaml"
+    if resume not in (True, "auto") or not last.is_file() or not stored_path.is_file():
+        return
+    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
+    changes = config_changes(stored, user_config(config))
+    if not changes:
+        return
+    described = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+    if not config.get("resume_allow_changes", False):
+        raise ConfigError(
+            f"resume: the config differs from the run's ({described}); resume with the run's own options, "
+            "or pass resume_allow_changes=true to continue with the changes (recorded in "
+            f"{run_dir / CHANGES_FILE})"
+        )
+    record = [{
+        "time": datetime.datetime.now().isoformat(timespec="seconds"),
+        "changes": {k: {"before": old, "after": new} for k, (old, new) in changes.items()},
+    }]
+    with open(run_dir / CHANGES_FILE, "a") as f:
+        yaml.safe_dump(record, f, sort_keys=False)
+
+
+def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
+    data = config.get("data") or {}
+    if str(data.get("_target_", "")).endswith("FolderDataModule"):
+        if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
+            raise ConfigError("data.pattern is not set: data=folder reads HR volumes from a glob, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
+        pattern = str(data.pattern)
+        if not [p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]:
+            raise MissingFileError(f"data.pattern={pattern!r} matches no files; check the path (quote the glob)")
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path and not Path(str(ckpt_path)).is_file():
+        raise MissingFileError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/last.ckpt")
+    init_from = config.get("init_from")
+    if init_from and not Path(str(init_from)).is_file():
+        raise MissingFileError(f"init_from={init_from} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
+    check_resume(config, run_dir, given_dirs)
+
+
+def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
+    from lfmri.geometry.inputs import expand_inputs
+
+    for key in ("ckpt_path", "ckpt_paths"):
+        value = config.get(key)
+        paths = [value] if isinstance(value, str) else list(value or [])
+        for path in paths:
+            if not Path(str(path)).is_file():
+                raise MissingFileError(f"{key}: {path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
+    if config.get("inputs"):
+        expand_inputs(config.inputs)  # a folder without volumes or a glob matching nothing
+
+
+CHECKS: dict[str, Callable[[DictConfig, Path, bool], None]] = {"train": check_train, "evaluate": check_evaluate}
+
+
+class RunChecks(Callback):
+    """Hydra callback: the checks of :data:`CHECKS` for this app before the run directory exists."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from lfmri.geometry.nifti import NiftiError
+
+        run_dir = Path(str(config.hydra.run.dir))
+        created = run_dir  # the topmost folder Hydra is about to create (outputs/train/<date>: outputs)
+        while not created.parent.exists() and created.parent != created:
+            created = created.parent
+        _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=created)
+        if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
+            return
+        app = str(config.hydra.job.config_name)
+        given_dirs = any(o.startswith("hydra.run.dir=") for o in config.hydra.overrides.hydra)
+        try:
+            CHECKS.get(app, lambda *a: None)(config, run_dir, given_dirs)
+        except (UserError, NiftiError) as err:
+            fail(f"{app}.py", str(err))
+
+
+def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """``task(cfg)``; a user mistake ends in one line, exit status 2 and no new run directory."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from lfmri.checkpoints.load import CheckpointError
+    from lfmri.geometry.nifti import NiftiError
+
+    from hydra.errors import InstantiationException
+
+    user_errors = (UserError, NiftiError, CheckpointError)
+    try:
+        return task(cfg)
+    except (*user_errors, InstantiationException) as caught:
+        # hydra.utils.instantiate wraps what a constructor raises (e.g. degradation.hr_size)
+        err = caught.__cause__ if isinstance(caught, InstantiationException) else caught
+        if not isinstance(err, user_errors):
+            raise
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # one failed job of a sweep: Hydra and the sweeper report it
+        run_dir = _RUN.get("run_dir")
+        fresh = run_dir is not None and not _RUN.get("existed", True) and not any(Path(run_dir).rglob("*.ckpt"))
+        if fresh and rank() == 0:
+            shutil.rmtree(_RUN["created"], ignore_errors=True)  # created by this invocation, holds nothing yet
+        fail(prog, str(err))
+
+
+__all__ = ["RunChecks", "run_entry", "ConfigError", "ExistingOutputError", "MissingFileError"]

@@ -1,0 +1,120 @@
+"""One command-line grammar for the entry points that are not Hydra apps (predict, export, sweep,
+pretrained, the IXI downloader): ``key=value`` options over a dataclass schema, as Hydra's.
+
+Like ``train.py`` and ``evaluate.py`` they accept ``--help`` (the module's usage and every option
+with its default) and ``--cfg job`` (the composed options as YAML, nothing run), and a mistake is
+one line ``<prog>: error: <message>`` with exit status 2. Hydra apps would bring run directories,
+logging set-up and output folders that these short commands do not want, so the grammar is kept
+here, built on OmegaConf as Hydra's is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+def fail(prog: str, message: str) -> None:
+    """``<prog>: error: <message>`` on stderr and exit status 2 (argparse's and Hydra's convention)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def usage(doc: str, schema: type) -> str:
+    """The module docstring, then every option with its default (``(required)`` where it has none)."""
+    structured = OmegaConf.structured(schema)
+    lines = [
+        f"  {name}={'(required)' if OmegaConf.is_missing(structured, name) else OmegaConf.to_container(structured)[name]}"
+        for name in structured
+    ]
+    return f"{doc.strip()}\n\nOptions (key=value; --cfg job prints them composed):\n" + "\n".join(lines)
+
+
+def parse_options(
+    prog: str,
+    schema: type[T],
+    argv: Sequence[str],
+    doc: str,
+    required: Sequence[str] = (),
+    lists: Sequence[str] = (),
+    example: str = "",
+) -> T:
+    """``argv`` (``key=value`` words) merged over the dataclass ``schema``.
+
+    Args:
+        prog: the command as users type it, for messages (``lfmri-predict``).
+        schema: a dataclass; its fields are the options and their defaults.
+        argv: the words after the command.
+        doc: the usage text ``--help`` prints above the options.
+        required: option names that must be given (a name may read ``a|b``: one of them).
+        lists: list options that also take one bare value (``inputs=scan.nii.gz`` is ``[scan.nii.gz]``).
+        example: a full command line, added to the message about a missing option.
+    """
+    argv = list(argv)
+    if any(word in ("-h", "--help", "help") for word in argv):
+        print(usage(doc, schema))
+        raise SystemExit(0)
+    show = False
+    if "--cfg" in argv:
+        at = argv.index("--cfg")
+        if argv[at + 1 : at + 2] != ["job"]:
+            fail(prog, "--cfg takes 'job' (print the composed options and exit)")
+        del argv[at : at + 2]
+        show = True
+    names = [f.name for f in dataclasses.fields(schema)]
+    bare = [word for word in argv if "=" not in word]
+    if bare:
+        fail(prog, f"expected key=value options, got {bare[0]!r} (options: {', '.join(names)}; --help lists them)")
+    try:
+        given = OmegaConf.from_dotlist(argv)
+        for key in lists:
+            if isinstance(given.get(key), str):
+                given[key] = [given[key]]
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), given)
+    except ConfigKeyError as err:
+        fail(prog, f"unknown option '{getattr(err, 'key', None) or err}' (options: {', '.join(names)})")
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or getattr(err, "key", None)
+        message = str(getattr(err, "msg", err)).strip().splitlines()[0]
+        fail(prog, f"bad value for option '{key}': {message}")
+    missing = [
+        name for name in required
+        if all(OmegaConf.is_missing(cfg, one) or cfg.get(one) is None for one in name.split("|"))
+    ]
+    if show:
+        print(OmegaConf.to_yaml(cfg), end="")
+        raise SystemExit(0)
+    if missing:
+        readable = [" or ".join(name.split("|")) for name in missing]
+        fail(prog, f"missing required option(s) {', '.join(readable)}" + (f" (e.g. {prog} {example})" if example else ""))
+    return OmegaConf.to_object(cfg)
+
+
+def parse_command(
+    prog: str,
+    commands: Mapping[str, tuple[type, Mapping[str, Any]]],
+    argv: Sequence[str],
+    doc: str,
+) -> tuple[str, Any]:
+    """A sub-command word then its ``key=value`` options: ``prog COMMAND key=value ...``.
+
+    ``commands`` maps each command to its schema and the keyword arguments of
+    :func:`parse_options` (``required``, ``lists``, ``example``). Returns (command, options).
+    """
+    argv = list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        listing = "\n".join(f"  {prog} {name} --help" for name in commands)
+        print(f"{doc.strip()}\n\nCommands:\n{listing}")
+        raise SystemExit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in commands:
+        fail(prog, f"unknown command {command!r}; expected one of {', '.join(commands)}")
+    schema, options = commands[command]
+    return command, parse_options(f"{prog} {command}", schema, rest, doc, **options)

@@ -1,0 +1,193 @@
+"""Apply a trained checkpoint to real low-field volumes: ``python -m lfmri.cli.predict`` / ``lfmri-predict``.
+
+    python -m lfmri.cli.predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
+        [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
+        [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
+    python -m lfmri.cli.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
+
+Everything about the network comes from the checkpoint (its config and model card): scale, input
+mode, the percentile normalisation, the slice axis and the sampling grid of its degradation. Each
+volume is read in canonical orientation, normalised, cut into slices along the training axis,
+super-resolved in batches (tiled above ``tile_size`` so memory stays bounded), mapped back to the
+input's intensity range and written as float32 NIfTI in the input's orientation. The in-plane voxel
+sizes are divided by the scale and the affine places the output grid where the degradation's grid
+says it sits, so the field of view stays aligned with the input (within half an output voxel).
+Checkpoints trained on real pairs (``data=paired_lowfield``) first resample the scan as training
+did (``data.lf_shape``/``lf_spacing``, then the LR grid of ``data.hf_shape``/``hf_spacing``, or that
+high-field grid for pre-upsampled networks), so the output lies on the configured 3T grid.
+
+Outputs per input ``NAME``: ``NAME_sr.nii.gz``; with ``data_consistency=true`` the SR after data
+consistency plus ``NAME_consistency.nii.gz`` (|D(SR) - LR| of the network's raw output, on the
+input grid); with ``tta=true`` or ``mc_samples>0`` ``NAME_uncertainty.nii.gz`` (per-voxel std of
+the predictions); ``NAME_views.png``, three orthogonal views of scan and SR (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
+reported by name and the other volumes still run (exit status 1 if any failed).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lfmri.checkpoints.load import CheckpointError, load_checkpoint
+from lfmri.geometry.inputs import expand_inputs
+from lfmri.geometry.nifti import NiftiError, load_nifti, subject_name
+from lfmri.inference.network import resolve_device
+from lfmri.inference.predictor import PredictConfig, Predictor
+from lfmri.pretrained import resolve as resolve_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+_WORKER: Predictor | None = None  # the Predictor of a workers=N process
+
+
+def _start_worker(cfg: PredictConfig) -> None:
+    global _WORKER
+    # one thread per process: N single-threaded forwards beat one N-threaded forward on small CPUs,
+    # where ~270 short parallel regions per forward each wait for the slowest (descheduled) thread
+    torch.set_num_threads(1)
+    _WORKER = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
+
+
+def _predict_file(predictor: Predictor, path: Path) -> tuple[dict[str, Path] | None, str | None]:
+    """(outputs, None) or (None, error message) for one input; bad inputs do not stop the others."""
+    try:
+        return predictor.volume(load_nifti(path)), None
+    except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
+        return None, str(err)
+    except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
+        return None, f"{path}: {type(err).__name__}: {err}"
+
+
+def _predict_in_worker(path: Path) -> tuple[dict[str, Path] | None, str | None]:
+    return _predict_file(_WORKER, path)
+
+
+def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
+    """Predict every input; returns (outputs per input, error message per failed input).
+
+    ``workers=N > 1`` predicts N volumes at once in spawned processes, one thread each (the
+    checkpoint is read again in each); every volume's output is the one a single-threaded
+    ``workers=1`` run writes.
+    """
+    problem = option_problem(cfg)
+    if problem:
+        raise ValueError(problem)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))  # messages name the file
+    predictor = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
+    done, failed = {}, {}
+    try:
+        paths = expand_inputs(cfg.inputs)
+    except NiftiError as err:
+        return done, {err.path: str(err)}
+    names = [subject_name(p) for p in paths]
+    todo = []
+    for path in paths:
+        try:
+            if names.count(subject_name(path)) > 1:
+                raise NiftiError(path, f"shares the output name {subject_name(path)!r} with another input; predict them separately")
+            existing = [str(p) for p in predictor.output_paths(path).values() if p.exists()]
+            if existing and not cfg.overwrite:
+                raise FileExistsError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")
+            todo.append(path)
+        except (NiftiError, FileExistsError) as err:
+            failed[str(path)] = str(err)
+            log.error("%s", err)
+    if cfg.workers > 1 and len(todo) > 1:
+        # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker, initargs=(cfg,)) as pool:
+            results = list(pool.map(_predict_in_worker, todo))
+    else:
+        results = (_predict_file(predictor, path) for path in todo)
+    for path, (outputs, error) in zip(todo, results):
+        if error is not None:
+            failed[str(path)] = error
+            log.error("%s", error)
+        else:
+            done[str(path)] = outputs
+            log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
+    return done, failed
+
+
+def option_problem(cfg: PredictConfig) -> str | None:
+    """The first option with an impossible value, as one line naming it, or ``None``."""
+    for name in ("batch_size", "tile_size"):
+        if int(getattr(cfg, name)) < 1:
+            return f"bad value for option '{name}': {getattr(cfg, name)}; must be a positive integer"
+    if cfg.threads is not None and int(cfg.threads) < 1:
+        return f"bad value for option 'threads': {cfg.threads}; must be a positive integer (or leave it out)"
+    if int(cfg.tile_overlap) < 0 or int(cfg.mc_samples) < 0:
+        return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
+    if len(cfg.inputs) == 0:
+        return "option 'inputs' is empty: give NIfTI files and/or folders, e.g. inputs='[scan.nii.gz]'"
+    try:
+        resolve_device(cfg.device)
+    except ValueError as err:
+        return f"bad value for option 'device': {err}"
+    return None
+
+
+def usage() -> str:
+    """``--help``: the module docstring and every option with its default."""
+    schema = OmegaConf.structured(PredictConfig)
+    options = "\n".join(
+        f"  {name}={'(required)' if OmegaConf.is_missing(schema, name) else schema[name]}" for name in schema
+    )
+    return f"{__doc__.strip()}\n\nOptions (key=value):\n{options}\n\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder or a quoted glob 'dir/*.nii.gz'"
+
+
+def parse_args(argv: Sequence[str]) -> PredictConfig:
+    """``key=value`` arguments (Hydra-style) over :class:`PredictConfig`; clear errors for bad keys."""
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(usage())
+        raise SystemExit(0)
+    schema = OmegaConf.structured(PredictConfig)
+    try:
+        cli = OmegaConf.from_dotlist(list(argv))
+        if isinstance(cli.get("inputs"), str):  # inputs=scan.nii.gz: one file
+            cli.inputs = [cli.inputs]
+        cfg = OmegaConf.merge(schema, cli)
+        missing = [k for k in ("inputs", "output_dir") if OmegaConf.is_missing(cfg, k)]
+        if cfg.ckpt_path is None and cfg.pretrained is None:
+            missing.insert(0, "ckpt_path (or pretrained=NAME)")
+    except OmegaConfBaseException as err:
+        raise SystemExit(f"lfmri.cli.predict: bad option: {err.msg if hasattr(err, 'msg') else err}") from None
+    if not missing:
+        problem = option_problem(cfg)
+        if problem:
+            raise SystemExit(f"lfmri.cli.predict: {problem}")
+    if missing:
+        raise SystemExit(f"lfmri.cli.predict: missing required option(s) {', '.join(missing)} (e.g. ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR)")
+    return OmegaConf.to_object(cfg)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        done, failed = run_predict(cfg)
+    except (CheckpointError, ValueError) as err:
+        print(f"lfmri.cli.predict: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(done)} volume(s) written to {cfg.output_dir}")
+    if failed:
+        print(f"{len(failed)} input(s) failed:", file=sys.stderr)
+        for message in failed.values():
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Compare the runs of a sweep: ``python -m lfmri.cli.sweep summarize SWEEP_DIR``.
+
+Every run directory below SWEEP_DIR (any folder with a ``.hydra/overrides.yaml``) becomes one row:
+its overrides, its best validation by ``--metric`` (default ``val/psnr_brain``; minimised or
+maximised as the metric says, e.g. ``val/nrmse`` is minimised) with the other metrics of that same
+validation, the epoch and step it was reached at, and the test metrics of its tested checkpoint.
+In-brain columns come first (whole-slice scores reward background denoising). Rows are sorted
+best first; numbers in overrides (Optuna's learning rates) are shown to 4 significant digits. The
+table is printed and written to ``SWEEP_DIR/summary.csv`` and ``SWEEP_DIR/summary.md``. The
+validation history comes from ``logs/metrics.csv``; runs without it (``fast_dev_run`` disables
+loggers) fall back to the last validation in ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from lfmri.scoring.metrics import metric_mode
+
+VAL_COLUMNS = ("val/psnr_brain", "val/ssim_brain", "val/psnr", "val/ssim")
+TEST_COLUMNS = ("test/psnr_brain", "test/ssim_brain", "test/psnr", "test/ssim")
+COLUMNS = ("run", "overrides", *VAL_COLUMNS, "epoch", "step", *TEST_COLUMNS, "status")
+DEFAULT_METRIC = "val/psnr_brain"
+
+
+def _float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _better(metric: str, value: float, best: float | None) -> bool:
+    return best is None or (value < best if metric_mode(metric) == "min" else value > best)
+
+
+def best_validation(run_dir: Path, metric: str = DEFAULT_METRIC) -> dict:
+    """The validation of a run with the best ``metric``, with every metric logged with it, or ``{}``."""
+    history = run_dir / "logs" / "metrics.csv"
+    columns = dict.fromkeys([metric, *VAL_COLUMNS])
+    best: dict = {}
+    if history.is_file():
+        with history.open(newline="") as file:
+            for row in csv.DictReader(file):
+                value = _float(row.get(metric))
+                if value is not None and _better(metric, value, best.get(metric)):
+                    best = {key: _float(row.get(key)) for key in columns}
+                    best["epoch"] = int(row["epoch"]) if row.get("epoch") else None
+                    best["step"] = int(row["step"]) if row.get("step") else None
+    if best:
+        return best
+    final = run_dir / "metrics.json"
+    if final.is_file():
+        record = json.loads(final.read_text())
+        metrics = record.get("metrics", {})
+        if _float(metrics.get(metric)) is not None:
+            return {**{key: _float(metrics.get(key)) for key in columns},
+                    "epoch": record.get("epoch"), "step": record.get("global_step")}
+    return {}
+
+
+def round_numbers(text: str, digits: int = 4) -> str:
+    """``lr=0.0003574712922600243`` -> ``lr=0.0003575``: long floats in overrides, readable."""
+    def short(match: re.Match) -> str:
+        return f"{float(match.group(0)):.{digits}g}"
+
+    return re.sub(r"(?<![\w.])\d+\.\d{5,}(?:[eE][-+]?\d+)?|(?<![\w.])\d+(?:\.\d+)?[eE][-+]?\d+", short, text)
+
+
+def columns(metric: str = DEFAULT_METRIC) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(("run", "overrides", metric, *COLUMNS[2:])))
+
+
+def summarize_run(run_dir: Path, sweep_dir: Path, metric: str = DEFAULT_METRIC) -> dict:
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    row = {key: None for key in columns(metric)}
+    row["run"] = str(run_dir.relative_to(sweep_dir)) if run_dir != sweep_dir else "."
+    row["overrides"] = " ".join(round_numbers(o) for o in overrides)
+    row.update(best_validation(run_dir, metric))
+    final = run_dir / "metrics.json"
+    if final.is_file():
+        metrics = json.loads(final.read_text()).get("metrics", {})
+        row.update({key: _float(metrics.get(key)) for key in TEST_COLUMNS})
+        row["status"] = "complete"
+    else:
+        row["status"] = "incomplete"  # still running, failed or killed: see its train.log
+    return row
+
+
+def summarize(sweep_dir: str | Path, metric: str = DEFAULT_METRIC) -> list[dict]:
+    """One row per run directory below ``sweep_dir``, the best validation ``metric`` first."""
+    metric_mode(metric)  # an unknown metric fails here, naming the choices
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir}: no such sweep directory")
+    runs = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")})
+    if not runs:
+        raise FileNotFoundError(f"{sweep_dir}: no run directories (folders with .hydra/overrides.yaml) below it")
+    rows = [summarize_run(run, sweep_dir, metric) for run in runs]
+    if len(rows) > 1:  # show what tells the runs apart, not what they share
+        shared = set.intersection(*(set(r["overrides"].split(" ")) for r in rows))
+        for row in rows:
+            row["overrides"] = " ".join(o for o in row["overrides"].split(" ") if o not in shared) or "-"
+    sign = 1.0 if metric_mode(metric) == "min" else -1.0
+    return sorted(rows, key=lambda r: (r[metric] is None, sign * (r[metric] or 0.0), r["run"]))
+
+
+def _cell(value, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _digits(column: str) -> int:
+    return 2 if "psnr" in column else 4 if "/" in column else 0
+
+
+def to_markdown(rows: list[dict]) -> str:
+    names = list(rows[0]) if rows else list(COLUMNS)
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row[c], _digits(c)) for c in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(sweep_dir: str | Path, rows: list[dict], metric: str = DEFAULT_METRIC) -> tuple[Path, Path]:
+    sweep_dir = Path(sweep_dir)
+    csv_path, md_path = sweep_dir / "summary.csv", sweep_dir / "summary.md"
+    with csv_path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    md_path.write_text(
+        f"# Sweep {sweep_dir}\n\nBest validation by {metric} per run (the other metrics of the same "
+        f"validation), best first.\n\n" + to_markdown(rows)
+    )
+    return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lfmri.cli.sweep", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    summary = commands.add_parser("summarize", help="table of the best validation of every run")
+    summary.add_argument("sweep_dir", help="a multirun directory, e.g. outputs/train/multirun/2026-11-21_10-00-00")
+    summary.add_argument("--metric", default=DEFAULT_METRIC,
+                         help="rank by this validation metric (default val/psnr_brain; val/nrmse etc. are minimised)")
+    args = parser.parse_args(argv)
+    try:
+        rows = summarize(args.sweep_dir, args.metric)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    csv_path, md_path = write_summary(args.sweep_dir, rows, args.metric)
+    print(to_markdown(rows))
+    print(f"written: {csv_path}, {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

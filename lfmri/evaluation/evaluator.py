@@ -1,0 +1,412 @@
+"""Volume-wise evaluation behind ``evaluate.py``: degrade, super-resolve, score, write NIfTI and PNG.
+
+Each volume (an input file, or a test segment of the checkpoint's own data) is sliced along the
+training slice axis, prepared and degraded slice by slice with the same seeds the test dataloader
+uses, so the numbers match ``train.py``'s test table. One or several networks (checkpoints that
+share degradation, scale, normalisation and slice axis) and the zero-fill and bicubic baselines
+run on the same degraded slices; metrics count the slices that contain anatomy; the SR, LR, HR
+reference and baseline volumes are written with affines that match their grids, in the input's
+orientation and intensity range.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint, provenance
+from lfmri.contracts import input_mode
+from lfmri.data.datamodule import SliceDataModule
+from lfmri.data.datasets import degraded_sample, slice_generator
+from lfmri.data.normalize import Intensity, percentile_intensity
+from lfmri.data.splits import Segment, subject_groups
+from lfmri.degrade.baselines import make_baselines
+from lfmri.degrade.degradations import Degradation
+from lfmri.errors import ExistingOutputError
+from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
+from lfmri.geometry.affines import output_affines, slab_affine
+from lfmri.geometry.inputs import expand_inputs
+from lfmri.geometry.nifti import NiftiError, Volume, load_nifti, safe_name, subject_name, voxel_sizes, written_together
+from lfmri.geometry.slicing import in_plane_axes, take_slices
+from lfmri.inference.network import model_input, network_forward, predict, resolve_device
+from lfmri.inference.uncertainty import DIHEDRAL, error_correlation, predictive_spread
+from lfmri.inference.volume import NetworkRunner, VolumeLoop
+from lfmri.scoring.figures import comparison_figure
+from lfmri.scoring.metrics import brain_mask, slice_metrics
+from lfmri.scoring.report import MetricsTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalVolume:
+    """Slices ``start:stop`` of a normalised volume, of which ``scored`` count in the metrics."""
+
+    name: str
+    subject: str  # seeds the degradation, as in the datamodule
+    volume: Volume
+    intensity: Intensity
+    start: int
+    stop: int
+    scored: np.ndarray
+    # real pairs (data=paired_lowfield): slice index -> sample with the measured LR, and the LR grid
+    pair: Callable[[int], dict[str, torch.Tensor]] | None = None
+    lr_affine: np.ndarray | None = None
+
+
+def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> tuple[list[EvalVolume], dict[str, str]]:
+    """Load every input and preprocess it as ``datamodule`` does (normalisation, slice selection).
+
+    Returns the usable volumes and ``{input: problem}`` for the others: one bad file is reported
+    by name and the rest are still evaluated.
+    """
+    if not paths:
+        raise ValueError("inputs=[] names no volume; give inputs='[a.nii.gz,...]' or leave inputs out for the test split")
+    names = [safe_name(subject_name(p), "volume") for p in paths]
+    out, failed = [], {}
+    for path, name in zip(paths, names):
+        try:
+            if names.count(name) > 1:
+                raise NiftiError(path, f"shares the output name {name!r} with another input; evaluate them separately")
+            volume = load_nifti(path)
+            intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
+            volume.data = intensity.apply(volume.data)
+            whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
+            scored = datamodule.selected_slices(volume.data, whole)
+            out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored))
+        except (NiftiError, ValueError, OSError, MemoryError) as err:
+            failed[str(path)] = str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}"
+            log.error("%s", failed[str(path)])
+    return out, failed
+
+
+def volumes_from_datamodule(datamodule: SliceDataModule) -> list[EvalVolume]:
+    """The test segments of a set-up datamodule."""
+    segments = datamodule.split["test"]
+    out = []
+    for segment in segments:
+        entry = datamodule.volumes[segment.subject]
+        several = sum(s.subject == segment.subject for s in segments) > 1
+        name = f"{segment.subject}_{segment.start}-{segment.stop}" if several else segment.subject
+        scored = datamodule.selected_slices(entry.volume.data, segment)
+        pair, lr_affine = datamodule.eval_pair(segment.subject) if hasattr(datamodule, "eval_pair") else (None, None)
+        out.append(EvalVolume(safe_name(name, "volume"), segment.subject, entry.volume, entry.intensity, segment.start, segment.stop, scored, pair, lr_affine))
+    return out
+
+
+@dataclass
+class Method:
+    """One row of the table: a network or a baseline, how to run it and the file its output goes to."""
+
+    module: nn.Module
+    run: Callable[[torch.Tensor], torch.Tensor]  # (B, C, h, w) -> float32 output
+    kind: str  # output file suffix: NAME_<kind>.nii.gz
+
+
+def file_label(name: str) -> str:
+    """A method name as a file-name part: ``srdensenet (run1)`` -> ``srdensenet_run1``."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_") or "model"
+
+
+def sample_mode(nets: Iterable[nn.Module]) -> str:
+    """The ``degraded_sample`` mode that yields every view ``nets`` read (LR and complex LR always)."""
+    return "upsampled" if any(input_mode(net) == "upsampled" for net in nets) else "lr"
+
+
+class Evaluator:
+    """Scores named networks and the zero-fill and bicubic baselines on the same degraded slices.
+
+    ``nets`` maps table names to networks. Every slice is degraded once (seeded by ``seed``, the
+    subject and the slice index, as the test dataloader does) into every view any network reads,
+    so each network sees exactly the input a single-network evaluation gives it. One network
+    writes ``NAME_sr.nii.gz``; several write ``NAME_sr_<name>.nii.gz`` each.
+    """
+
+    def __init__(
+        self,
+        nets: Mapping[str, nn.Module],
+        degradation: Degradation,
+        slice_axis: int,
+        seed: int,
+        batch_size: int = 8,
+        device: str = "cpu",
+        brain_threshold: float = 0.05,
+        channels_last: bool = True,
+        tta: bool = False,
+        precision: str = "fp32",
+        backend: str = "torch",
+        cards: Mapping[str, Mapping] | None = None,
+        tile_size: int = 256,
+        tile_overlap: int = 32,
+    ) -> None:
+        if not nets:
+            raise ValueError("Evaluator needs at least one network")
+        baselines = make_baselines(degradation)
+        clash = sorted(set(nets) & set(baselines))
+        if clash:
+            raise ValueError(f"network names {clash} are taken by the baselines; rename them")
+        self.networks = list(nets)
+        self.baselines = list(baselines)
+        self.methods: dict[str, Method] = {}
+        for name, net in nets.items():
+            net = net.to(device).eval()
+            kind = "sr" if len(nets) == 1 else f"sr_{file_label(name)}"
+            # precision/backend as predict runs them (lfmri.inference.network.network_forward); the card's bf16 parity record decides precision=auto
+            forward = network_forward(net, device, precision, backend, channels_last, (cards or {}).get(name))
+            # the runner predict uses: tiled above tile_size, so evaluate fits in predict's memory
+            self.methods[name] = Method(net, NetworkRunner(net, forward, tile_size, tile_overlap), kind)
+        for name, baseline in baselines.items():
+            self.methods[name] = Method(baseline, lambda x, b=baseline: predict(b, x).float(), name)
+        kinds = [m.kind for m in self.methods.values()]
+        if len(set(kinds)) < len(kinds):
+            raise ValueError(f"network names {self.networks} give clashing output file names {kinds}")
+        self.kinds = (*kinds, "lr", "hr")
+        self.mode = sample_mode(nets.values())
+        self.degradation = degradation
+        self.slice_axis = slice_axis
+        self.seed = seed
+        self.loop = VolumeLoop(slice_axis, batch_size)
+        self.device = device
+        self.brain_threshold = brain_threshold
+        self.tta = tta  # also score the TTA uncertainty map against the actual error
+        self.uncertainty_rows: list[dict] = []
+        # subject -> "unseen" / "seen in training": tables pool subjects within a group only
+        self.groups: dict[str, str] | None = None
+        self.input_failures: dict[str, str] = {}
+        self.description = ""  # provenance written into every NIfTI header (descrip)
+
+    def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
+        files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
+        for v in volumes:
+            files += [output_dir / f"{v.name}_{kind}.nii.gz" for kind in self.kinds]
+            files.append(output_dir / f"{v.name}_comparison.png")
+        if self.tta:
+            files += [output_dir / "uncertainty.csv", output_dir / "uncertainty.md"]
+        return files
+
+    @property
+    def progress(self) -> bool:
+        """A bar per volume (log lines without a terminal)."""
+        return self.loop.show_progress
+
+    @progress.setter
+    def progress(self, value: bool) -> None:
+        self.loop.show_progress = bool(value)
+
+    @torch.no_grad()
+    def run_volume(self, v: EvalVolume) -> tuple[dict[str, np.ndarray], MetricsTable]:
+        """Output volumes ``{kind: slices start:stop along the slice axis}`` (normalised), and the
+        metrics of the scored slices."""
+        hr_all = torch.from_numpy(np.ascontiguousarray(take_slices(v.volume.data, self.slice_axis, v.start, v.stop)))
+        if v.pair is None:
+            hr_all = self.degradation.prepare_hr(hr_all)
+        table = MetricsTable()
+        scored = set(int(i) for i in v.scored)
+
+        def step(indices: list[int]) -> dict[str, torch.Tensor]:
+            samples = [
+                v.pair(i) if v.pair is not None else
+                degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
+                for i in indices
+            ]
+            batch = {k: torch.stack([s[k] for s in samples]).to(self.device) for k in samples[0]}
+            preds = {name: m.run(model_input(m.module, batch)) for name, m in self.methods.items()}
+            keep = [j for j, i in enumerate(indices) if i in scored]
+            if keep:
+                hr = batch["hr"][keep]
+                mask = brain_mask(hr, self.brain_threshold)
+                for name, pred in preds.items():
+                    table.add([v.name] * len(keep), [indices[j] for j in keep], name, slice_metrics(pred[keep], hr, mask))
+                if self.tta:
+                    self._score_uncertainty(v.name, [indices[j] for j in keep], batch, keep, hr, mask, preds)
+            out = {self.methods[name].kind: pred[:, 0] for name, pred in preds.items()}
+            return {**out, "lr": batch["lr"][:, 0], "hr": batch["hr"][:, 0]}
+
+        return self.loop.run(v.name, range(v.start, v.stop), step), table
+
+    def affines(self, v: EvalVolume) -> dict[str, np.ndarray]:
+        """Affines of the HR-grid outputs and of the LR volume for slab ``start:stop``."""
+        if v.lr_affine is not None:  # real pairs: both grids are given
+            return {"hr": slab_affine(v.volume.affine, self.slice_axis, v.start),
+                    "lr": slab_affine(v.lr_affine, self.slice_axis, v.start)}
+        return output_affines(v.volume.affine, v.volume.data.shape, self.slice_axis, self.degradation, "hr", v.start)
+
+    def _score_uncertainty(self, subject, slices, batch, keep, hr, mask, preds) -> None:
+        """Spearman correlation, per slice, between each network's TTA std and its actual |error|."""
+        for name in self.networks:
+            m = self.methods[name]
+            _, std = predictive_spread(m.run, model_input(m.module, batch)[keep], DIHEDRAL)
+            rho = error_correlation(std, preds[name][keep] - hr, mask)
+            self.uncertainty_rows += [
+                {"subject": subject, "slice": i, "method": name, "spearman": float(r)} for i, r in zip(slices, rho)
+            ]
+
+    def write_uncertainty(self, output_dir: Path) -> None:
+        rows = self.uncertainty_rows
+        with open(output_dir / "uncertainty.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["subject", "slice", "method", "spearman"])
+            writer.writeheader()
+            writer.writerows(rows)
+        lines = [
+            "TTA uncertainty (std over 8 flips/rotations) vs actual |error| inside the brain mask:",
+            "Spearman correlation per slice, mean ± std over slices (1 = the map ranks errors perfectly).",
+            "",
+            "| subject | method | slices | Spearman |",
+            "|---|---|---|---|",
+        ]
+        subjects = list(dict.fromkeys(r["subject"] for r in rows))
+        for subject in [*subjects, None] if len(subjects) > 1 else subjects:
+            for name in self.networks:
+                values = np.array([r["spearman"] for r in rows
+                                   if r["method"] == name and subject in (None, r["subject"])], dtype=float)
+                values = values[np.isfinite(values)]
+                if len(values):
+                    label = subject if subject is not None else "all"
+                    lines.append(f"| {label} | {name} | {len(values)} | {values.mean():.3f} ± {values.std():.3f} |")
+        (output_dir / "uncertainty.md").write_text("\n".join(lines) + "\n")
+        print("\n" + "\n".join(lines))
+
+    def run(self, volumes: Sequence[EvalVolume], output_dir: str | Path, overwrite: bool = False) -> MetricsTable:
+        output_dir = Path(output_dir)
+        if not overwrite:
+            existing = [str(p) for p in self.output_paths(output_dir, volumes) if p.exists()]
+            if existing:
+                raise ExistingOutputError(
+                    f"{len(existing)} output file(s) already exist (pass overwrite=true to replace them): "
+                    + ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+                )
+        table = MetricsTable()
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for v in volumes:
+            log.info("evaluating %s (slices %d:%d along axis %d)", v.name, v.start, v.stop, self.slice_axis)
+            paths = {kind: output_dir / f"{v.name}_{kind}.nii.gz" for kind in self.kinds}
+            paths["figure"] = output_dir / f"{v.name}_comparison.png"
+            try:
+                # one volume's files appear together or not at all; a failure never stops the others
+                with written_together(paths) as staging:
+                    outputs, volume_table = self.run_volume(v)
+                    grids = self.affines(v)
+                    affines = {kind: grids["lr" if kind == "lr" else "hr"] for kind in outputs}
+                    self.loop.write(staging, outputs, affines, v.volume.axcodes, v.intensity, self.description)
+                    self._figure(staging["figure"], v, outputs, volume_table)
+            except (NiftiError, ValueError, OSError, MemoryError, RuntimeError) as err:
+                table.failures[v.volume.source] = str(err) if isinstance(err, NiftiError) else f"{v.volume.source}: {type(err).__name__}: {err}"
+                log.error("%s", table.failures[v.volume.source])
+                continue
+            table.rows += volume_table.rows
+        table.write_csv(output_dir / "metrics.csv")
+        title = f"Evaluation: {', '.join(self.networks)} vs baselines"
+        (output_dir / "metrics.md").write_text(table.to_markdown(title, self.groups))
+        if self.tta:
+            self.write_uncertainty(output_dir)
+        return table
+
+    def _figure(self, path: Path, v: EvalVolume, outputs: Mapping[str, np.ndarray], table: MetricsTable) -> None:
+        """The middle scored slice (or the middle slice when none is scored): LR, baselines, networks, HR."""
+        index = int(v.scored[len(v.scored) // 2]) if len(v.scored) else (v.start + v.stop) // 2
+        j = index - v.start
+        scores = {
+            row["method"]: {"PSNR": row["psnr_brain"], "SSIM": row["ssim_brain"]}
+            for row in table.rows
+            if row["slice"] == index
+        }
+        def plane(kind: str) -> np.ndarray:
+            return take_slices(outputs[kind], self.slice_axis, j, j + 1)[0]
+
+        images = {"LR": plane("lr")}
+        for name in (*self.baselines, *self.networks):
+            images[name] = np.clip(plane(self.methods[name].kind), 0, 1)
+        axes = in_plane_axes(self.slice_axis)
+        zooms = voxel_sizes(self.affines(v)["hr"])  # the HR grid's pixels, in mm
+        comparison_figure(
+            path,
+            plane("hr"),
+            images,
+            scores,
+            title=f"{v.name}, slice {index} (axis {self.slice_axis}); scores inside the brain mask",
+            pixel_sizes=(float(zooms[axes[0]]), float(zooms[axes[1]])),
+            axes=axes,
+        )
+
+
+def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
+    """What ``evaluate.py`` runs: the evaluator, the volumes to score and the checkpoint paths.
+
+    The first checkpoint fixes normalisation, slice axis, degradation and seeds; every other must
+    share them (checked before any work), and all are scored on the same degraded slices.
+    """
+    if int(cfg.batch_size) < 1:
+        raise ValueError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
+    resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
+    paths = checkpoint_paths(cfg)
+    trust = list(cfg.get("trust_targets") or [])
+    checkpoints = [load_checkpoint(p, trust) for p in paths]
+    check_comparable(paths, checkpoints)
+    meta = checkpoints[0][METADATA_KEY]
+    train_cfg = OmegaConf.create(meta["config"])
+    degradation = instantiate_stored(train_cfg.degradation, paths[0], trust, f"{METADATA_KEY}.config.degradation")
+    nets = [build_network(c, trust, p) for c, p in zip(checkpoints, paths)]
+    cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
+    card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
+    names = method_names(card_names, paths, reserved=make_baselines(degradation))
+    # the first checkpoint's split: data added to a folder since training cannot leak into the test set
+    datamodule = instantiate_stored(
+        train_cfg.data,
+        paths[0],
+        trust,
+        f"{METADATA_KEY}.config.data",
+        degradation=degradation,
+        input_mode=sample_mode(nets),
+        split=meta.get("split"),
+        split_file=None,
+        num_workers=0,
+    )
+    failed: dict[str, str] = {}
+    if cfg.get("inputs") is not None:
+        volumes, failed = volumes_from_files([str(p) for p in expand_inputs(cfg.inputs)], datamodule)
+    else:
+        datamodule.setup("test")
+        check_unseen(datamodule.split["test"], paths, checkpoints)
+        volumes = volumes_from_datamodule(datamodule)
+    evaluator = Evaluator(
+        dict(zip(names, nets)),
+        degradation,
+        slice_axis=int(train_cfg.data.slice_axis),
+        seed=int(train_cfg.data.seed),
+        batch_size=int(cfg.batch_size),
+        device=resolve_device(cfg.device),
+        brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)),
+        channels_last=bool(cfg.channels_last),
+        tta=bool(cfg.get("tta", False)),
+        precision=str(cfg.get("precision", "fp32")),
+        backend=str(cfg.get("backend", "torch")),
+        cards=dict(zip(names, cards)),
+    )
+    evaluator.progress = bool(cfg.get("progress", True))
+    evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
+    evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
+    evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures
+    return evaluator, volumes, paths
+
+
+def evaluate(cfg: DictConfig) -> MetricsTable:
+    """``evaluate.py``: checkpoints on the first one's test split, or on the HR volumes in ``cfg.inputs``."""
+    evaluator, volumes, paths = prepare(cfg)
+    if evaluator.input_failures and not volumes:  # every input failed: no empty tables
+        table = MetricsTable()
+        table.failures = evaluator.input_failures
+        return table
+    table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
+    table.failures = {**evaluator.input_failures, **table.failures}
+    print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}", evaluator.groups))
+    log.info("outputs written to %s", cfg.output_dir)
+    return table

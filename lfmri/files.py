@@ -1,0 +1,139 @@
+"""Writing files so that nothing a user had is lost and nothing half-written is left behind.
+
+One helper, :func:`atomic_write`, serves every writer in lfmri (NIfTI and MGH volumes, checkpoints,
+CSV logs, ONNX and TorchScript exports): the content goes to a hidden temporary name in the target's
+folder, is flushed to disk, and is renamed over the target only when complete. A rename within one
+file system is atomic on POSIX, so readers see the old file or the new one, never a mix, and a
+process killed mid-write leaves only a temporary that :func:`remove_stale_temporaries` recognises.
+:func:`written_together` extends this to the several files of one input (all or none appear).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+K = TypeVar("K")
+log = logging.getLogger(__name__)
+
+# ``.<name>.<pid>.<8 hex>.tmp<suffixes>``: the suffixes stay last so that writers choosing a format
+# by file name (nibabel: .nii.gz, .mgz) write the right one
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)*")
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique hidden name beside ``path`` (same folder, so the final rename stays on one file system)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{''.join(path.suffixes)}")
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (some file systems cannot fsync folders: then skip)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """A temporary path to write ``path``'s content to; renamed onto ``path`` when the block succeeds.
+
+    Args:
+        path: the file to (re)place; its folder is created.
+        overwrite: ``False`` refuses (``FileExistsError`` naming the file) when ``path`` exists.
+
+    The file gets the permissions of any new file under the user's umask (0644 under 022). When the
+    block raises, the temporary is removed and ``path`` is as it was.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=true to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~current_umask())
+            with open(tmp, "rb+") as file:
+                os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def written_together(paths: Mapping[K, Path]) -> Iterator[dict[K, Path]]:
+    """Temporary names for ``paths``: all renamed into place when the block succeeds, all removed
+    when it fails, so one input's outputs appear completely or not at all (no orphan preview that
+    blocks a rerun, nothing half-written after a full disk), and existing files stay as they were.
+    """
+    staging = {k: temporary_name(Path(p)) for k, p in paths.items()}
+    try:
+        yield staging
+        for key, path in paths.items():
+            os.replace(staging[key], path)
+    finally:
+        for path in staging.values():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of :func:`atomic_write` that a killed process left in ``folder``.
+
+    A SIGKILL during a write leaves ``.last.ckpt.<pid>.<id>.tmp.ckpt``; only files whose writing
+    process is gone (or is this one, between writes) are removed, so a concurrent writer (another
+    rank, a second job on the same folder) keeps its file. Returns the removed paths.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and path.is_file() and (int(match[1]) == os.getpid() or not _alive(int(match[1]))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+            log.info("removed %s, left by an interrupted write", path)
+    return removed
+
+
+def safe_name(name: object, fallback: str = "output") -> str:
+    """``name`` as one file-name part that stays inside its folder.
+
+    Names come from model cards and input files, which anyone can write: path separators, control
+    characters and leading dots (``..``, hidden files) are replaced, so ``../../x`` becomes ``x``
+    and never leaves the output folder. Other characters (non-ASCII included) are kept.
+    """
+    cleaned = re.sub(r"[\x00-\x1f\x7f/\\:]+", "_", str(name)).strip(" ._")
+    return cleaned or fallback

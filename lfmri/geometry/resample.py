@@ -1,0 +1,102 @@
+"""Cubic resampling of volumes onto grids given by shape and voxel size, in world coordinates.
+
+A target grid keeps the source's axis directions and world centre and takes the requested shape
+and spacing (``centred_grid``); data move onto it with cubic B-splines (``scipy.ndimage``), the
+map from target to source voxels coming from the two affines. For two volumes that span the same
+field of view this is a zoom by the shape ratio per axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from lfmri.geometry.grid import map_affine
+from lfmri.geometry.nifti import Volume, voxel_sizes
+from lfmri.geometry.slicing import in_plane_axes
+
+
+def _triple(value: float | Sequence[float], name: str) -> np.ndarray:
+    values = np.broadcast_to(np.asarray(value, dtype=np.float64), (3,)).copy()
+    if not np.all(values > 0):
+        raise ValueError(f"{name} must be positive (one value or three), got {value!r}")
+    return values
+
+
+def centred_grid(affine: np.ndarray, shape: Sequence[int], target_shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
+    """Affine of a ``target_shape`` grid with voxel sizes ``spacing``, same directions and centre."""
+    affine = np.asarray(affine, dtype=np.float64)
+    directions = affine[:3, :3] / voxel_sizes(affine)
+    out = np.eye(4)
+    out[:3, :3] = directions * _triple(spacing, "spacing")
+    centre = affine @ np.r_[(np.asarray(shape, dtype=np.float64) - 1) / 2, 1.0]
+    out[:3, 3] = centre[:3] - out[:3, :3] @ ((np.asarray(target_shape, dtype=np.float64) - 1) / 2)
+    return out
+
+
+def resample_onto(
+    data: np.ndarray, affine: np.ndarray, target_shape: Sequence[int], target_affine: np.ndarray, order: int = 3
+) -> np.ndarray:
+    """Values of ``data`` (grid ``affine``) at the voxels of the ``target_shape``/``target_affine`` grid."""
+    to_source = np.linalg.solve(np.asarray(affine, dtype=np.float64), np.asarray(target_affine, dtype=np.float64))
+    matrix, offset = to_source[:3, :3], to_source[:3, 3]
+    if np.allclose(matrix, np.diag(np.diag(matrix)), atol=1e-9):
+        matrix = np.diag(matrix)  # axis-aligned: scipy's faster separable path
+    out = ndimage.affine_transform(
+        np.asarray(data, dtype=np.float32),
+        matrix,
+        offset=offset,
+        output_shape=tuple(int(n) for n in target_shape),
+        order=order,
+        mode="nearest",
+    )
+    return out.astype(np.float32, copy=False)
+
+
+def resample_volume(volume: Volume, shape: Sequence[int], spacing: float | Sequence[float], order: int = 3) -> Volume:
+    """``volume`` on a centred grid of ``shape`` and voxel sizes ``spacing`` (mm)."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"target shape must be three positive integers, got {list(shape)}")
+    affine = centred_grid(volume.affine, volume.data.shape, shape, spacing)
+    if shape == volume.data.shape and np.allclose(affine, volume.affine, atol=1e-6):
+        return volume
+    data = resample_onto(volume.data, volume.affine, shape, affine, order)
+    return Volume(data=data, affine=affine, source=volume.source, axcodes=volume.axcodes)
+
+
+def hr_grid_shape(hf_shape: Sequence[int], slice_axis: int, step: int) -> list[int]:
+    """The high-field grid the network predicts: in-plane sizes trimmed to a multiple of ``step``."""
+    shape = [int(n) for n in hf_shape]
+    for a in in_plane_axes(slice_axis):
+        shape[a] -= shape[a] % step
+        if shape[a] < step:
+            raise ValueError(f"data.hf_shape={list(hf_shape)} is smaller than the scale x{step} in-plane")
+    return shape
+
+
+def lr_grid(hr_shape: Sequence[int], hr_affine: np.ndarray, slice_axis: int, degradation) -> tuple[list[int], np.ndarray]:
+    """Shape and affine of the network's LR input grid: in-plane ``grid_scale`` x coarser, pixels
+    where the degradation's ``lr_maps`` put them."""
+    axes = in_plane_axes(slice_axis)
+    step = degradation.grid_scale
+    maps = degradation.lr_maps([hr_shape[a] for a in axes])
+    lr_shape = [n // step if a in axes else n for a, n in enumerate(hr_shape)]
+    return lr_shape, map_affine(hr_affine, dict(zip(axes, maps)))
+
+
+def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool) -> Volume:
+    """A real low-field scan on the grid a network trained on paired data reads (for ``lfmri.cli.predict``).
+
+    The same steps as training: cubic resampling to ``data.lf_shape``/``lf_spacing``, then onto the
+    LR grid of a high-field grid (``data.hf_shape``/``hf_spacing``) centred on the scan, or onto
+    that high-field grid itself for pre-upsampled networks.
+    """
+    lf = resample_volume(scan, data_cfg["lf_shape"], data_cfg["lf_spacing"])
+    hf_affine = centred_grid(lf.affine, lf.data.shape, data_cfg["hf_shape"], data_cfg["hf_spacing"])
+    shape = hr_grid_shape(data_cfg["hf_shape"], int(data_cfg["slice_axis"]), degradation.grid_scale)
+    target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, int(data_cfg["slice_axis"]), degradation)
+    data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
+    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes)

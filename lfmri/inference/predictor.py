@@ -1,0 +1,180 @@
+"""A checkpoint's network applied to real scans, volume by volume: what ``lfmri-predict`` runs.
+
+Everything about the network comes from the checkpoint (its config and model card): scale, input
+mode, the percentile normalisation, the slice axis and the sampling grid of its degradation. Each
+volume is read in canonical orientation, normalised, cut into slices along the training axis and
+run through the loop evaluate uses (:mod:`lfmri.inference.volume`: batches, tiles above
+``tile_size``, the chosen precision), mapped back to the input's intensity range and written as
+float32 NIfTI (or MGH) in the input's orientation. The output grid is where the degradation's
+``scan_maps`` put the scan's pixels (:func:`lfmri.geometry.affines.output_affines`), so the field
+of view stays aligned with the input. Checkpoints trained on real pairs (``data=paired_lowfield``)
+first resample the scan as training did (:func:`lfmri.geometry.resample.scan_on_model_grid`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from omegaconf import MISSING, OmegaConf
+from torch import nn
+
+from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, instantiate_stored, provenance
+from lfmri.contracts import input_mode
+from lfmri.data.normalize import percentile_intensity
+from lfmri.degrade.degradations import Degradation
+from lfmri.degrade.kspace import resize_complex
+from lfmri.geometry.affines import output_affines
+from lfmri.geometry.nifti import Volume, safe_name, subject_name, voxel_sizes, written_together
+from lfmri.geometry.resample import scan_on_model_grid
+from lfmri.geometry.slicing import take_slices
+from lfmri.inference import consistency
+from lfmri.inference.network import network_forward, resolve_device
+from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout, predictive_spread
+from lfmri.inference.volume import NetworkRunner, VolumeLoop
+from lfmri.scoring.figures import orthogonal_views
+
+
+@dataclass
+class PredictConfig:
+    ckpt_path: Optional[str] = None  # a trained checkpoint, or:
+    pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
+    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes (lfmri.geometry.inputs)
+    output_dir: str = MISSING
+    overwrite: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+    # fp32 (or 32) | bf16 | auto | 16 (GPU only). bf16: autocast, channels_last, native bf16 only (AVX512-BF16/AMX,
+    # Ampere+). auto: bf16 where native and the model card records bf16_psnr_brain_delta < 0.05 dB, else fp32
+    precision: str = "auto"
+    backend: str = "torch"  # torch | onnxruntime (CPU, float32; exported on the fly unless onnx_path, checked against PyTorch)
+    onnx_path: str | None = None  # an lfmri-export .onnx file of this checkpoint, for backend=onnxruntime
+    threads: int | None = None  # CPU threads (default: torch's)
+    workers: int = 1  # volumes predicted at once, in separate processes with one thread each (CPU)
+    batch_size: int = 8  # slices per forward pass
+    tile_size: int = 256  # model-input pixels; larger slices are tiled
+    tile_overlap: int = 32  # pixels shared by neighbouring tiles (exact for receptive radius <= overlap/4)
+    channels_last: bool = True
+    data_consistency: bool = False  # k-space-trained checkpoints: keep the measured central k-space
+    tta: bool = False  # uncertainty from the 8 flips/rotations
+    mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
+    progress: bool = True
+    preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
+    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
+
+
+class Predictor:
+    """A checkpoint's network with its preprocessing, applied slice by slice to whole volumes."""
+
+    def __init__(self, checkpoint: dict, cfg: PredictConfig) -> None:
+        meta = checkpoint[METADATA_KEY]
+        self.card = meta.get("card", {})
+        train_cfg = OmegaConf.create(meta["config"])
+        self.degradation: Degradation = instantiate_stored(train_cfg.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
+        self.slice_axis = int(train_cfg.data.slice_axis)
+        self.percentiles = list(train_cfg.data.percentiles)
+        self.device = torch.device(resolve_device(cfg.device))
+        self.net: nn.Module = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).to(self.device)
+        self.mode = input_mode(self.net)
+        if self.mode == "lr_complex":
+            raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
+        self.scale = int(self.degradation.scale)
+        if cfg.mc_samples > 0 and cfg.backend != "torch":
+            raise ValueError(f"mc_samples={cfg.mc_samples} needs backend=torch (dropout is fixed in an exported file)")
+        if cfg.workers < 1:
+            raise ValueError(f"workers={cfg.workers}; expected a number of processes >= 1")
+        if cfg.workers > 1 and self.device.type != "cpu":
+            raise ValueError(f"workers={cfg.workers} runs volumes in parallel CPU processes; use device=cpu or workers=1")
+        # the same forward as evaluate.py: memory format, precision, backend (lfmri.inference.network)
+        forward = network_forward(self.net, self.device, cfg.precision, cfg.backend, cfg.channels_last,
+                                  self.card, cfg.onnx_path)
+        self.runner = NetworkRunner(self.net, forward, cfg.tile_size, cfg.tile_overlap)  # evaluate's runner too
+        self.loop = VolumeLoop(self.slice_axis, cfg.batch_size, cfg.progress)
+        if cfg.data_consistency and not self.degradation.has_phase:
+            raise ValueError(
+                f"data_consistency=true needs a checkpoint trained with a k-space degradation; "
+                f"{cfg.ckpt_path} used {type(self.degradation).__name__}"
+            )
+        # trained on real pairs (data=paired_lowfield): scans are resampled onto the grid of training
+        self.paired_data = train_cfg.data if str(train_cfg.data.get("_target_", "")).endswith("PairedLowFieldDataModule") else None
+        if cfg.data_consistency and self.paired_data is not None:
+            raise ValueError(
+                f"data_consistency=true assumes the scan is the central k-space of the output; {cfg.ckpt_path} was "
+                "trained on real low-field pairs resampled onto a model grid, where that does not hold"
+            )
+        self.cfg = cfg
+        self.description = provenance(self.card, self.scale, cfg.ckpt_path)
+
+    @property
+    def input_on_hr_grid(self) -> bool:
+        """Pre-upsampled networks trained on real pairs read the scan resampled onto the HR grid."""
+        return self.paired_data is not None and self.mode == "upsampled"
+
+    def network_input(self, lr: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w) LR slices as the network reads them (LR grid, or upsampled to the HR grid)."""
+        if self.mode != "upsampled" or self.input_on_hr_grid:
+            return lr
+        hr_shape = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
+        if self.degradation.grid_scale == 1:  # trained on zero-filled k-space: zero-fill the scan
+            return resize_complex(lr, hr_shape).abs()
+        return self.degradation.upsample(lr, hr_shape)
+
+    @torch.no_grad()
+    def slices(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Outputs for a batch of (B, 1, h, w) LR slices: ``sr`` and the optional maps."""
+        lr = lr.to(self.device)
+        x = self.network_input(lr)
+        sr = self.runner(x)
+        out = {}
+        if self.cfg.data_consistency:  # the scan itself is the measurement, on the LR grid
+            out["consistency"] = consistency.consistency_error(sr, lr, self.scale)
+            sr = consistency.enforce(sr, lr, self.scale).abs()
+        if self.cfg.tta or self.cfg.mc_samples > 0:
+            with mc_dropout(self.net, self.cfg.mc_samples > 0):
+                transforms = DIHEDRAL if self.cfg.tta else IDENTITY
+                _, out["uncertainty"] = predictive_spread(self.runner, x, transforms, max(1, self.cfg.mc_samples))
+        out["sr"] = sr
+        return {k: v[:, 0] for k, v in out.items()}
+
+    def output_paths(self, source: Path) -> dict[str, Path]:
+        name = safe_name(subject_name(source), "volume")
+        kinds = ["sr"]
+        if self.cfg.data_consistency:
+            kinds.append("consistency")
+        if self.cfg.tta or self.cfg.mc_samples > 0:
+            kinds.append("uncertainty")
+        suffix = ".mgz" if str(source).endswith(".mgz") else ".nii.gz"  # FreeSurfer input, FreeSurfer output
+        paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}{suffix}" for k in kinds}
+        if self.cfg.preview:
+            paths["views"] = Path(self.cfg.output_dir) / f"{name}_views.png"
+        return paths
+
+    def volume(self, volume: Volume) -> dict[str, Path]:
+        """Super-resolve one volume and write its outputs (all of them, or none when anything fails)."""
+        paths = self.output_paths(Path(volume.source))
+        Path(self.cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        with written_together(paths) as staging:
+            self._volume(volume, staging)
+        return paths
+
+    def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
+        if self.paired_data is not None:
+            volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
+        intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
+        scan = intensity.apply(volume.data)
+        lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(scan, self.slice_axis)))
+        volumes = self.loop.run(volume.name, range(len(lr_all)), lambda indices: self.slices(lr_all[indices, None]))
+        given = "output" if self.input_on_hr_grid else "scan"
+        grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
+        affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid
+        if self.cfg.preview:
+            views = {"scan": (scan, volume.zooms), "SR": (volumes["sr"].clip(0, 1), voxel_sizes(affines["sr"]))}
+            for kind in ("consistency", "uncertainty"):
+                if kind in volumes:
+                    views[kind] = (volumes[kind], voxel_sizes(affines[kind]))
+            orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
+                             colour_maps=("consistency", "uncertainty"))
+        # std and |difference| maps are scaled, not shifted, back to the input's units
+        self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"))

@@ -1,0 +1,112 @@
+"""The one loop from a volume to written output volumes, run by ``evaluate.py`` and ``lfmri-predict``.
+
+normalised volume -> slices along the training axis -> batches -> network (padded, tiled above
+``tile_size``, in the chosen precision: :class:`NetworkRunner`) -> slices put back -> intensity
+restored -> affine of the output grid (:func:`lfmri.geometry.affines.output_affines`) -> staged
+write (every file of a volume appears, or none does).
+
+What differs between the two callers is only the per-batch step: evaluate degrades HR slices and
+scores every method against the reference; predict feeds the scan and adds consistency and
+uncertainty maps. Both hand that step to :meth:`VolumeLoop.run` and the outputs to
+:meth:`VolumeLoop.write`, so batching, tiling, precision, restoring and writing cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lfmri.geometry.nifti import save_nifti
+from lfmri.geometry.slicing import put_slices
+from lfmri.inference.network import output_scale, predict
+from lfmri.inference.tiling import tiled
+from lfmri.progress import progress
+
+
+@dataclass
+class NetworkRunner:
+    """A network as both entry points run it on slices of any size.
+
+    Args:
+        net: the network (``eval()`` mode, on its device).
+        forward: what runs ``net`` (memory format, precision, backend), from
+            :func:`lfmri.inference.network.network_forward`; ``None`` runs ``net`` itself.
+        tile_size: model-input pixels; larger slices are cut into overlapping tiles so memory
+            stays bounded (:func:`lfmri.inference.tiling.tiled`).
+        tile_overlap: input pixels shared by neighbouring tiles.
+    """
+
+    net: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+    tile_size: int = 256
+    tile_overlap: int = 32
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> float32 output, padded to the network's size multiple and cropped back."""
+
+        def one(tile: torch.Tensor) -> torch.Tensor:
+            return predict(self.net, tile, forward=self.forward).float()
+
+        if x.is_complex():  # complex inputs (k-space reading networks) are never tiled
+            return one(x)
+        return tiled(one, x, output_scale(self.net), self.tile_size, self.tile_overlap)
+
+
+Step = Callable[[list[int]], Mapping[str, torch.Tensor]]
+
+
+class VolumeLoop:
+    """Batches of slices through a per-batch step, and the step's outputs written as volumes.
+
+    Args:
+        slice_axis: the axis slices are cut along (the training slice axis).
+        batch_size: slices per step.
+        show_progress: a bar on a terminal, log lines otherwise (:func:`lfmri.progress.progress`).
+    """
+
+    def __init__(self, slice_axis: int, batch_size: int, show_progress: bool = True) -> None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size}: must be a positive number of slices")
+        self.slice_axis = int(slice_axis)
+        self.batch_size = int(batch_size)
+        self.show_progress = show_progress
+
+    @torch.no_grad()
+    def run(self, label: str, indices: Sequence[int], step: Step) -> dict[str, np.ndarray]:
+        """Run ``step`` on batches of slice ``indices``; returns ``{kind: volume}`` with the slices
+        of each output kind put back along the slice axis (float32, normalised intensities)."""
+        outputs: dict[str, list[torch.Tensor]] = {}
+        bar = progress(len(indices), label, "slice", enabled=self.show_progress)
+        for first in range(0, len(indices), self.batch_size):
+            batch = list(indices[first : first + self.batch_size])
+            for kind, value in step(batch).items():  # (b, H, W) per kind
+                outputs.setdefault(kind, []).append(value.detach().float().cpu())
+            bar.update(len(batch))
+        bar.close()
+        return {kind: put_slices(torch.cat(parts).numpy(), self.slice_axis) for kind, parts in outputs.items()}
+
+    @staticmethod
+    def write(
+        paths: Mapping[str, Path],
+        volumes: Mapping[str, np.ndarray],
+        affines: Mapping[str, np.ndarray],
+        axcodes: tuple[str, ...],
+        intensity,
+        description: str = "",
+        maps: Collection[str] = (),
+    ) -> None:
+        """Write each ``volumes[kind]`` to ``paths[kind]`` with ``affines[kind]``, in the input's
+        orientation ``axcodes`` and intensity range (``intensity.restore``). Kinds in ``maps``
+        (standard deviations, absolute differences) are scaled back, not shifted."""
+        for kind, data in volumes.items():
+            if kind in maps:
+                data = data * (intensity.high - intensity.low)
+            else:
+                data = intensity.restore(data)
+            save_nifti(paths[kind], data, affines[kind], axcodes, overwrite=True,  # staging names
+                       description=f"{kind} {description}".strip())

@@ -1,0 +1,216 @@
+"""The training run behind ``train.py``: build everything from the config, fit, test."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from lfmri.checkpoints.load import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
+from lfmri.checkpoints.atomic_io import remove_stale_temporaries
+from lfmri.training.csv_logger import ResumableCSVLogger
+from lfmri.training.logs import quiet_lightning
+from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
+from lfmri.contracts import check_compatible, input_mode, model_name
+from lfmri.degrade.baselines import make_baselines
+from lfmri.training import resolvers  # noqa: F401  registers ${lfmri.multiple:...} and ${metric_mode:...} for configs resolved here
+from lfmri.training.run_record import requeued_by_slurm
+from lfmri.training.transfer import init_network
+from lfmri.training.wandb_logger import define_summaries
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(node: DictConfig | None) -> list:
+    """Instantiate every entry with a ``_target_`` of a dict-of-components group (callbacks, logger)."""
+    if not node:
+        return []
+    return [instantiate(entry) for entry in node.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+
+
+def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
+    """``last.ckpt`` to resume from, or ``None`` for a fresh run; refuses to clobber a finished one.
+
+    ``resume``: ``true`` needs ``last.ckpt``; ``auto`` takes it when it exists (a requeued SLURM
+    job always does); ``false`` refuses a directory that already holds checkpoints.
+    """
+    last = checkpoint_dir / "last.ckpt"
+    if resume not in (True, False, "auto"):
+        raise ConfigError(f"resume={resume!r}: expected true, false or auto")
+    if resume is False and requeued_by_slurm():
+        # the newest of last.ckpt and Lightning's SLURM requeue checkpoints (hpc_ckpt_N.ckpt)
+        found = [p for p in [last, *checkpoint_dir.parent.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+        return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+    if resume == "auto":
+        return str(last) if last.is_file() else None
+    if resume:
+        if not last.is_file():
+            raise MissingFileError(f"resume=true but {last} does not exist; set hydra.run.dir to the run to resume")
+        return str(last)
+    existing = sorted(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else []
+    if existing and rank_zero_only.rank == 0:
+        # other ranks start after rank zero may have saved: only rank zero judges a fresh run
+        raise ExistingOutputError(
+            f"{checkpoint_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); "
+            "pass resume=true to continue that run, or choose another hydra.run.dir"
+        )
+    return None
+
+
+def check_rank_launch(trainer: L.Trainer) -> None:
+    """Refuse ``trainer=ddp`` with several local ranks inside a Hydra multirun, before it hangs.
+
+    Lightning starts the extra ranks by re-running the command line, which inside ``-m`` starts
+    a sweep of its own in every rank (pitfalls: Lightning #11300, hydra #2070).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    relaunches = isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
+    if relaunches and trainer.num_devices > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            "trainer.strategy re-runs train.py for each of its "
+            f"{trainer.num_devices} processes, which does not work inside a multirun (-m): use "
+            "trainer=ddp_spawn, or hydra/launcher=slurm where SLURM starts the ranks"
+        )
+
+
+def split_test_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/") and v.numel() == 1}
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: one column per setting in experiment dashboards."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float], last: Path) -> None:
+    """``metrics.json``: last validation and test metrics, best monitored value, step count."""
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_score", None)
+    step, epoch = trainer.global_step, trainer.current_epoch
+    if step == 0 and last.is_file():
+        # ddp_spawn trained in child processes: this trainer never counted; the checkpoint did
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        step, epoch = checkpoint["global_step"], checkpoint["epoch"]
+        scores = [s["best_model_score"] for s in checkpoint.get("callbacks", {}).values()
+                  if isinstance(s, dict) and s.get("monitor") == getattr(callback, "monitor", None)]
+        best = next((s for s in scores if s is not None), best)
+    record = {
+        "global_step": int(step),
+        "epoch": int(epoch),
+        "monitor": getattr(callback, "monitor", None),
+        "best_score": float(best) if best is not None else None,
+        "metrics": metrics,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
+    output_dir = Path(cfg.output_dir)
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
+
+    degradation = instantiate(cfg.degradation)
+    net = instantiate(cfg.model)
+    check_compatible(net, degradation)
+    trust = list(cfg.get("trust_targets") or [])
+    # what this run's own config names is instantiated anyway: a stored copy of it is no new code
+    known = sorted(config_targets(OmegaConf.to_container(cfg, resolve=False)))
+    init_network(net, cfg.get("init_from"), cfg.get("freeze"), trust, known)
+    checkpoint_dir = output_dir / "checkpoints"
+    ckpt_path = resume_checkpoint(checkpoint_dir, cfg.get("resume", False))
+    if cfg.get("ckpt_path"):  # lightning-hydra-template's convention: continue from a checkpoint, in this new run
+        if ckpt_path:
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path} and resume={cfg.resume} both name a checkpoint to continue from; give one")
+        ckpt_path = str(cfg.ckpt_path)
+    if cfg.get("extras", {}).get("print_config") and rank_zero_only.rank == 0:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+    resumed = load_checkpoint(ckpt_path, trust, known) if ckpt_path else None  # refuses foreign targets
+    resumed_step = resumed["global_step"] if resumed is not None else 0
+    stored = (resumed.get(METADATA_KEY) or {}).get("split") if resumed is not None else None
+    del resumed  # the weights are loaded again by trainer.fit
+    data_options = {}
+    if stored and cfg.data.get("split") is None:
+        # the run goes on with the subjects it started with, even if the folder has changed since
+        data_options["split"] = stored
+        log.info("resuming with the stored split (%s)", ", ".join(f"{k}: {len(v)}" for k, v in stored.items()))
+    datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
+    # a baseline evaluated as the model itself is not repeated beside it
+    baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
+    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))
+    if hasattr(module, "check_setup"):
+        module.check_setup(datamodule)  # e.g. a critic built for another patch size: fail before fitting
+
+    if rank_zero_only.rank == 0:
+        remove_stale_temporaries(checkpoint_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks.append(CheckpointMetadata(config, name=model_name(net)))
+    loggers = instantiate_group(cfg.get("logger"))
+    # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
+    bar = {} if cfg.trainer.get("enable_progress_bar") is not None else {"enable_progress_bar": sys.stdout.isatty()}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **bar)
+    check_rank_launch(trainer)
+    if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
+        for logger in trainer.loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.resume_from(resumed_step)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            define_summaries(logger)
+
+    fit_metrics: dict[str, float] = {}
+    try:
+        if any(p.requires_grad for p in net.parameters()):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            fit_metrics = scalar_metrics(trainer)  # trainer.test replaces them
+            if trainer.fast_dev_run:
+                # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
+                trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            tested = Path(best) if best else checkpoint_dir / "last.ckpt"
+            if trainer.is_global_zero and tested.is_file():
+                record_test_metrics(tested, split_test_metrics(trainer))
+        else:
+            log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
+            trainer.test(module, datamodule=datamodule)
+    except SIGTERMException:
+        if trainer.is_global_zero:
+            log.warning("stopped by SIGTERM; continue with: python train.py ... resume=true hydra.run.dir=%s", output_dir)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                logger.experiment.finish()  # one wandb run per job, also when the job fails (multirun)
+
+    metrics = {**fit_metrics, **scalar_metrics(trainer)}
+    if trainer.is_global_zero:
+        write_run_metrics(output_dir / "metrics.json", trainer, metrics, checkpoint_dir / "last.ckpt")
+    log.info("run directory: %s", output_dir)
+    return metrics
