@@ -218,7 +218,7 @@ def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> Non
     from omegaconf import OmegaConf
 
     from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
-    from lfmri.cli.predict import PredictConfig, Predictor
+    from lfmri.inference.predictor import PredictConfig, Predictor
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["output_dir=/tmp/lfmri-bench"])
@@ -367,7 +367,7 @@ def print_predict_real(args) -> None:
     from lfmri.geometry.slicing import take_slices
     from lfmri.evaluation.parity import measure_bf16_parity
     from lfmri.scoring.metrics import brain_mask
-    from lfmri.cli.predict import PredictConfig, Predictor
+    from lfmri.inference.predictor import PredictConfig, Predictor
     from timing import alternate, machine_state, threads
 
     checkpoint = load_checkpoint(args.ckpt)

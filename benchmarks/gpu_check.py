@@ -129,7 +129,7 @@ def predict_rate(precision: str, sizes: Sizes, device: torch.device) -> tuple[fl
     from omegaconf import OmegaConf
 
     from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
-    from lfmri.cli.predict import PredictConfig, Predictor
+    from lfmri.inference.predictor import PredictConfig, Predictor
 
     cfg = compose()
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -171,14 +171,14 @@ def test_the_paired_report_names_the_same_errors_and_strict_false_drops_them(tmp
     ("threads=0", "'threads'"), ("inputs=[]", "'inputs' is empty"), ("device=cuda:7", "'device'"),
     ("device=banana", "'device'"),
 ])
-def test_predict_options_are_checked_before_any_work(tmp_path, checkpoint, option, message):
+def test_predict_options_are_checked_before_any_work(tmp_path, capsys, checkpoint, option, message):
     from lfmri.cli.predict import parse_args
+    from tests.helpers.cli import refusal
 
     scan = write_phantom(tmp_path / "a.nii.gz", shape=SHAPE)
     args = [f"ckpt_path={checkpoint}", f"inputs=[{scan}]", f"output_dir={tmp_path / 'out'}"]
     key = option.split("=")[0]
-    with pytest.raises(SystemExit, match=message):
-        parse_args([a for a in args if not a.startswith(key + "=")] + [option])
+    assert message in refusal(capsys, parse_args, [a for a in args if not a.startswith(key + "=")] + [option])
     assert not (tmp_path / "out").exists()
 
 

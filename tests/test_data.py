@@ -9,7 +9,7 @@ from lfmri.degrade.degradations import BicubicDegradation, KSpaceDegradation
 from lfmri.data.folder import FolderDataModule
 from lfmri.data.mni152 import MNI152DataModule
 from lfmri.data.normalize import percentile_intensity
-from lfmri.geometry.slicing import put_slices, select_slices, take_slices
+from lfmri.geometry.slicing import foreground_fraction, put_slices, take_slices
 from lfmri.data.splits import Segment, slab_split, split_from_dict, split_to_dict, subject_split
 from tests.conftest import write_phantom
 
@@ -35,7 +35,8 @@ def test_slicing_round_trip_and_selection():
     for axis in range(3):
         assert np.array_equal(put_slices(take_slices(data, axis), axis), data)
     assert take_slices(data, 2).shape == (6, 4, 5)
-    assert list(select_slices(data, 2, threshold=0.5, min_fraction=0.1)) == [2, 3]
+    # the rule SliceDataModule.selected_slices applies (min_foreground_fraction)
+    assert list(np.flatnonzero(foreground_fraction(data, 2, threshold=0.5) >= 0.1)) == [2, 3]
 
 
 def test_subject_split_is_disjoint_seeded_and_complete():

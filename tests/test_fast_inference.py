@@ -16,7 +16,8 @@ import torch
 
 from lfmri.inference.network import BF16_PARITY_KEY, bf16_supported, network_forward, predict, resolve_precision
 from lfmri.models.srdensenet import SRDenseNet, conv_by_taps
-from lfmri.cli.predict import Predictor, run_predict
+from lfmri.cli.predict import run_predict
+from lfmri.inference.predictor import Predictor
 from tests.conftest import ROOT, run_script, write_phantom
 from tests.test_predict import config, make_checkpoint
 

@@ -169,7 +169,7 @@ def test_every_trainer_config_writes_checkpoints_atomically():
 def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
     import os
 
-    from lfmri.checkpoints.atomic_io import remove_stale_temporaries
+    from lfmri.files import remove_stale_temporaries
 
     dead = tmp_path / ".last.ckpt.999999999.0123abcd.tmp"
     live = tmp_path / f".last.ckpt.{os.getppid()}.0123abcd.tmp"  # a running process: its write goes on

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from lfmri.losses.composite import CompositeLoss
-from lfmri.losses.hfen import HFENLoss, hfen, log_kernel
+from lfmri.losses.hfen import HFENLoss, log_kernel
+from lfmri.scoring.metrics import hfen
 from lfmri.losses.ssim import SSIMLoss
 from lfmri.scoring.metrics import brain_mask, nrmse, slice_metrics
 

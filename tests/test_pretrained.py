@@ -12,7 +12,8 @@ import torch
 from lfmri.checkpoints.load import METADATA_KEY, build_network, load_checkpoint
 from lfmri.pretrained import __main__ as pretrained_cli
 from lfmri.pretrained import available, checkpoint_path, resolve
-from lfmri.cli.predict import PredictConfig, parse_args, run_predict
+from lfmri.cli.predict import parse_args, run_predict
+from lfmri.inference.predictor import PredictConfig
 from tests.conftest import write_phantom
 from tests.test_predict import make_checkpoint, oblique_affine
 
@@ -68,7 +69,7 @@ def test_half_precision_storage_keeps_the_outputs(tmp_path):
     torch.manual_seed(1)
     checkpoint["state_dict"] = {k: v + 0.01 * torch.randn_like(v) for k, v in checkpoint["state_dict"].items()}
     torch.save(checkpoint, ckpt)
-    assert pretrained_cli.main(["pack", str(ckpt), "tiny-test", "--dest", str(tmp_path)]) == 0
+    assert pretrained_cli.main(["pack", f"checkpoint={ckpt}", "name=tiny-test", f"dest={tmp_path}"]) == 0
     full, half = (build_network(load_checkpoint(p)) for p in (ckpt, tmp_path / "tiny-test.ckpt"))
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from lfmri.cli import ixi as ixi_cli
 from lfmri.data import ixi
 from lfmri.degrade.degradations import KSpaceDegradation
 from lfmri.data.fastmri import FastMRIDataModule, read_fastmri
@@ -98,8 +99,8 @@ def test_ixi_download_rejects_a_bad_checksum_and_works_from_a_file_url(tmp_path,
     assert not (tmp_path / "bad" / "IXI-PD.tar").exists()
     tarball = tmp_path / "local.tar"
     tarball.write_bytes(body)
-    code = ixi.main(["download", "--modality", "PD", "--dest", str(tmp_path / "ok"), "--url", tarball.as_uri(),
-                     "--md5", hashlib.md5(body).hexdigest()])
+    code = ixi_cli.main(["download", "modality=PD", f"dest={tmp_path / 'ok'}", f"url={tarball.as_uri()}",
+                         f"md5={hashlib.md5(body).hexdigest()}"])
     assert code == 0 and "3 PD volumes" in capsys.readouterr().out
 
 
@@ -159,13 +160,13 @@ def test_ixi_download_says_a_dropped_transfer_resumes_and_a_non_tar_is_not_an_ar
     files["IXI-T2.tar"] = body
     md5 = hashlib.md5(body).hexdigest()
     CUT["IXI-T2.tar"] = 5000  # the connection drops after 5000 bytes
-    args = ["download", "--modality", "T2", "--dest", str(tmp_path / "ixi"), "--url", f"{base}/IXI-T2.tar", "--md5", md5]
-    assert ixi.main(args) == 1
+    args = ["download", "modality=T2", f"dest={tmp_path / 'ixi'}", f"url={base}/IXI-T2.tar", f"md5={md5}"]
+    assert ixi_cli.main(args) == 1
     err = capsys.readouterr().err
     assert "run the same command again to continue" in err and "corrupt" not in err and "Traceback" not in err
-    assert ixi.main(args) == 0 and ranges[-1] == "bytes=5000-"  # the rerun continues and succeeds
+    assert ixi_cli.main(args) == 0 and ranges[-1] == "bytes=5000-"  # the rerun continues and succeeds
     files["IXI-PD.tar"] = b"<html>not a tarball</html>" * 40
-    bad = ["download", "--modality", "PD", "--dest", str(tmp_path / "ixi"), "--url", f"{base}/IXI-PD.tar",
-           "--md5", hashlib.md5(files["IXI-PD.tar"]).hexdigest()]
-    assert ixi.main(bad) == 1
+    bad = ["download", "modality=PD", f"dest={tmp_path / 'ixi'}", f"url={base}/IXI-PD.tar",
+           f"md5={hashlib.md5(files['IXI-PD.tar']).hexdigest()}"]
+    assert ixi_cli.main(bad) == 1
     assert "is not a tar archive" in capsys.readouterr().err

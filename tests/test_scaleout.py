@@ -59,7 +59,7 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
         assert card["name"] == next(o for o in overrides if o.startswith("model="))[len("model="):]
     assert combos == {(f"model={m}", f"loss={l}") for m in ("srdensenet", "vdsr") for l in ("mse", "l1")}
 
-    proc = check(run_script("-m", "lfmri.cli.sweep", "summarize", str(sweep_dir)))
+    proc = check(run_script("-m", "lfmri.cli.sweep", "summarize", f"sweep_dir={sweep_dir}"))
     rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"complete"}
     psnr = [float(r["val/psnr_brain"]) for r in rows]  # ranked by in-brain PSNR by default
@@ -74,11 +74,15 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
     by_error = sweep.summarize(sweep_dir, "val/nrmse")
     errors = [r["val/nrmse"] for r in by_error]
     assert errors == sorted(errors) and list(by_error[0])[:3] == ["run", "overrides", "val/nrmse"]
-    assert sweep.main(["summarize", str(sweep_dir), "--metric", "val/accuracy"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        sweep.main(["summarize", f"sweep_dir={sweep_dir}", "metric=val/accuracy"])
+    assert refused.value.code == 2
 
 
 def test_summarize_reports_an_unusable_directory():
-    assert sweep.main(["summarize", "/nonexistent/sweep"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        sweep.main(["summarize", "sweep_dir=/nonexistent/sweep"])
+    assert refused.value.code == 2
 
 
 def test_summary_rounds_long_numbers_in_overrides():

@@ -33,10 +33,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from lfmri.checkpoints.load import CheckpointError, load_checkpoint
+from lfmri.cli.options import fail, parse_options
 from lfmri.geometry.inputs import expand_inputs
 from lfmri.geometry.nifti import NiftiError, load_nifti, subject_name
 from lfmri.inference.network import resolve_device
@@ -44,6 +43,8 @@ from lfmri.inference.predictor import PredictConfig, Predictor
 from lfmri.pretrained import resolve as resolve_checkpoint
 
 log = logging.getLogger(__name__)
+PROG = "lfmri-predict"
+INPUTS_HELP = "\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder or a quoted glob 'dir/*.nii.gz'\n"
 
 
 _WORKER: Predictor | None = None  # the Predictor of a workers=N process
@@ -138,38 +139,14 @@ def option_problem(cfg: PredictConfig) -> str | None:
     return None
 
 
-def usage() -> str:
-    """``--help``: the module docstring and every option with its default."""
-    schema = OmegaConf.structured(PredictConfig)
-    options = "\n".join(
-        f"  {name}={'(required)' if OmegaConf.is_missing(schema, name) else schema[name]}" for name in schema
-    )
-    return f"{__doc__.strip()}\n\nOptions (key=value):\n{options}\n\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder or a quoted glob 'dir/*.nii.gz'"
-
-
 def parse_args(argv: Sequence[str]) -> PredictConfig:
-    """``key=value`` arguments (Hydra-style) over :class:`PredictConfig`; clear errors for bad keys."""
-    if any(arg in ("-h", "--help", "help") for arg in argv):
-        print(usage())
-        raise SystemExit(0)
-    schema = OmegaConf.structured(PredictConfig)
-    try:
-        cli = OmegaConf.from_dotlist(list(argv))
-        if isinstance(cli.get("inputs"), str):  # inputs=scan.nii.gz: one file
-            cli.inputs = [cli.inputs]
-        cfg = OmegaConf.merge(schema, cli)
-        missing = [k for k in ("inputs", "output_dir") if OmegaConf.is_missing(cfg, k)]
-        if cfg.ckpt_path is None and cfg.pretrained is None:
-            missing.insert(0, "ckpt_path (or pretrained=NAME)")
-    except OmegaConfBaseException as err:
-        raise SystemExit(f"lfmri.cli.predict: bad option: {err.msg if hasattr(err, 'msg') else err}") from None
-    if not missing:
-        problem = option_problem(cfg)
-        if problem:
-            raise SystemExit(f"lfmri.cli.predict: {problem}")
-    if missing:
-        raise SystemExit(f"lfmri.cli.predict: missing required option(s) {', '.join(missing)} (e.g. ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR)")
-    return OmegaConf.to_object(cfg)
+    """``key=value`` options over :class:`~lfmri.inference.predictor.PredictConfig` (the shared grammar)."""
+    cfg = parse_options(PROG, PredictConfig, argv, __doc__ + INPUTS_HELP, required=["ckpt_path|pretrained", "inputs", "output_dir"],
+                        lists=["inputs"], example="ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR")
+    problem = option_problem(cfg)
+    if problem:
+        fail(PROG, problem)
+    return cfg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,8 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         done, failed = run_predict(cfg)
     except (CheckpointError, ValueError) as err:
-        print(f"lfmri.cli.predict: {err}", file=sys.stderr)
-        return 2
+        fail(PROG, str(err))
     print(f"{len(done)} volume(s) written to {cfg.output_dir}")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)

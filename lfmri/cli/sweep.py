@@ -1,7 +1,7 @@
-"""Compare the runs of a sweep: ``python -m lfmri.cli.sweep summarize SWEEP_DIR``.
+"""Compare the runs of a sweep: ``lfmri-sweep summarize sweep_dir=SWEEP_DIR [metric=val/psnr_brain]``.
 
 Every run directory below SWEEP_DIR (any folder with a ``.hydra/overrides.yaml``) becomes one row:
-its overrides, its best validation by ``--metric`` (default ``val/psnr_brain``; minimised or
+its overrides, its best validation by ``metric`` (default ``val/psnr_brain``; minimised or
 maximised as the metric says, e.g. ``val/nrmse`` is minimised) with the other metrics of that same
 validation, the epoch and step it was reached at, and the test metrics of its tested checkpoint.
 In-brain columns come first (whole-slice scores reward background denoising). Rows are sorted
@@ -13,17 +13,21 @@ loggers) fall back to the last validation in ``metrics.json``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from omegaconf import MISSING
 
+from lfmri.cli.options import fail, parse_command
 from lfmri.scoring.metrics import metric_mode
+
+PROG = "lfmri-sweep"
 
 VAL_COLUMNS = ("val/psnr_brain", "val/ssim_brain", "val/psnr", "val/ssim")
 TEST_COLUMNS = ("test/psnr_brain", "test/ssim_brain", "test/psnr", "test/ssim")
@@ -146,20 +150,22 @@ def write_summary(sweep_dir: str | Path, rows: list[dict], metric: str = DEFAULT
     return csv_path, md_path
 
 
+@dataclass
+class SummarizeOptions:
+    """The options of ``lfmri-sweep summarize``."""
+
+    sweep_dir: str = MISSING  # a multirun directory, e.g. outputs/train/multirun/2026-11-21_10-00-00
+    metric: str = DEFAULT_METRIC  # rank by this validation metric (val/nrmse etc. are minimised)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lfmri.cli.sweep", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    summary = commands.add_parser("summarize", help="table of the best validation of every run")
-    summary.add_argument("sweep_dir", help="a multirun directory, e.g. outputs/train/multirun/2026-11-21_10-00-00")
-    summary.add_argument("--metric", default=DEFAULT_METRIC,
-                         help="rank by this validation metric (default val/psnr_brain; val/nrmse etc. are minimised)")
-    args = parser.parse_args(argv)
+    command, options = parse_command(PROG, {"summarize": (SummarizeOptions, {"required": ["sweep_dir"]})},
+                                     sys.argv[1:] if argv is None else argv, __doc__)
     try:
-        rows = summarize(args.sweep_dir, args.metric)
+        rows = summarize(options.sweep_dir, options.metric)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    csv_path, md_path = write_summary(args.sweep_dir, rows, args.metric)
+        fail(f"{PROG} {command}", str(err))
+    csv_path, md_path = write_summary(options.sweep_dir, rows, options.metric)
     print(to_markdown(rows))
     print(f"written: {csv_path}, {md_path}")
     return 0

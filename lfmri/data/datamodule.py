@@ -204,9 +204,3 @@ class SliceDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
-
-    def describe(self) -> str:
-        return f"{type(self).__name__}: " + ", ".join(
-            f"{name} {sum(len(p.hr) for p in segs)} slices" for name, segs in self.prepared.items()
-        )
-

@@ -5,25 +5,22 @@ Reading: ``data=ixi data.root=DIR data.modality=T2`` takes every ``IXI*-T2.nii.g
 
 Downloading::
 
-    python -m lfmri.data.ixi download --modality T2 --dest DIR
+    python -m lfmri.cli.ixi download modality=T2 dest=DIR
 
 fetches the official tarball into ``DIR/IXI-T2.tar`` (resuming an interrupted download with an
-HTTP Range request), checks its MD5 (the checksums torchio's IXI dataset publishes; ``--md5`` to
+HTTP Range request), checks its MD5 (the checksums torchio's IXI dataset publishes; ``md5=`` to
 override) and extracts it into ``DIR/IXI-T2/``, never overwriting a file that is already there.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import logging
 import shutil
-import sys
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 
 from lfmri.data.folder import FolderDataModule
@@ -59,7 +56,7 @@ class IXIDataModule(FolderDataModule):
         if not self.root.is_dir():
             raise FileNotFoundError(
                 f"data.root={str(self.root)!r} is not a directory; fetch IXI with "
-                f"`python -m lfmri.data.ixi download --modality {self.modality} --dest {self.root}`"
+                f"`python -m lfmri.cli.ixi download modality={self.modality} dest={self.root}`"
             )
         return super().load_volumes()
 
@@ -192,25 +189,3 @@ def download(modality: str, dest: str | Path, url: str | None = None, md5: str |
     print(f"{archive}: extracted {written} files into {folder} ({kept} already there kept); {count} {modality} volumes")
     print(f"train on them: python train.py data=ixi data.root={folder} data.modality={modality}")
     return folder
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lfmri.data.ixi", description="IXI data set tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    get = commands.add_parser("download", help="download, verify and extract one modality's tarball")
-    get.add_argument("--modality", choices=MODALITIES, required=True)
-    get.add_argument("--dest", required=True, help="folder for the tarball and the extracted volumes")
-    get.add_argument("--url", default=None, help=f"tarball URL (default {BASE_URL}/IXI-<modality>.tar)")
-    get.add_argument("--md5", default=None, help="expected MD5 (default: the published one)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        download(args.modality, args.dest, args.url, args.md5)
-    except (ConnectionError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

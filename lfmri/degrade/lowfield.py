@@ -1,6 +1,6 @@
 """The low-field (64 mT) simulation: high-field volume -> synthetic low-field volume.
 
-Steps (``../shared/specs/degradations.md`` (d)), parameters drawn per subject from the configured
+Steps (after the 64 mT simulations of Laguna et al. 2022 and Lau et al. 2023), parameters drawn per subject from the configured
 ranges by a seeded generator:
 
 1. Gaussian blur with standard deviation ``blur_sigma`` low-field voxels on every axis (the

@@ -35,7 +35,8 @@ from lfmri.errors import ExistingOutputError
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 from lfmri.geometry.affines import output_affines, slab_affine
 from lfmri.geometry.inputs import expand_inputs
-from lfmri.geometry.nifti import NiftiError, Volume, load_nifti, safe_name, subject_name, voxel_sizes, written_together
+from lfmri.files import safe_name, written_together
+from lfmri.geometry.nifti import NiftiError, Volume, load_nifti, subject_name, voxel_sizes
 from lfmri.geometry.slicing import in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation, predictive_spread

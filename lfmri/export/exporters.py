@@ -1,7 +1,6 @@
 r"""Export a trained checkpoint to ONNX (and TorchScript where the model allows), checked against PyTorch.
 
-    python -m lfmri.export.exporters ckpt_path=RUN/checkpoints/best.ckpt output=DIR_OR_FILE \
-        [format=onnx|torchscript|both] [overwrite=false] [opset=N] [tolerance=1e-4]
+Command line: ``lfmri-export`` (:mod:`lfmri.cli.export`).
 
 The network is rebuilt from the checkpoint's own config with ``lfmri.checkpoints.load`` (read with
 ``weights_only=True``, so exporting never executes code from the checkpoint). Exported files take
@@ -26,24 +25,22 @@ import contextlib
 import functools
 import io
 import json
-import logging
-import os
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch import nn
 
-from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, load_checkpoint
-from lfmri.geometry.nifti import safe_name
+from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint
 from lfmri.contracts import as_image, input_mode, size_multiple
+from lfmri.data.datasets import degraded_sample
+from lfmri.degrade.degradations import BicubicDegradation, Degradation
+from lfmri.files import atomic_write, safe_name
 from lfmri.progress import progress
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
@@ -60,7 +57,10 @@ class ExportError(RuntimeError):
 
 @dataclass
 class ExportConfig:
-    ckpt_path: str = MISSING
+    """The options of ``lfmri-export`` (:mod:`lfmri.cli.export`)."""
+
+    ckpt_path: str | None = None  # a trained checkpoint, or:
+    pretrained: str | None = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
     output: str = MISSING  # a folder (files named after the model) or a .onnx / .pt file
     format: str = "onnx"  # onnx | torchscript | both
     overwrite: bool = False
@@ -97,12 +97,6 @@ def metadata(net: nn.Module, card: Mapping | None) -> dict[str, str]:
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=true to replace it")
-
-
-def _staging(path: Path) -> Path:
-    """Write next to the target and rename at the end: a failed export never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".tmp-{os.getpid()}-{path.name}")
 
 
 def _root_cause(err: BaseException) -> str:
@@ -166,8 +160,7 @@ def export_onnx(net: nn.Module, path: str | Path, card: Mapping | None = None, o
     _check_exportable(net)
     net = net.float().eval()
     meta = metadata(net, card)
-    tmp = _staging(path)
-    try:
+    with atomic_write(path) as tmp:  # a failed export never leaves a half file
         try:
             _export_dynamo(net, tmp, meta, opset)
         except Exception as err:
@@ -180,9 +173,6 @@ def export_onnx(net: nn.Module, path: str | Path, card: Mapping | None = None, o
                     f"{_model(net)}: ONNX export failed: torch.export ({dynamo_error}); "
                     f"legacy TorchScript-based exporter ({_root_cause(legacy_err)})"
                 ) from legacy_err
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -298,14 +288,10 @@ def export_torchscript(net: nn.Module, path: str | Path, card: Mapping | None = 
     module, method = _to_torchscript(net, reference_images(net) if images is None else images, tolerance, expected)
     extra = {f"{k}.json" if k == CARD_KEY else k: v for k, v in metadata(net, card).items()}
     extra["lfmri_torchscript"] = method
-    tmp = _staging(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.jit.save(module, str(tmp), _extra_files=extra)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as tmp, warnings.catch_warnings():
+        # torch.jit.save's deprecation notice for TorchScript: the format is what this function writes
+        warnings.simplefilter("ignore")
+        torch.jit.save(module, str(tmp), _extra_files=extra)
     return path
 
 
@@ -352,23 +338,24 @@ def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
 
 
-def reference_images(net: nn.Module, hr: torch.Tensor | None = None) -> list[torch.Tensor]:
+def reference_images(net: nn.Module, hr: torch.Tensor | None = None, degradation: Degradation | None = None) -> list[torch.Tensor]:
     """What exports are checked on: a real slice as the model reads it, and a batch of 2 of another size.
 
-    ``hr`` (default :func:`mni_slice`) is the HR slice. ``lr`` models read it area-downsampled by
-    their scale; ``upsampled`` models read that LR bicubic-interpolated back onto the HR grid. Both
-    are reflect-padded to a multiple of ``size_multiple(net)``. The second input is a centred crop
-    of about 60 % per side, flipped and unflipped, so batch, height and width all change.
+    ``hr`` (default :func:`mni_slice`) is the HR slice; ``degradation`` (default: the checkpoint's,
+    as :func:`export_checkpoint` passes it; else noise-free bicubic at the network's scale) prepares
+    and degrades it with a fixed seed, and the network reads the view it declares (the LR, or the
+    LR upsampled onto the HR grid), reflect-padded to a multiple of ``size_multiple(net)``. The
+    second input is a centred crop of about 60 % per side, flipped and unflipped, so batch, height
+    and width all change.
     """
-    from lfmri.geometry.grid import upsample_lr
-
     _check_exportable(net)
     hr = mni_slice() if hr is None else hr
     s = int(getattr(net, "scale", 1))
-    h, w = (hr.shape[-2] // s) * s, (hr.shape[-1] // s) * s
-    x = F.avg_pool2d(hr[:h, :w].reshape(1, 1, h, w).float(), s) if s > 1 else hr[:h, :w].reshape(1, 1, h, w).float()
-    if input_mode(net) == "upsampled" and s > 1:
-        x = upsample_lr(x, s, "area").clamp(0, 1)
+    if degradation is None:
+        degradation = BicubicDegradation(scale=s)
+    prepared = degradation.prepare_hr(hr.reshape(1, *hr.shape[-2:]).float())
+    sample = degraded_sample(prepared, degradation, torch.Generator().manual_seed(0), input_mode(net))
+    x = (sample["lr_up"] if input_mode(net) == "upsampled" else sample["lr"])[None].float()
     m = size_multiple(net)
     first = _pad_to(x, m)
     ch, cw = max(m, round(0.6 * x.shape[-2] / m) * m), max(m, round(0.6 * x.shape[-1] / m) * m)
@@ -400,19 +387,20 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     """Rebuild the checkpoint's network, export every requested format, verify each: {format: (path, max diff)}."""
     checkpoint = load_checkpoint(cfg.ckpt_path, cfg.trust_targets)
     net = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).float().eval()
+    stored = OmegaConf.create(checkpoint[METADATA_KEY]["config"])
+    degradation = instantiate_stored(stored.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
     card = dict(checkpoint[METADATA_KEY].get("card") or {})
     card.setdefault("name", type(net).__name__.lower())
     card.setdefault("scale", int(getattr(net, "scale", 1)))
     paths = output_paths(cfg.output, cfg.format, card)
     for path in paths.values():  # refuse before any work, not after the first format
         _refuse_existing(path, cfg.overwrite)
-    images = reference_images(net)
+    images = reference_images(net, degradation=degradation)  # the slice as this checkpoint's degradation makes it
     expected = pytorch_outputs(net, images)
     done = {}
     bar = progress(2 * len(paths), "export and verify", "step")  # seconds to minutes per format
     for fmt, path in paths.items():
-        tmp = _staging(path)
-        try:
+        with atomic_write(path) as tmp:  # only a verified file gets the real name
             if fmt == "onnx":
                 export_onnx(net, tmp, card, cfg.opset, overwrite=True)
                 bar.update(1)
@@ -422,55 +410,6 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
                 bar.update(1)
                 diff = check_torchscript(tmp, net, images, cfg.tolerance, expected)
             bar.update(1)
-            os.replace(tmp, path)  # only a verified file gets the real name
-        finally:
-            tmp.unlink(missing_ok=True)
         done[fmt] = (path, diff)
     bar.close()
     return done
-
-
-def parse_args(argv: Sequence[str]) -> ExportConfig:
-    """``key=value`` arguments over :class:`ExportConfig`; one-line errors that name the option."""
-    valid = ", ".join(f.name for f in fields(ExportConfig))
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        raise SystemExit(0)
-    bare = [a for a in argv if "=" not in a]
-    if bare:
-        raise SystemExit(f"lfmri.export.exporters: expected key=value arguments, got {bare[0]!r} (options: {valid})")
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(ExportConfig), OmegaConf.from_cli(list(argv)))
-    except ConfigKeyError as err:
-        raise SystemExit(f"lfmri.export.exporters: unknown option '{err.key}' (options: {valid})") from None
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        message = str(getattr(err, "msg", err)).strip().splitlines()[0]
-        raise SystemExit(f"lfmri.export.exporters: bad value for option '{key}': {message}") from None
-    missing = [k for k in ("ckpt_path", "output") if OmegaConf.is_missing(cfg, k)]
-    if missing:
-        raise SystemExit(
-            f"lfmri.export.exporters: missing required option {' and '.join(missing)} "
-            "(e.g. ckpt_path=RUN/checkpoints/best.ckpt output=exports/)"
-        )
-    if cfg.format not in FORMATS:
-        raise SystemExit(f"lfmri.export.exporters: bad value for option 'format': {cfg.format!r}; expected one of {', '.join(FORMATS)}")
-    return OmegaConf.to_object(cfg)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # the progress lines
-    cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        done = export_checkpoint(cfg)
-    except (CheckpointError, ExportError, FileExistsError, ValueError) as err:
-        print(f"lfmri.export.exporters: {err}", file=sys.stderr)
-        return 2
-    for fmt, (path, diff) in done.items():
-        how = f" ({torchscript_metadata(path)['lfmri_torchscript']})" if fmt == "torchscript" else ""
-        print(f"{fmt}{how}: {path}; max abs difference from PyTorch on the MNI152 slice and a second size: {diff:.3g}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

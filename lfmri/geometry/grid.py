@@ -4,7 +4,7 @@ A k-space crop keeps the image origin on pixel ``N // 2``, so LR pixel j of an x
 128-pixel axis sits exactly on HR pixel 2j. Image-domain (area/bicubic) downsampling puts LR
 pixel j at the centre of HR pixels ``[s*j, s*j + s)``, i.e. at ``s*j + (s-1)/2``. Interpolating
 with the wrong grid shifts the image by half a pixel, which costs 2-3 dB PSNR on brains
-(``../shared/design/evaluation.md``), so every interpolating baseline, pre-upsampled input,
+(measured on MNI152 slices), so every interpolating baseline, pre-upsampled input,
 patch and affine in lfmri goes through these maps.
 """
 

@@ -7,25 +7,21 @@ orientation is remembered so outputs can be written back in the orientation of t
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import re
-import tempfile
 import zlib
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import axcodes2ornt, ornt_transform
 
+from lfmri.files import atomic_write
+
 CANONICAL = ("R", "A", "S")
 MEMORY_ENV = "LFMRI_MAX_VOLUME_GB"  # largest float32 copy of one volume that lfmri reads
-K = TypeVar("K")
 # NIfTI, and FreeSurfer's MGH format (nibabel's MGHImage): read and written alike
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh")
 
@@ -64,17 +60,6 @@ def subject_name(path: str | os.PathLike) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return name
-
-
-def safe_name(name: object, fallback: str = "output") -> str:
-    """``name`` as one file-name part that stays inside its folder.
-
-    Names come from model cards and input files, which anyone can write: path separators, control
-    characters and leading dots (``..``, hidden files) are replaced, so ``../../x`` becomes ``x``
-    and never leaves the output folder. Other characters (non-ASCII included) are kept.
-    """
-    cleaned = re.sub(r"[\x00-\x1f\x7f/\\:]+", "_", str(name)).strip(" ._")
-    return cleaned or fallback
 
 
 def glob_files(pattern: str | os.PathLike) -> list[Path]:
@@ -198,28 +183,6 @@ def load_nifti(path: str | os.PathLike) -> Volume:
     return volume_from_image(img, str(path))
 
 
-@contextlib.contextmanager
-def written_together(paths: Mapping[K, Path]) -> Iterator[dict[K, Path]]:
-    """Hidden staging names for ``paths``: all renamed into place when the block succeeds, all removed
-    when it fails, so one input's outputs appear completely or not at all (no orphan preview that
-    blocks a rerun, nothing half-written after a full disk), and existing files stay as they were.
-    """
-    staging = {k: Path(p).with_name(f".partial-{os.getpid()}-{Path(p).name}") for k, p in paths.items()}
-    try:
-        yield staging
-        for key, path in paths.items():
-            os.replace(staging[key], path)
-    finally:
-        for path in staging.values():
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-def current_umask() -> int:
-    """The process umask (reading it means setting it; set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def save_nifti(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -249,14 +212,6 @@ def save_nifti(
         img.header["descrip"] = description.encode("utf-8")[:80]
     if path.name.endswith((".mgz", ".mgh")):
         img = nib.MGHImage(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes))
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600: give the file the user's umask
+    with atomic_write(path) as tmp:  # the temporary keeps the suffixes: nibabel picks the format by name
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

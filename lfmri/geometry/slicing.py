@@ -32,12 +32,3 @@ def foreground_fraction(data: np.ndarray, axis: int, threshold: float) -> np.nda
     """Fraction of voxels above ``threshold`` in every slice along ``axis``."""
     other = in_plane_axes(axis)
     return (data > threshold).mean(axis=other)
-
-
-def select_slices(data: np.ndarray, axis: int, threshold: float, min_fraction: float) -> np.ndarray:
-    """Indices of slices whose fraction of voxels above ``threshold`` is at least ``min_fraction``.
-
-    Counting voxels above a small intensity threshold (not "non-zero") keeps noise-floor slices out
-    (``../shared/design/evaluation.md`` item 6).
-    """
-    return np.flatnonzero(foreground_fraction(data, axis, threshold) >= min_fraction)

@@ -28,7 +28,8 @@ from lfmri.data.normalize import percentile_intensity
 from lfmri.degrade.degradations import Degradation
 from lfmri.degrade.kspace import resize_complex
 from lfmri.geometry.affines import output_affines
-from lfmri.geometry.nifti import Volume, safe_name, subject_name, voxel_sizes, written_together
+from lfmri.files import safe_name, written_together
+from lfmri.geometry.nifti import Volume, subject_name, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency

@@ -1,7 +1,8 @@
 """High-frequency error norm (HFEN): errors after a Laplacian-of-Gaussian filter.
 
 Ravishankar & Bresler (2011) use a 15x15 LoG with sigma 1.5; the LoG removes the low
-frequencies that MSE is dominated by and keeps edges and fine texture.
+frequencies that MSE is dominated by and keeps edges and fine texture. The HFEN *metric* is
+:func:`lfmri.scoring.metrics.hfen`, on the same filter.
 """
 
 from __future__ import annotations
@@ -41,10 +42,3 @@ class HFENLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(log_filter(pred, self.kernel), log_filter(target, self.kernel))
-
-
-def hfen(pred: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image HFEN metric ``||LoG(pred - target)|| / ||LoG(target)||`` (0 for identical images)."""
-    kernel = log_kernel(sigma).to(pred.device)
-    diff = log_filter(pred - target, kernel).flatten(1).norm(dim=1)
-    return diff / log_filter(target, kernel).flatten(1).norm(dim=1).clamp_min(1e-12)

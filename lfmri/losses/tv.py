@@ -14,13 +14,6 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
 
 
-class TotalVariationLoss(nn.Module):
-    """TV of the prediction (the target is ignored): a smoothness prior as a loss term."""
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-        return total_variation(pred)
-
-
 class JointSparsifyingTransform(nn.Module):
     """``tau * TV(pred) + (1 - tau) * TV(target - pred)`` (You et al. 2019).
 

@@ -1,6 +1,6 @@
 """AMIR: all-in-one medical image restoration via task-adaptive routing (Yang et al., MICCAI 2024).
 
-Following the official ``model/Model_AMIR.py`` (``../shared/specs/amir.md``): a Restormer U-net
+Following the official ``model/Model_AMIR.py`` of the AMIR repository: a Restormer U-net
 (MDTA attention + gated-Dconv FFN blocks, pixel unshuffle/shuffle between 4 levels, refinement
 stage, global residual) with three routing modules driven by a task "prompt":
 

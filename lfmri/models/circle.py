@@ -1,6 +1,6 @@
 """The GAN-CIRCLE generator (You et al., IEEE TMI 2019; used for MRI SR by Lyu et al. 2018).
 
-Paper design (``../shared/specs/gan_circle.md`` section 2, DCSCN lineage):
+Paper design (You et al. 2019, section II; DCSCN lineage):
 
 - feature extraction: 12 blocks of 3x3 conv (with bias) -> LeakyReLU(0.1) -> dropout, with the
   paper's decaying filter counts 64, 54, 48, 43, 39, 35, 31, 28, 25, 22, 18, 16 (the DCSCN rule

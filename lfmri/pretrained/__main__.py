@@ -1,4 +1,4 @@
-"""``python -m lfmri.pretrained list | show NAME | pack CKPT NAME ...``: the shipped networks.
+"""``python -m lfmri.pretrained list | show name=NAME | pack checkpoint=CKPT name=NAME ...``: the shipped networks.
 
 ``pack`` is for maintainers: it turns a trained checkpoint and its evaluation on unseen subjects
 into ``lfmri/pretrained/NAME.ckpt`` (half-precision weights) and ``NAME.md`` (the card).
@@ -6,18 +6,22 @@ into ``lfmri/pretrained/NAME.ckpt`` (half-precision weights) and ``NAME.md`` (th
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
+from omegaconf import MISSING
 
+from lfmri.cli.options import fail, parse_command
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, load_checkpoint, network_state
 from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.pretrained import NAME_PATTERN, PRETRAINED_DIR, available, card_text, checkpoint_path, half_state
 
 MAX_BYTES = 10 * 1024 * 1024
+PROG = "python -m lfmri.pretrained"
 
 
 def summary_line(name: str) -> str:
@@ -29,7 +33,7 @@ def summary_line(name: str) -> str:
     return f"{name:24s} {card.get('model', '?'):12s} x{card.get('scale', '?')}  {degradation:28s} {headline}"
 
 
-def cmd_list(_: argparse.Namespace) -> int:
+def cmd_list(_: object) -> int:
     names = available()
     if not names:
         print("no pretrained networks are installed")
@@ -37,11 +41,11 @@ def cmd_list(_: argparse.Namespace) -> int:
     print(f"{'name':24s} {'model':12s} {'scale':4s} {'degradation':28s} unseen subjects (in-brain PSNR vs zero-fill)")
     for name in names:
         print(summary_line(name))
-    print("\ncards: python -m lfmri.pretrained show NAME; use: lfmri-predict pretrained=NAME inputs=... output_dir=...")
+    print("\ncards: python -m lfmri.pretrained show name=NAME; use: lfmri-predict pretrained=NAME inputs=... output_dir=...")
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args: ShowOptions) -> int:
     print(card_text(args.name))
     return 0
 
@@ -100,7 +104,7 @@ def card_markdown(name: str, card: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_pack(args: argparse.Namespace) -> int:
+def cmd_pack(args: PackOptions) -> int:
     """Write NAME.ckpt (weights in float16) and NAME.md from a checkpoint and a card body."""
     if not NAME_PATTERN.match(args.name):
         raise ValueError(f"name {args.name!r}: use lower-case letters, digits, '-', '_' and '.'")
@@ -128,26 +132,39 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class ListOptions:
+    """``list`` takes no options."""
+
+
+@dataclass
+class ShowOptions:
+    name: str = MISSING  # a shipped network (python -m lfmri.pretrained list)
+
+
+@dataclass
+class PackOptions:
+    checkpoint: str = MISSING  # a trained checkpoint
+    name: str = MISSING  # the shipped name (lower-case letters, digits, '-', '_', '.')
+    facts: Optional[str] = None  # JSON file of card facts (command, commit, steps, wall time, metrics)
+    card: Optional[str] = None  # Markdown card to install as NAME.md (default: generated from the facts)
+    dest: Optional[str] = None  # folder to write to (default: the installed lfmri/pretrained)
+
+
+COMMANDS = {
+    "list": (ListOptions, {}),
+    "show": (ShowOptions, {"required": ["name"]}),
+    "pack": (PackOptions, {"required": ["checkpoint", "name"]}),  # for maintainers: ship a trained checkpoint
+}
+RUN = {"list": cmd_list, "show": cmd_show, "pack": cmd_pack}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lfmri.pretrained", description="lfmri's shipped networks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the shipped networks, one line each").set_defaults(run=cmd_list)
-    show = sub.add_parser("show", help="print a model card")
-    show.add_argument("name")
-    show.set_defaults(run=cmd_show)
-    pack = sub.add_parser("pack", help="(maintainers) ship a trained checkpoint")
-    pack.add_argument("checkpoint")
-    pack.add_argument("name")
-    pack.add_argument("--facts", help="JSON file of card facts (command, commit, steps, wall time, metrics)")
-    pack.add_argument("--card", help="Markdown card to install as NAME.md (default: generated from the facts)")
-    pack.add_argument("--dest", help="folder to write to (default: the installed lfmri/pretrained)")
-    pack.set_defaults(run=cmd_pack)
-    args = parser.parse_args(argv)
+    command, options = parse_command(PROG, COMMANDS, sys.argv[1:] if argv is None else argv, __doc__)
     try:
-        return args.run(args)
+        return RUN[command](options)
     except (CheckpointError, ValueError, OSError) as err:
-        print(f"lfmri.pretrained: {err}", file=sys.stderr)
-        return 2
+        fail(f"{PROG} {command}", str(err))
 
 
 if __name__ == "__main__":

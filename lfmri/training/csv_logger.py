@@ -16,6 +16,8 @@ import os
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lfmri.files import atomic_write
+
 
 def read_rows(path: str) -> tuple[list[str], list[dict[str, str]]]:
     with open(path, newline="") as file:
@@ -45,11 +47,9 @@ class ResumableCSVLogger(CSVLogger):
         header, rows = read_rows(path)
         kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
         writer = super().experiment  # Lightning's writer removes the file when it is created
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", newline="") as file:
+        with atomic_write(path) as tmp, open(tmp, "w", newline="") as file:
             out = csv.DictWriter(file, fieldnames=header)
             out.writeheader()
             out.writerows(kept)
-        os.replace(tmp, path)
         writer.metrics_keys = sorted(header)
         return len(rows) - len(kept)

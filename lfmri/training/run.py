@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
-from lfmri.checkpoints.atomic_io import remove_stale_temporaries
+from lfmri.files import remove_stale_temporaries
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError

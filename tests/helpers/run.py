@@ -23,7 +23,7 @@ TINY = [
 
 def run_script(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python <script> args`` as a user would; fail with its output if it fails."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}  # warnings stay on: the user sees them too
     proc = subprocess.run(
         [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )

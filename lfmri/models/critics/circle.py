@@ -3,8 +3,8 @@
 Four stages of two 3x3 convs (strides 1 then 2) with 64, 128, 256 and 512 filters, each conv with
 a bias, instance normalisation (per sample, so it does not break the gradient penalty as batch
 norm would) and LeakyReLU(0.2); then flatten, FC 1024 + LeakyReLU(0.2), FC 1, no sigmoid.
-The official code's PatchGAN and its 4x4 kernels are not used (``../shared/specs/gan_circle.md``
-section 3; the kernel size is exposed). The flatten size is (P/16)^2 x 512: P must be a multiple of
+The official code's PatchGAN and its 4x4 kernels are not used (the paper describes this critic;
+the kernel size is exposed). The flatten size is (P/16)^2 x 512: P must be a multiple of
 16 and at least 32, so that instance norm never sees a single pixel.
 """
 
