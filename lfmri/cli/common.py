@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
+from lfmri.training.run_record import check_run_dir
 
 # the run directory of this invocation, and whether it existed before (set by RunChecks)
 _RUN: dict[str, Any] = {}
@@ -34,7 +35,8 @@ _RUN: dict[str, Any] = {}
 # run (max_epochs/max_steps/max_time), change throughput (workers, pinning, progress display), what
 # is reported (loggers, tags, extras) or what watches the loop (callbacks: checkpoint cadence,
 # progress lines, early stopping, a test's pause) or which code a checkpoint may name (trust_targets,
-# a security opt-in), never the data, degradation, model, loss or optimiser.
+# a security opt-in) or what a sweep reads as the run's result (optimized_metric), never the data,
+# degradation, model, loss or optimiser.
 RESUME_FREE_KEYS = (
     "resume",
     "resume_allow_changes",
@@ -49,6 +51,7 @@ RESUME_FREE_KEYS = (
     "extras.",
     "tags",
     "trust_targets",
+    "optimized_metric",
 )
 CHANGES_FILE = "resume_changes.yaml"
 
@@ -132,6 +135,7 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
 
 
 def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
+    check_run_dir(run_dir / "checkpoints", config.get("resume", False))  # before .hydra/ is rewritten
     data = config.get("data") or {}
     if str(data.get("_target_", "")).endswith("FolderDataModule"):
         if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
@@ -159,6 +163,9 @@ def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
                 raise MissingFileError(f"{key}: {path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
     if config.get("inputs"):
         expand_inputs(config.inputs)  # a folder without volumes or a glob matching nothing
+    table = run_dir / "metrics.csv"
+    if table.is_file() and not config.get("overwrite", False):  # refused before .hydra/ of that evaluation is rewritten
+        raise ExistingOutputError(f"{run_dir} already holds an evaluation ({table.name}); pass overwrite=true to replace it, or another output_dir")
 
 
 CHECKS: dict[str, Callable[[DictConfig, Path, bool], None]] = {"train": check_train, "evaluate": check_evaluate}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from lfmri.data.augment import SliceAugmentation
 from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset
@@ -118,9 +118,8 @@ class SliceDataModule(L.LightningDataModule):
         indices = np.arange(segment.start, segment.stop)
         return indices[fractions[segment.start : segment.stop] >= self.min_foreground_fraction]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.split is not None:
-            return
+    def normalised_volumes(self) -> dict[str, NormalisedVolume]:
+        """Every subject's volume, normalised to [0, 1] by its percentiles, by subject name."""
         volumes = {}
         for volume in self.load_volumes():
             if volume.name in volumes:
@@ -128,6 +127,14 @@ class SliceDataModule(L.LightningDataModule):
             intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
             volume.data = intensity.apply(volume.data)
             volumes[volume.name] = NormalisedVolume(volume, intensity)
+        return volumes
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and normalise the volumes, split them by subject (the stored split when resuming or
+        evaluating), and prepare the slices of each stage (:meth:`_prepare`)."""
+        if self.split is not None:
+            return
+        volumes = self.normalised_volumes()
         split = self.requested_split or self.default_split(volumes)
         if self.requested_split is not None:
             unused = sorted(set(volumes) - {seg.subject for segs in split.values() for seg in segs})
@@ -140,9 +147,13 @@ class SliceDataModule(L.LightningDataModule):
         self.prepared = {name: [self._prepare(seg) for seg in split.get(name, [])] for name in STAGES}
         self.split = split
         counts = {name: sum(len(p.hr) for p in segs) for name, segs in self.prepared.items()}
-        log.info("split (slices with anatomy): %s", counts)
+        log.info("split (slices with anatomy): %s%s", counts, self.split_note())
         if self.split_file and self.trainer is not None and self.trainer.is_global_zero:
             write_split(split, self.split_file)
+
+    def split_note(self) -> str:
+        """Anything a subclass adds to the split's log line."""
+        return ""
 
     def _prepare(self, segment: Segment) -> PreparedSegment:
         data = self.volumes[segment.subject].volume.data
@@ -166,8 +177,9 @@ class SliceDataModule(L.LightningDataModule):
             **kwargs,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        dataset = PatchDataset(
+    def train_dataset(self) -> Dataset:
+        """Random training patches of the training split (seeded by epoch and index)."""
+        return PatchDataset(
             self.prepared["train"],
             self.degradation,
             self.patch_size,
@@ -178,11 +190,14 @@ class SliceDataModule(L.LightningDataModule):
             unpaired=self.unpaired,
             augment=self.augment,
         )
-        # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later)
+
+    def train_dataloader(self) -> DataLoader:
+        # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later);
+        # ResumableLoader lets a run killed mid-epoch continue with exactly the batches it had left
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochSampler(self.patches_per_epoch, epoch)
         self._train_loader = self._loader(
-            dataset, ResumableLoader, sampler=sampler, batch_size=self.batch_size, drop_last=True
+            self.train_dataset(), ResumableLoader, sampler=sampler, batch_size=self.batch_size, drop_last=True
         )
         return self._train_loader
 
@@ -193,10 +208,14 @@ class SliceDataModule(L.LightningDataModule):
             loader.trained_batches += 1
         return batch
 
+    def eval_dataset(self, stage: str) -> Dataset:
+        """Whole slices of a validation or test split, degraded with fixed per-slice seeds."""
+        return SliceDataset(self.prepared[stage], self.degradation, self.input_mode, self.seed)
+
     def _eval_loader(self, stage: str) -> DataLoader:
-        dataset = SliceDataset(self.prepared[stage], self.degradation, self.input_mode, self.seed)
+        dataset = self.eval_dataset(stage)
         if len(dataset) == 0:
-            raise ValueError(f"the {stage} split has no slices with anatomy (check data.slabs / data.fractions)")
+            raise ValueError(f"the {stage} split has no slices with anatomy (check data.slabs, data.fractions or data.subjects)")
         return self._loader(dataset, batch_sampler=ShapeBatchSampler(dataset, self.eval_batch_size))
 
     def val_dataloader(self) -> DataLoader:

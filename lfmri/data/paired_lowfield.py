@@ -45,16 +45,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
-from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset, derive_seed
+from lfmri.data.datasets import PatchDataset, PreparedSegment, SliceDataset, derive_seed
 from lfmri.geometry.nifti import NiftiError, Volume, check_header, glob_files, load_nifti, volume_from_image
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
 from lfmri.geometry.resample import hr_grid_shape, lr_grid, resample_onto, resample_volume
 from lfmri.geometry.slicing import take_slices
-from lfmri.data.splits import STAGES, Segment, Split, explicit_split, split_to_dict, subject_split, write_split
+from lfmri.data.splits import Segment, Split, explicit_split, split_to_dict, subject_split
 from lfmri.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -424,32 +423,22 @@ class PairedLowFieldDataModule(SliceDataModule):
             return subject_split(lengths, self.fractions, self.seed)
         return explicit_split(lengths, self.subjects)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.split is not None:
-            return
+    def normalised_volumes(self) -> dict[str, NormalisedVolume]:
+        """The high-field volumes of the pairs as the subjects (what the split and evaluation see);
+        the pairs themselves, and the simulated training pairs, are kept for :meth:`_prepare`."""
         pairs = self.load_pairs() if self.root else {}
         synthetic = self.load_synthetic() if self.synthetic_pattern else {}
-        pool = pairs or synthetic  # without real pairs the simulated ones are the collection
-        # SliceDataModule's view (evaluation, describe): the high-field volumes as the subjects
-        self.volumes = {
-            name: NormalisedVolume(Volume(p.hr, p.hr_affine, p.source, p.axcodes), p.hr_intensity) for name, p in pool.items()
-        }
-        split = self.requested_split or self.default_split(self.volumes)
-        if self.requested_split is not None:
-            unused = sorted(set(self.volumes) - {seg.subject for segs in split.values() for seg in segs})
-            if unused:  # e.g. volumes added to the folder since the run that is resumed started
-                log.warning("the given split leaves out %d volume(s) found now, not used: %s", len(unused), unused)
-        missing = sorted({seg.subject for segs in split.values() for seg in segs} - set(pool))
-        if missing:
-            raise ValueError(f"the split names subjects that were not found: {missing}")
-        self.pairs = pool
-        self.prepared = {name: [self._prepare_pair(seg) for seg in split.get(name, [])] for name in STAGES}
+        self.pairs = pairs or synthetic  # without real pairs the simulated ones are the collection
         self.synthetic = [self._prepare_pair(Segment(n, 0, p.hr.shape[self.slice_axis]), p) for n, p in synthetic.items()] if pairs else []
-        self.split = split
-        counts = {name: sum(len(p.hr) for p in segs) for name, segs in self.prepared.items()}
-        log.info("paired split (slices with anatomy): %s; synthetic training slices: %d", counts, sum(len(s.hr) for s in self.synthetic))
-        if self.split_file and self.trainer is not None and self.trainer.is_global_zero:
-            write_split(split, self.split_file)
+        return {
+            name: NormalisedVolume(Volume(p.hr, p.hr_affine, p.source, p.axcodes), p.hr_intensity) for name, p in self.pairs.items()
+        }
+
+    def _prepare(self, segment: Segment) -> PairedSegment:
+        return self._prepare_pair(segment)
+
+    def split_note(self) -> str:
+        return f"; synthetic training slices: {sum(len(s.hr) for s in self.synthetic)}"
 
     def _prepare_pair(self, segment: Segment, pair: PairedVolume | None = None) -> PairedSegment:
         pair = pair or self.pairs[segment.subject]
@@ -480,16 +469,11 @@ class PairedLowFieldDataModule(SliceDataModule):
             raise RuntimeError("the datamodule has not been set up yet")
         return split_to_dict(self.split)
 
-    def train_dataloader(self) -> DataLoader:
-        dataset = PairedPatchDataset(
+    def train_dataset(self) -> PairedPatchDataset:
+        return PairedPatchDataset(
             self.prepared["train"], self.synthetic, self.degradation, self.patch_size, self.input_mode, self.seed,
             self.foreground_prob, self.foreground_threshold, self.synthetic_ratio, self.augment,
         )
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return self._loader(dataset, sampler=EpochSampler(self.patches_per_epoch, epoch), batch_size=self.batch_size, drop_last=True)
 
-    def _eval_loader(self, stage: str) -> DataLoader:
-        dataset = PairedSliceDataset(self.prepared[stage], self.degradation, self.input_mode, self.seed)
-        if len(dataset) == 0:
-            raise ValueError(f"the {stage} split has no slices with anatomy (check data.fractions / data.subjects)")
-        return self._loader(dataset, batch_sampler=ShapeBatchSampler(dataset, self.eval_batch_size))
+    def eval_dataset(self, stage: str) -> PairedSliceDataset:
+        return PairedSliceDataset(self.prepared[stage], self.degradation, self.input_mode, self.seed)
