@@ -101,6 +101,19 @@ def user_config(config: DictConfig) -> dict:
     return container
 
 
+def run_command(run_dir: Path) -> str:
+    """`` (python train.py <the run's overrides> resume=true hydra.run.dir=DIR)``, from its ``.hydra/overrides.yaml``."""
+    import shlex
+
+    file = run_dir / ".hydra" / "overrides.yaml"
+    if not file.is_file():
+        return ""
+    recorded = [str(o) for o in yaml.safe_load(file.read_text()) or []
+                if not str(o).startswith(("hydra.", "resume=", "resume_allow_changes="))]
+    words = " ".join(shlex.quote(o) for o in [*recorded, "resume=true", f"hydra.run.dir={run_dir}"])
+    return f" (python train.py {words})"
+
+
 def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     """``resume=true`` needs the run; a resumed run keeps its config unless changes are allowed."""
     resume = config.get("resume", False)
@@ -122,8 +135,8 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     described = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
     if not config.get("resume_allow_changes", False):
         raise ConfigError(
-            f"resume: the config differs from the run's ({described}); resume with the run's own options, "
-            "or pass resume_allow_changes=true to continue with the changes (recorded in "
+            f"resume: the config differs from the run's ({described}); resume with the run's own options"
+            f"{run_command(run_dir)}, or pass resume_allow_changes=true to continue with the changes (recorded in "
             f"{run_dir / CHANGES_FILE})"
         )
     record = [{
@@ -136,6 +149,7 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
 
 def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     check_run_dir(run_dir / "checkpoints", config.get("resume", False))  # before .hydra/ is rewritten
+    check_resume(config, run_dir, given_dirs)
     data = config.get("data") or {}
     if str(data.get("_target_", "")).endswith("FolderDataModule"):
         if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
@@ -149,7 +163,6 @@ def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     init_from = config.get("init_from")
     if init_from and not Path(str(init_from)).is_file():
         raise MissingFileError(f"init_from={init_from} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
-    check_resume(config, run_dir, given_dirs)
 
 
 def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
@@ -165,7 +178,7 @@ def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
         expand_inputs(config.inputs)  # a folder without volumes or a glob matching nothing
     table = run_dir / "metrics.csv"
     if table.is_file() and not config.get("overwrite", False):  # refused before .hydra/ of that evaluation is rewritten
-        raise ExistingOutputError(f"{run_dir} already holds an evaluation ({table.name}); pass overwrite=true to replace it, or another output_dir")
+        raise ExistingOutputError(f"outputs already exist in {run_dir} ({table.name}, ...); pass overwrite=true to replace them, or another output_dir")
 
 
 CHECKS: dict[str, Callable[[DictConfig, Path, bool], None]] = {"train": check_train, "evaluate": check_evaluate}

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from lfmri.checkpoints.load import CheckpointError, load_checkpoint
-from lfmri.cli.options import fail, parse_options
+from lfmri.cli.options import error, fail, parse_options
 from lfmri.geometry.inputs import expand_inputs
 from lfmri.geometry.nifti import NiftiError, load_nifti, subject_name
 from lfmri.inference.network import resolve_device
@@ -111,10 +111,10 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
             results = list(pool.map(_predict_in_worker, todo))
     else:
         results = (_predict_file(predictor, path) for path in todo)
-    for path, (outputs, error) in zip(todo, results):
-        if error is not None:
-            failed[str(path)] = error
-            log.error("%s", error)
+    for path, (outputs, problem) in zip(todo, results):
+        if problem is not None:
+            failed[str(path)] = problem
+            log.error("%s", problem)
         else:
             done[str(path)] = outputs
             log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         done, failed = run_predict(cfg)
     except (CheckpointError, ValueError) as err:
-        fail(PROG, str(err))
+        return error(PROG, str(err))
     print(f"{len(done)} volume(s) written to {cfg.output_dir}")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)

@@ -355,7 +355,8 @@ def reference_images(net: nn.Module, hr: torch.Tensor | None = None, degradation
         degradation = BicubicDegradation(scale=s)
     prepared = degradation.prepare_hr(hr.reshape(1, *hr.shape[-2:]).float())
     sample = degraded_sample(prepared, degradation, torch.Generator().manual_seed(0), input_mode(net))
-    x = (sample["lr_up"] if input_mode(net) == "upsampled" else sample["lr"])[None].float()
+    # the network reads normalised intensities: ringing of the downsampling is clipped to [0, 1]
+    x = (sample["lr_up"] if input_mode(net) == "upsampled" else sample["lr"])[None].float().clamp(0, 1)
     m = size_multiple(net)
     first = _pad_to(x, m)
     ch, cw = max(m, round(0.6 * x.shape[-2] / m) * m), max(m, round(0.6 * x.shape[-1] / m) * m)

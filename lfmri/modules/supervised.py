@@ -217,13 +217,13 @@ class SupervisedModule(L.LightningModule):
         degradation = getattr(datamodule, "degradation", None)
         if entry is None or degradation is None or not hasattr(entry, "volume"):
             return None, None
-        from lfmri.geometry.grid import map_affine
+        from lfmri.geometry.affines import output_affines
         from lfmri.geometry.nifti import voxel_sizes
         from lfmri.geometry.slicing import in_plane_axes
 
         axes = in_plane_axes(int(datamodule.slice_axis))
-        in_shape = [entry.volume.data.shape[a] for a in axes]
-        zooms = voxel_sizes(map_affine(entry.volume.affine, dict(zip(axes, degradation.hr_maps(in_shape)))))
+        hr_affine = output_affines(entry.volume.affine, entry.volume.data.shape, int(datamodule.slice_axis), degradation)["hr"]
+        zooms = voxel_sizes(hr_affine)
         return (float(zooms[axes[0]]), float(zooms[axes[1]])), axes
 
     # --- test -------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ LAYERS = [
     {"lfmri.modules"},
     {"lfmri.training"},
     {"lfmri.evaluation"},
-    {"lfmri.cli", "lfmri.pretrained.__main__"},
+    {"lfmri.cli"},
+    {"lfmri.pretrained.__main__"},  # python -m lfmri.pretrained: a command line, on the shared grammar
 ]
 
 
