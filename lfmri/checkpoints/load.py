@@ -47,7 +47,7 @@ class CheckpointError(ValueError):
 OWN_NAMESPACE = "lfmri"
 TRUST_ENV = "LFMRI_TRUST_TARGETS"  # comma-separated module prefixes whose classes checkpoints may name
 # Classes outside lfmri that lfmri's own training configs name (optimizers, schedulers, losses, the
-# Trainer and its callbacks/strategies), as {module as written: allowed names}. Only classes, looked
+# Trainer and its callbacks/strategies/loggers), as {module as written: allowed names}. Only classes, looked
 # up directly in that module: ``torch.optim.adam.torch.hub.load`` or a function never pass.
 FOREIGN_TARGETS = {
     "torch.optim": "*",
@@ -56,6 +56,9 @@ FOREIGN_TARGETS = {
     "lightning.pytorch": "Trainer",
     "lightning.pytorch.callbacks": "*",
     "lightning.pytorch.strategies": "*",
+    # logger=tensorboard stores TensorBoardLogger in every checkpoint's config; Lightning's other
+    # loggers are allowed alike, so a run that names one in its logger group still evaluates
+    "lightning.pytorch.loggers": "*Logger",
 }
 # lfmri functions that configs name as factories (everything else in lfmri must be a class)
 OWN_FUNCTIONS = {"lfmri.training.wandb_logger.wandb_logger"}

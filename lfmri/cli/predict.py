@@ -16,7 +16,8 @@ Checkpoints trained on real pairs (``data=paired_lowfield``) first resample the 
 did (``data.lf_shape``/``lf_spacing``, then the LR grid of ``data.hf_shape``/``hf_spacing``, or that
 high-field grid for pre-upsampled networks), so the output lies on the configured 3T grid.
 
-Outputs per input ``NAME``: ``NAME_sr.nii.gz``; with ``data_consistency=true`` the SR after data
+Outputs per input ``NAME`` (a file's name without extensions; a DICOM folder's name, plus series
+number and description where it holds several series): ``NAME_sr.nii.gz``; with ``data_consistency=true`` the SR after data
 consistency plus ``NAME_consistency.nii.gz`` (|D(SR) - LR| of the network's raw output, on the
 input grid); with ``tta=true`` or ``mc_samples>0`` ``NAME_uncertainty.nii.gz`` (per-voxel std of
 the predictions); ``NAME_views.png``, three orthogonal views of scan and SR (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
@@ -36,15 +37,16 @@ import torch
 
 from lfmri.checkpoints.load import CheckpointError, load_checkpoint
 from lfmri.cli.options import error, fail, parse_options
-from lfmri.geometry.inputs import expand_inputs
-from lfmri.geometry.nifti import NiftiError, load_nifti, subject_name
+from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
+from lfmri.geometry.nifti import NiftiError
 from lfmri.inference.network import resolve_device
 from lfmri.inference.predictor import PredictConfig, Predictor
 from lfmri.pretrained import resolve as resolve_checkpoint
 
 log = logging.getLogger(__name__)
 PROG = "lfmri-predict"
-INPUTS_HELP = "\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder or a quoted glob 'dir/*.nii.gz'\n"
+INPUTS_HELP = ("\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder, a quoted glob 'dir/*.nii.gz', or a folder of DICOM "
+               "files (one volume per series, written as NIfTI)\n")
 
 
 _WORKER: Predictor | None = None  # the Predictor of a workers=N process
@@ -58,17 +60,17 @@ def _start_worker(cfg: PredictConfig) -> None:
     _WORKER = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
 
 
-def _predict_file(predictor: Predictor, path: Path) -> tuple[dict[str, Path] | None, str | None]:
+def _predict_file(predictor: Predictor, path: Input) -> tuple[dict[str, Path] | None, str | None]:
     """(outputs, None) or (None, error message) for one input; bad inputs do not stop the others."""
     try:
-        return predictor.volume(load_nifti(path)), None
+        return predictor.volume(load_input(path)), None
     except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
         return None, str(err)
     except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
         return None, f"{path}: {type(err).__name__}: {err}"
 
 
-def _predict_in_worker(path: Path) -> tuple[dict[str, Path] | None, str | None]:
+def _predict_in_worker(path: Input) -> tuple[dict[str, Path] | None, str | None]:
     return _predict_file(_WORKER, path)
 
 
@@ -91,12 +93,12 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
         paths = expand_inputs(cfg.inputs)
     except NiftiError as err:
         return done, {err.path: str(err)}
-    names = [subject_name(p) for p in paths]
+    names = [input_name(p) for p in paths]
     todo = []
     for path in paths:
         try:
-            if names.count(subject_name(path)) > 1:
-                raise NiftiError(path, f"shares the output name {subject_name(path)!r} with another input; predict them separately")
+            if names.count(input_name(path)) > 1:
+                raise NiftiError(str(path), f"shares the output name {input_name(path)!r} with another input; predict them separately")
             existing = [str(p) for p in predictor.output_paths(path).values() if p.exists()]
             if existing and not cfg.overwrite:
                 raise FileExistsError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")

@@ -34,9 +34,9 @@ from lfmri.degrade.degradations import Degradation
 from lfmri.errors import ExistingOutputError
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 from lfmri.geometry.affines import output_affines, slab_affine
-from lfmri.geometry.inputs import expand_inputs
+from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
 from lfmri.files import safe_name, written_together
-from lfmri.geometry.nifti import NiftiError, Volume, load_nifti, subject_name, voxel_sizes
+from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
 from lfmri.geometry.slicing import in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation, predictive_spread
@@ -64,21 +64,22 @@ class EvalVolume:
     lr_affine: np.ndarray | None = None
 
 
-def volumes_from_files(paths: Sequence[str], datamodule: SliceDataModule) -> tuple[list[EvalVolume], dict[str, str]]:
+def volumes_from_files(paths: Sequence[Input | str], datamodule: SliceDataModule) -> tuple[list[EvalVolume], dict[str, str]]:
     """Load every input and preprocess it as ``datamodule`` does (normalisation, slice selection).
 
-    Returns the usable volumes and ``{input: problem}`` for the others: one bad file is reported
-    by name and the rest are still evaluated.
+    ``paths`` are files or DICOM series (:func:`lfmri.geometry.inputs.expand_inputs`). Returns the
+    usable volumes and ``{input: problem}`` for the others: one bad file or series is reported by
+    name and the rest are still evaluated.
     """
     if not paths:
         raise ValueError("inputs=[] names no volume; give inputs='[a.nii.gz,...]' or leave inputs out for the test split")
-    names = [safe_name(subject_name(p), "volume") for p in paths]
+    names = [safe_name(input_name(p), "volume") for p in paths]
     out, failed = [], {}
     for path, name in zip(paths, names):
         try:
             if names.count(name) > 1:
                 raise NiftiError(path, f"shares the output name {name!r} with another input; evaluate them separately")
-            volume = load_nifti(path)
+            volume = load_input(path)
             intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
             volume.data = intensity.apply(volume.data)
             whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
@@ -373,7 +374,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     )
     failed: dict[str, str] = {}
     if cfg.get("inputs") is not None:
-        volumes, failed = volumes_from_files([str(p) for p in expand_inputs(cfg.inputs)], datamodule)
+        volumes, failed = volumes_from_files(expand_inputs(cfg.inputs), datamodule)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, checkpoints)

@@ -43,10 +43,11 @@ class Volume:
     affine: np.ndarray
     source: str
     axcodes: tuple[str, str, str] = CANONICAL  # orientation of the file it came from
+    label: str | None = None  # the name where the source's file name is not it (a DICOM series: its folder)
 
     @property
     def name(self) -> str:
-        return subject_name(self.source)
+        return self.label or subject_name(self.source)
 
     @property
     def zooms(self) -> np.ndarray:

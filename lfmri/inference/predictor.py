@@ -29,7 +29,8 @@ from lfmri.degrade.degradations import Degradation
 from lfmri.degrade.kspace import resize_complex
 from lfmri.geometry.affines import output_affines
 from lfmri.files import safe_name, written_together
-from lfmri.geometry.nifti import Volume, subject_name, voxel_sizes
+from lfmri.geometry.inputs import Input, input_name
+from lfmri.geometry.nifti import Volume, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency
@@ -43,7 +44,7 @@ from lfmri.scoring.figures import orthogonal_views
 class PredictConfig:
     ckpt_path: Optional[str] = None  # a trained checkpoint, or:
     pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
-    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes (lfmri.geometry.inputs)
+    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes, DICOM folders (lfmri.geometry.inputs)
     output_dir: str = MISSING
     overwrite: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
@@ -139,14 +140,16 @@ class Predictor:
         out["sr"] = sr
         return {k: v[:, 0] for k, v in out.items()}
 
-    def output_paths(self, source: Path) -> dict[str, Path]:
-        name = safe_name(subject_name(source), "volume")
+    def output_paths(self, source: Input | Volume) -> dict[str, Path]:
+        """The files written for ``source`` (an input of :func:`~lfmri.geometry.inputs.expand_inputs` or its volume)."""
+        name = safe_name(input_name(source), "volume")
         kinds = ["sr"]
         if self.cfg.data_consistency:
             kinds.append("consistency")
         if self.cfg.tta or self.cfg.mc_samples > 0:
             kinds.append("uncertainty")
-        suffix = ".mgz" if str(source).endswith(".mgz") else ".nii.gz"  # FreeSurfer input, FreeSurfer output
+        # FreeSurfer input, FreeSurfer output; NIfTI for everything else (DICOM series included)
+        suffix = ".mgz" if str(source.source if isinstance(source, Volume) else source).endswith(".mgz") else ".nii.gz"
         paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}{suffix}" for k in kinds}
         if self.cfg.preview:
             paths["views"] = Path(self.cfg.output_dir) / f"{name}_views.png"
@@ -154,7 +157,7 @@ class Predictor:
 
     def volume(self, volume: Volume) -> dict[str, Path]:
         """Super-resolve one volume and write its outputs (all of them, or none when anything fails)."""
-        paths = self.output_paths(Path(volume.source))
+        paths = self.output_paths(volume)
         Path(self.cfg.output_dir).mkdir(parents=True, exist_ok=True)
         with written_together(paths) as staging:
             self._volume(volume, staging)

@@ -9,6 +9,8 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.distributed as dist
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.image import imread
 from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
@@ -208,6 +210,9 @@ class SupervisedModule(L.LightningModule):
         for logger in self.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/panel", images=[str(path)], step=self.global_step)
+            elif isinstance(logger, TensorBoardLogger):  # no log_image there: its SummaryWriter takes the pixels
+                rgb = imread(path)[..., :3]  # the PNG as floats in [0, 1], alpha dropped
+                logger.experiment.add_image("val/panel", rgb, self.global_step, dataformats="HWC")
 
     def _panel_geometry(self, subject: str | None) -> tuple[tuple[float, float] | None, tuple[int, int] | None]:
         """Pixel sizes (mm) of the HR slice grid and the slice's canonical axes, from the datamodule's
