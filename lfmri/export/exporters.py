@@ -299,7 +299,7 @@ def torchscript_metadata(path: str | Path) -> dict:
     """The metadata stored in an exported TorchScript file: the model card and how it was made."""
     extra = {TORCHSCRIPT_CARD_FILE: "", "lfmri_torchscript": "", "lfmri_input_mode": "", "lfmri_size_multiple": ""}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # torch 2.15 marks torch.jit deprecated on every call
         torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     text = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
     return {"card": json.loads(text.pop(TORCHSCRIPT_CARD_FILE)), **text}
@@ -309,7 +309,7 @@ def check_torchscript(path: str | Path, net: nn.Module, images: Sequence[torch.T
                       expected: Sequence[np.ndarray] | None = None) -> float:
     """Load the saved TorchScript file and return its max abs difference from ``net`` on ``images``."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # torch 2.15 marks torch.jit deprecated on every call
         loaded = torch.jit.load(str(path), map_location="cpu")
 
     def run(x: torch.Tensor) -> np.ndarray:
