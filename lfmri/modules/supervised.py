@@ -25,6 +25,8 @@ from lfmri.scoring.report import MetricsTable
 log = logging.getLogger(__name__)
 
 
+BASELINE_VAL_METRICS = ("psnr_brain", "ssim_brain", "psnr")  # what the baselines log per validation
+
 class SupervisedModule(L.LightningModule):
     """Trains ``net`` on (LR, HR) patches; validates and tests on whole slices.
 
@@ -76,6 +78,11 @@ class SupervisedModule(L.LightningModule):
         self.method_name = name or type(net).__name__.lower()  # the row label in metric tables
         self._panel: dict[str, torch.Tensor] | None = None
         self.val_means = nn.ModuleDict({name: MeanMetric() for name in METRICS})
+        # the baselines on the validation slices, logged beside the network every validation so a
+        # dashboard plots the gain over zero-fill as training goes (in-brain first)
+        self.baseline_val_means = nn.ModuleDict({
+            f"{baseline}_{name}": MeanMetric() for baseline in self.baselines for name in BASELINE_VAL_METRICS
+        })
         self._test_table = MetricsTable()
         self.test_table: MetricsTable | None = None
 
@@ -159,6 +166,12 @@ class SupervisedModule(L.LightningModule):
             self.val_means[name].update(metrics[name])
             self.log(f"val/{name}", self.val_means[name], prog_bar=name == "psnr", batch_size=size)
         self.log("val/slices", float(size), reduce_fx="sum", sync_dist=True, batch_size=size)
+        for baseline, module in self.baselines.items():
+            scores = slice_metrics(predict(module, model_input(module, batch)).float(), batch["hr"], mask)
+            for name in BASELINE_VAL_METRICS:
+                key = f"{baseline}_{name}"
+                self.baseline_val_means[key].update(scores[name])
+                self.log(f"baselines/val/{key}", self.baseline_val_means[key], batch_size=size)
         self._keep_panel(batch, pred, mask)
 
     def _keep_panel(self, batch: dict, pred: torch.Tensor, mask: torch.Tensor) -> None:
