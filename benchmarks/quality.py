@@ -56,8 +56,10 @@ def site(subject: str) -> str:
 def eval_config(ckpt: str | None, pretrained: str | None, output_dir: Path, tta: bool = False):
     cfg = OmegaConf.load(ROOT / "conf" / "evaluate.yaml")
     cfg.pop("hydra")
+    # precision=fp32: the network runs as the caller's autocast says; evaluate's default (auto) would
+    # pick bf16 for a card that records its bf16 parity, and the "float32" pass would not be one
     return OmegaConf.merge(cfg, {"ckpt_path": ckpt, "pretrained": pretrained, "output_dir": str(output_dir),
-                                 "overwrite": True, "tta": tta, "batch_size": 16})
+                                 "overwrite": True, "tta": tta, "batch_size": 16, "precision": "fp32"})
 
 
 def run(ckpt: str | None, pretrained: str | None, out: Path, bf16: bool, tta_every: int = 0):
