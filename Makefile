@@ -1,11 +1,11 @@
-# Two entry points for newcomers (see README): `make demo` and `make test`.
+# Two entry points for newcomers (see README): `make demo` and `make test` (`make test-fast`: unit tests only).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 # one directory per demo run, fixed once per make invocation
 DEMO_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo test bench
+.PHONY: install demo test test-fast bench
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# the fast lane: tests/unit only (every test under tests/e2e is marked e2e), one to two minutes
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e"
 
 bench: install
 	$(BIN)/python benchmarks/bench.py

@@ -1,4 +1,8 @@
-"""Shared fixtures: small synthetic head-like NIfTI volumes written to tmp_path."""
+"""Fixtures every test folder can use: small synthetic head-like NIfTI volumes and real anatomy.
+
+What tests share beyond fixtures lives in ``tests/helpers`` (builders, tiny configs, the one config
+composer); test modules import from there, never from each other or from this file.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lfmri.training.resolvers  # noqa: F401  the configs tests compose use ${lfmri.multiple:...}
-
-from tests.helpers.run import ROOT, run_script  # noqa: F401  (tests import these from conftest until moved)
-from tests.helpers.volumes import phantom, write_phantom, write_phantom_volumes  # noqa: F401
+from tests.helpers.volumes import write_phantom_dir
 
 # tests never touch the network: timm/huggingface look only in their local cache
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,12 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture
 def phantom_dir(tmp_path: Path) -> Path:
     """Four small subjects, one stored in a non-canonical (P, S, R) orientation."""
-    folder = tmp_path / "volumes"
-    for i in range(3):
-        write_phantom(folder / f"sub-{i:02d}.nii.gz", seed=i)
-    ornt_affine = np.array([[0, 0, 1.5, -10], [-1.0, 0, 0, 20], [0, 1.0, 0, -5], [0, 0, 0, 1]])
-    write_phantom(folder / "sub-03.nii.gz", shape=(48, 24, 40), seed=3, affine=ornt_affine)
-    return folder
+    return write_phantom_dir(tmp_path / "volumes")
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +38,12 @@ def mni_slice(mni_volume):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(mni_volume[:, :, 90]))
+
+
+@pytest.fixture(scope="module")
+def bicubic_checkpoint(tmp_path_factory) -> Path:
+    """An untrained (bicubic) checkpoint as train.py writes it: the cheapest model predict and evaluate load."""
+    from tests.helpers.checkpoints import make_checkpoint
+
+    root = tmp_path_factory.mktemp("ckpt")
+    return make_checkpoint(root / "bicubic.ckpt", "model=bicubic", "degradation=bicubic", "data=folder", "data.pattern=x")

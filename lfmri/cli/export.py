@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from lfmri.checkpoints.load import CheckpointError
-from lfmri.cli.options import error, fail, parse_options
+from lfmri.cli.options import fail, parse_options
 from lfmri.export.exporters import FORMATS, ExportConfig, ExportError, export_checkpoint, torchscript_metadata
 from lfmri.pretrained import resolve as resolve_checkpoint
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))
         done = export_checkpoint(cfg)
     except (CheckpointError, ExportError, FileExistsError, ValueError) as err:
-        return error(PROG, str(err))
+        fail(PROG, str(err))
     for fmt, (path, diff) in done.items():
         how = f" ({torchscript_metadata(path)['lfmri_torchscript']})" if fmt == "torchscript" else ""
         print(f"{fmt}{how}: {path}; max abs difference from PyTorch on the MNI152 slice and a second size: {diff:.3g}")

@@ -21,15 +21,10 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 T = TypeVar("T")
 
 
-def error(prog: str, message: str) -> int:
-    """Print ``<prog>: error: <message>`` on stderr; returns 2, the exit status of a usage mistake."""
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
-    return 2
-
-
 def fail(prog: str, message: str) -> None:
-    """:func:`error`, then exit with status 2 (argparse's and Hydra's convention)."""
-    raise SystemExit(error(prog, message))
+    """``<prog>: error: <message>`` on stderr and exit status 2 (argparse's and Hydra's convention)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def usage(doc: str, schema: type) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from lfmri.checkpoints.load import CheckpointError, load_checkpoint
-from lfmri.cli.options import error, fail, parse_options
+from lfmri.cli.options import fail, parse_options
 from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
 from lfmri.geometry.nifti import NiftiError
 from lfmri.inference.network import resolve_device
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         done, failed = run_predict(cfg)
     except (CheckpointError, ValueError) as err:
-        return error(PROG, str(err))
+        fail(PROG, str(err))
     print(f"{len(done)} volume(s) written to {cfg.output_dir}")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from omegaconf import MISSING
 
-from lfmri.cli.options import error, parse_command
+from lfmri.cli.options import fail, parse_command
 from lfmri.scoring.metrics import metric_mode
 
 PROG = "lfmri-sweep"
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = summarize(options.sweep_dir, options.metric)
     except (FileNotFoundError, ValueError) as err:
-        return error(f"{PROG} {command}", str(err))
+        fail(f"{PROG} {command}", str(err))
     csv_path, md_path = write_summary(options.sweep_dir, rows, options.metric)
     print(to_markdown(rows))
     print(f"written: {csv_path}, {md_path}")

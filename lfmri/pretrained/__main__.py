@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from omegaconf import MISSING
 
-from lfmri.cli.options import error, parse_command
+from lfmri.cli.options import fail, parse_command
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, load_checkpoint, network_state
 from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.pretrained import NAME_PATTERN, PRETRAINED_DIR, available, card_text, checkpoint_path, half_state
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return RUN[command](options)
     except (CheckpointError, ValueError, OSError) as err:
-        return error(f"{PROG} {command}", str(err))
+        fail(f"{PROG} {command}", str(err))
 
 
 if __name__ == "__main__":

@@ -34,3 +34,12 @@ def check(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     """``proc``, after failing with its output unless it exited 0."""
     assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT\n{proc.stdout[-3000:]}\nSTDERR\n{proc.stderr[-5000:]}"
     return proc
+
+
+def run_evaluate(output_dir: Path, **overrides):
+    """``evaluate.py``'s code path in-process (no interpreter start-up), with its default config;
+    returns its :class:`~lfmri.scoring.report.MetricsTable`."""
+    from lfmri.evaluation.evaluator import evaluate
+    from tests.helpers.config import evaluate_config
+
+    return evaluate(evaluate_config(output_dir=str(output_dir), **overrides))

@@ -34,3 +34,36 @@ def write_phantom_volumes(folder: Path, count: int = 4) -> Path:
     for i in range(count):
         write_phantom(folder / f"sub-{i:02d}.nii.gz", seed=i)
     return folder
+
+
+def write_phantom_dir(folder: Path) -> Path:
+    """Four small subjects in ``folder``, ``sub-03`` stored in a non-canonical (P, S, R) orientation."""
+    for i in range(3):
+        write_phantom(folder / f"sub-{i:02d}.nii.gz", seed=i)
+    ornt_affine = np.array([[0, 0, 1.5, -10], [-1.0, 0, 0, 20], [0, 1.0, 0, -5], [0, 0, 0, 1]])
+    write_phantom(folder / "sub-03.nii.gz", shape=(48, 24, 40), seed=3, affine=ornt_affine)
+    return folder
+
+
+def oblique_affine() -> np.ndarray:
+    """A rotated, non-canonical (mostly P, S, R) affine with anisotropic voxels."""
+    angle = np.deg2rad(17)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    axes = np.array([[0, 0, 1.0], [-1.0, 0, 0], [0, 1.0, 0]]) @ np.diag([1.2, 1.0, 3.0])
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ axes
+    affine[:3, 3] = [12.0, -30.0, 7.5]
+    return affine
+
+
+def head_slices(n: int = 6, size: int = 64):
+    """``n`` axial phantom slices of ``size`` x ``size`` in [0, 1], as a (n, size, size) tensor."""
+    import torch
+
+    vol = torch.from_numpy(phantom((size, size, n), seed=3) / 1000.0).permute(2, 0, 1).contiguous()
+    return vol.clamp(0, 1)
+
+
+def outputs(folder: Path) -> list[str]:
+    """The names of the files in ``folder``, sorted (none when it does not exist)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []

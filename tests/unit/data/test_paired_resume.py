@@ -8,7 +8,7 @@ import torch
 from lfmri.data.paired_lowfield import PairedLowFieldDataModule
 from lfmri.data.resumable import ResumableLoader
 from lfmri.degrade.degradations import KSpaceDegradation
-from tests.paired_fixtures import HF_SHAPE, HF_SPACING, LF_SHAPE, LF_SPACING, write_volume_layout
+from tests.helpers.paired import HF_SHAPE, HF_SPACING, LF_SHAPE, LF_SPACING, write_volume_layout
 
 
 def datamodule(root) -> PairedLowFieldDataModule:

@@ -1,0 +1,67 @@
+"""``lfmri.checkpoints.load``: networks rebuilt from the stored config; foreign, outdated and malicious files refused."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, CheckpointError, build_network, load_checkpoint
+from lfmri.models.srdensenet import SRDenseNet
+
+
+def fake_checkpoint(path, schema=SCHEMA_VERSION, scale=2):
+    net = SRDenseNet(scale=scale)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            METADATA_KEY: {
+                "schema": schema,
+                "config": {"model": {"_target_": "lfmri.models.srdensenet.SRDenseNet", "scale": scale}},
+                "split": None,
+            },
+        },
+        path,
+    )
+    return net
+
+
+def test_network_is_rebuilt_from_the_stored_config(tmp_path):
+    net = fake_checkpoint(tmp_path / "a.ckpt", scale=4)
+    rebuilt = build_network(load_checkpoint(tmp_path / "a.ckpt"))
+    assert rebuilt.scale == 4
+    x = torch.rand(1, 1, 5, 6)
+    assert torch.equal(rebuilt(x), net.eval()(x))
+
+
+def test_foreign_and_outdated_checkpoints_get_clear_messages(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="foreign.ckpt: not an lfmri checkpoint"):
+        load_checkpoint(tmp_path / "foreign.ckpt")
+    fake_checkpoint(tmp_path / "old.ckpt", schema=0)
+    with pytest.raises(CheckpointError, match="schema 0"):
+        load_checkpoint(tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt: not a loadable checkpoint"):
+        load_checkpoint(tmp_path / "junk.ckpt")
+
+
+class Payload:
+    """Unpickling this would create a file: loading must refuse instead of executing it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_loading_never_executes_code_from_the_checkpoint(tmp_path):
+    marker = str(tmp_path / "pwned")
+    torch.save({"state_dict": {}, METADATA_KEY: {"schema": SCHEMA_VERSION, "config": {}}, "x": Payload(marker)}, tmp_path / "evil.ckpt")
+    with pytest.raises(CheckpointError, match="evil.ckpt"):
+        load_checkpoint(tmp_path / "evil.ckpt")
+    assert not os.path.exists(marker)

@@ -1,0 +1,166 @@
+"""data=paired_lowfield on generated collections in both layouts: geometry, validation, split, mixing."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from lfmri.data.pair_validation import PairValidationError
+from lfmri.degrade.degradations import BicubicDegradation
+from lfmri.degrade.lowfield import LowFieldDegradation
+from lfmri.geometry.nifti import voxel_sizes
+from tests.helpers.bad_volumes import complex_valued, degenerate
+from tests.helpers.paired import (
+    HF_SHAPE,
+    HF_SPACING,
+    LF_SHAPE,
+    LF_SPACING,
+    add_slice_faults,
+    add_volume_faults,
+    datamodule,
+    write_slice_layout,
+    write_volume_layout,
+)
+from tests.helpers.volumes import write_phantom
+
+
+@pytest.mark.parametrize("layout", ["volumes", "slices"])
+def test_both_layouts_give_the_same_pairs_on_the_target_grids(tmp_path, layout):
+    writer = write_volume_layout if layout == "volumes" else write_slice_layout
+    dm = datamodule(writer(tmp_path / layout), layout, input_mode="upsampled", lf_shape=(10, 12, 5), lf_spacing=(2.0, 2.0, 6.0))
+    dm.setup("fit")
+    assert sorted(dm.pairs) == ["s01", "s02", "s03", "s04"]
+    pair = dm.pairs["s01"]
+    # HR: target shape and voxel size (in-plane trimmed to a multiple of x2: 22 x 30 already is)
+    assert pair.hr.shape == HF_SHAPE and np.allclose(voxel_sizes(pair.hr_affine), HF_SPACING)
+    # LR for lr-input models: HR slice count, in-plane HR / 2 with twice the voxel size
+    assert pair.lr.shape == (19, 11, 15) and np.allclose(voxel_sizes(pair.lr_affine), (1.0, 2.0, 2.0))
+    assert pair.lr_up.shape == HF_SHAPE
+    assert 0 <= pair.lr.min() and pair.lr.max() <= 1 and 0 <= pair.hr.min() and pair.hr.max() <= 1
+    # the low-field head sits where the high-field head is: centres of mass agree within a voxel
+    centre = lambda d: (np.indices(d.shape).reshape(3, -1) * d.reshape(-1)).sum(1) / d.sum()  # noqa: E731
+    assert np.allclose(centre(pair.lr_up), centre(pair.hr), atol=1.0)
+    # sagittal slices by default: (LR, HR) pairs with the model's shapes
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["hr"].shape[-2:] == (22, 30) and batch["lr"].shape[-2:] == (11, 15) and batch["lr_up"].shape[-2:] == (22, 30)
+
+
+def test_volume_layout_is_identical_to_slice_layout(tmp_path):
+    a, b = datamodule(write_volume_layout(tmp_path / "v")), datamodule(write_slice_layout(tmp_path / "s"), "slices")
+    a.setup("fit"), b.setup("fit")
+    for name in a.pairs:
+        assert np.allclose(a.pairs[name].hr, b.pairs[name].hr, atol=1e-5)
+        assert np.allclose(a.pairs[name].lr, b.pairs[name].lr, atol=1e-5)
+
+
+def test_the_split_never_puts_one_subject_in_two_sets(tmp_path):
+    dm = datamodule(write_volume_layout(tmp_path / "v", [f"s{i:02d}" for i in range(6)]), split_file=str(tmp_path / "split.json"),
+                    subjects={"val": ["s01", "s02"], "test": ["s05"]})
+    dm.setup("fit")
+    groups = {stage: {seg.subject for seg in segs} for stage, segs in dm.split.items()}
+    assert groups == {"val": {"s01", "s02"}, "test": {"s05"}, "train": {"s00", "s03", "s04"}}
+    seen = {stage: {s for batch in (dm.val_dataloader() if stage == "val" else dm.test_dataloader()) for s in batch["subject"]}
+            for stage in ("val", "test")}
+    assert seen == {"val": {"s01", "s02"}, "test": {"s05"}}
+    assert {seg.subject for seg in dm.prepared["train"]} == groups["train"]
+    dm2 = datamodule(tmp_path / "v")
+    dm2.setup("fit")
+    fractions = [{seg.subject for seg in dm2.split[stage]} for stage in ("train", "val", "test")]
+    assert sum(map(len, fractions)) == 6 and len(set.union(*fractions)) == 6
+    with pytest.raises(ValueError, match="unknown subjects"):
+        datamodule(tmp_path / "v", subjects={"test": ["nobody"]}).setup("fit")
+
+
+def test_volume_faults_are_all_reported_then_dropped_when_not_strict(tmp_path, caplog):
+    root = write_volume_layout(tmp_path / "v")
+    faults = add_volume_faults(root)
+    with pytest.raises(PairValidationError) as info:
+        datamodule(root).setup("fit")
+    message = str(info.value)
+    for subject, fault in faults.items():
+        line = next(line for line in message.splitlines() if f"subject {subject!r}" in line)
+        assert fault in line and ".nii.gz" in line, line
+    assert "broken.nii.gz" in message and "data.strict=false" in message
+    with caplog.at_level(logging.WARNING):
+        dm = datamodule(root, strict=False, report_file=str(tmp_path / "report.txt"))
+        dm.setup("fit")
+    assert sorted(dm.pairs) == ["s01", "s02", "s03", "s04"]
+    assert "dropping subjects ['broken', 'nan_sub', 'only_lf']" in caplog.text
+    assert "nan_sub" in (tmp_path / "report.txt").read_text()
+
+
+def test_slice_faults_are_all_reported_with_their_files(tmp_path):
+    root = write_slice_layout(tmp_path / "s")
+    faults = add_slice_faults(root)
+    with pytest.raises(PairValidationError) as info:
+        datamodule(root, "slices").setup("fit")
+    message = str(info.value)
+    for subject, fault in faults.items():
+        lines = [line for line in message.splitlines() if f"subject {subject!r}" in line]
+        assert any(fault in line for line in lines), (subject, fault, message)
+    assert "nan_2.nii.gz" in message and "odd_3.nii.gz" in message and "dup_05.nii.gz" in message
+    dm = datamodule(root, "slices", strict=False)
+    dm.setup("fit")
+    assert sorted(dm.pairs) == ["s01", "s02", "s03", "s04"]
+
+
+def test_mixed_training_draws_synthetic_patches_at_the_configured_ratio(tmp_path):
+    root = write_volume_layout(tmp_path / "v")
+    for i in range(2):
+        write_phantom(tmp_path / "ext" / f"ixi-{i}.nii.gz", shape=HF_SHAPE, seed=10 + i, affine=np.diag([*HF_SPACING, 1.0]))
+    lowfield = LowFieldDegradation(scale=2, lf_shape=LF_SHAPE, lf_spacing=LF_SPACING)
+    dm = datamodule(root, degradation=lowfield, synthetic_pattern=str(tmp_path / "ext" / "*.nii.gz"), synthetic_ratio=0.3,
+                    patches_per_epoch=1000, batch_size=50)
+    dm.setup("fit")
+    assert {seg.subject for seg in dm.synthetic} == {"sim-ixi-0", "sim-ixi-1"}
+    assert all(not seg.subject.startswith("sim-") for segs in dm.prepared.values() for seg in segs)  # train only
+    flags = torch.cat([batch["synthetic"] for batch in dm.train_dataloader()])
+    assert len(flags) == 1000 and abs(flags.float().mean().item() - 0.3) < 0.05
+    with pytest.raises(ValueError, match="degradation=lowfield"):
+        datamodule(root, synthetic_pattern=str(tmp_path / "ext" / "*.nii.gz"))
+
+
+def test_simulated_pairs_alone_form_the_collection(tmp_path):
+    for i in range(3):
+        write_phantom(tmp_path / "ext" / f"ixi-{i}.nii.gz", shape=HF_SHAPE, seed=i, affine=np.diag([*HF_SPACING, 1.0]))
+    lowfield = LowFieldDegradation(scale=2, lf_shape=LF_SHAPE, lf_spacing=LF_SPACING)
+    dm = datamodule(None, degradation=lowfield, synthetic_pattern=str(tmp_path / "ext" / "*.nii.gz"), fractions=(1, 1, 1))
+    dm.setup("fit")
+    assert {seg.subject for segs in dm.split.values() for seg in segs} == {"sim-ixi-0", "sim-ixi-1", "sim-ixi-2"}
+    assert next(iter(dm.train_dataloader()))["synthetic"].all()
+
+
+def test_lr_grid_follows_the_degradation_grid(tmp_path):
+    root = write_volume_layout(tmp_path / "v")
+    area, kspace = datamodule(root, degradation=BicubicDegradation()), datamodule(root)
+    area.setup("fit"), kspace.setup("fit")
+    # area grid: LR pixel j at HR 2j + 0.5; k-space crop of 22 -> 11 (30 -> 15): LR pixel j at HR 2j + 1
+    shift = area.pairs["s01"].lr_affine[:3, 3] - kspace.pairs["s01"].lr_affine[:3, 3]
+    assert np.allclose(shift, [0.0, -0.5, -0.5])
+    # and the LR values follow their grid: the two differ, each matching its own baseline geometry
+    assert not np.allclose(area.pairs["s01"].lr, kspace.pairs["s01"].lr)
+
+
+@pytest.mark.parametrize("layout", ["volumes", "slices"])
+def test_the_paired_report_names_the_same_errors_and_strict_false_drops_them(tmp_path, layout):
+    from lfmri.data.pair_validation import PairValidationError
+    from tests.helpers.paired import datamodule, write_slice_layout, write_volume_layout
+
+    subjects = ("s01", "s02", "s03", "s04", "s05")
+    root = (write_volume_layout if layout == "volumes" else write_slice_layout)(tmp_path / "pairs", subjects)
+    if layout == "volumes":
+        degenerate(root / "lf" / "s01.nii.gz")
+        complex_valued(root / "hf" / "s02.nii.gz")
+    else:
+        degenerate(root / "lf" / "s01_0.nii.gz")
+        complex_valued(root / "hf" / "s02_1.nii.gz")
+    with pytest.raises(PairValidationError) as info:
+        datamodule(root, layout=layout).setup("fit")
+    message = str(info.value)
+    assert "'s01'" in message and "degenerate affine" in message and "'s02'" in message and "complex voxels" in message
+    dm = datamodule(root, layout=layout, strict=False)
+    dm.setup("fit")
+    assert sorted(dm.pairs) == ["s03", "s04", "s05"]

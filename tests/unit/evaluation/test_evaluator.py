@@ -1,0 +1,55 @@
+"""``lfmri.evaluation.evaluator`` in-process: checkpoint options, method names, empty inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lfmri.evaluation.evaluator import method_names
+from tests.helpers.config import evaluate_config
+from tests.helpers.run import run_evaluate
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"ckpt_path": "a.ckpt", "ckpt_paths": ["b.ckpt"]}, "got both"),
+        ({}, "got neither"),
+        ({"ckpt_paths": "a.ckpt"}, "non-empty list"),
+    ],
+)
+def test_exactly_one_of_ckpt_path_and_ckpt_paths(overrides, message, tmp_path):
+    with pytest.raises(ValueError, match=message) as err:
+        run_evaluate(tmp_path / "out", **overrides)
+    assert "ckpt_path=" in str(err.value) and "ckpt_paths=" in str(err.value)
+
+
+def test_method_names_get_more_specific_only_where_they_collide():
+    paths = [Path("a/run1/checkpoints/last.ckpt"), Path("b/run1/checkpoints/best.ckpt"), Path("c/x/espcn.ckpt")]
+    assert method_names(["srdensenet", "vdsr", "espcn"], paths) == ["srdensenet", "vdsr", "espcn"]
+    assert method_names(["vdsr", "vdsr", "espcn"], paths) == ["vdsr (run1/last)", "vdsr (run1/best)", "espcn"]
+    same_run = [Path("a/0/checkpoints/last.ckpt"), Path("b/0/checkpoints/last.ckpt")]
+    assert method_names(["m", "m"], same_run) == [f"m ({same_run[0]})", f"m ({same_run[1]})"]
+    assert method_names(["bicubic"], paths[:1], reserved=["zerofill", "bicubic"]) == ["bicubic (run1)"]
+
+
+def test_sweep_jobs_are_named_by_their_differing_overrides(tmp_path):
+    from lfmri.evaluation.evaluator import method_names
+
+    paths = []
+    for job, loss in (("0", "mse"), ("1", "l1")):
+        hydra_dir = tmp_path / "multirun" / job / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"loss={loss}", "data.pattern=/x/*.nii.gz", "hydra.x=1"]))
+        paths.append(tmp_path / "multirun" / job / "checkpoints" / "best.ckpt")
+    assert method_names(["srdensenet", "srdensenet"], paths) == ["srdensenet (loss=mse)", "srdensenet (loss=l1)"]
+
+
+def test_evaluate_with_empty_inputs_is_an_error(tmp_path, bicubic_checkpoint):
+    from lfmri.evaluation.evaluator import evaluate
+
+    cfg = evaluate_config(output_dir=str(tmp_path / "out"), ckpt_path=str(bicubic_checkpoint), inputs=[], device="cpu")
+    with pytest.raises(ValueError, match=r"inputs=\[\]"):
+        evaluate(cfg)

@@ -1,0 +1,118 @@
+"""Predicting volumes in-process (``run_predict``): geometry, maps, real-pair grids, precision from the card, workers."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from lfmri.cli.predict import run_predict
+from lfmri.inference.network import BF16_PARITY_KEY
+from lfmri.inference.predictor import Predictor
+from tests.helpers.checkpoints import make_checkpoint
+from tests.helpers.predict import BF16, TINY_MODEL, predict_config
+from tests.helpers.volumes import oblique_affine, write_phantom
+
+
+def fov_corners(affine: np.ndarray, shape) -> np.ndarray:
+    """World coordinates of the 8 outer corners of the field of view (voxel edges, not centres)."""
+    corners = np.array([[i, j, k] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5) for k in (-0.5, shape[2] - 0.5)])
+    return nib.affines.apply_affine(affine, corners)
+
+
+@pytest.mark.parametrize("degradation", ["kspace", "bicubic"])
+def test_round_trip_on_an_oblique_volume_keeps_orientation_field_of_view_and_intensities(tmp_path, degradation):
+    ckpt = make_checkpoint(tmp_path / "bicubic.ckpt", "model=bicubic", f"degradation={degradation}", "data=folder", "data.pattern=x")
+    src = write_phantom(tmp_path / "scan.nii.gz", shape=(30, 36, 20), affine=oblique_affine())
+    done, failed = run_predict(predict_config(tmp_path, ckpt, src))
+    assert not failed
+    img_in, img_out = nib.load(src), nib.load(done[str(src)]["sr"])
+    assert nib.aff2axcodes(img_out.affine) == nib.aff2axcodes(img_in.affine)
+    # slices were along canonical axis 2 (S), which is stored axis 1 here: the other two double
+    assert img_out.shape == (60, 36, 40) and img_out.get_data_dtype() == np.float32
+    zooms_in, zooms_out = np.array(img_in.header.get_zooms()), np.array(img_out.header.get_zooms())
+    assert np.allclose(zooms_out, zooms_in / [2, 1, 2])
+    # the input's field-of-view corners, in output voxels, against the output's own corners
+    gap = np.abs(
+        nib.affines.apply_affine(np.linalg.inv(img_out.affine), fov_corners(img_in.affine, img_in.shape))
+        - nib.affines.apply_affine(np.linalg.inv(img_out.affine), fov_corners(img_out.affine, img_out.shape))
+    )
+    assert gap.max() <= 0.5 + 1e-6
+    if degradation == "bicubic":  # area grid: the field of view is kept exactly
+        assert gap.max() < 1e-4  # float32 sform precision
+    data_in, data_out = img_in.get_fdata(), img_out.get_fdata()
+    # bicubic interpolation in the normalised range, mapped back: the input's intensity scale
+    inside = data_in > 0.1 * data_in.max()
+    assert abs(np.percentile(data_out, 99) / np.percentile(data_in[inside], 99) - 1) < 0.1
+
+
+def test_predict_writes_consistency_and_uncertainty_maps_on_their_grids(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "espcn.ckpt", "model=espcn", "data=folder", "data.pattern=x")
+    src = write_phantom(tmp_path / "scan.nii.gz", shape=(24, 20, 6))
+    done, failed = run_predict(predict_config(tmp_path, ckpt, src, data_consistency=True, tta=True, tile_size=12, tile_overlap=8))
+    assert not failed
+    out = {k: nib.load(p) for k, p in done[str(src)].items() if k != "views"}
+    assert set(out) == {"sr", "consistency", "uncertainty"} and done[str(src)]["views"].stat().st_size > 10_000
+    assert out["sr"].shape == out["uncertainty"].shape == (48, 40, 6)
+    assert out["consistency"].shape == (24, 20, 6) and np.allclose(out["consistency"].affine, nib.load(src).affine)
+    assert out["uncertainty"].get_fdata().max() > 0 and out["consistency"].get_fdata().max() > 0
+    # a bicubic-trained checkpoint has no k-space measurement to keep
+    bicubic_ckpt = make_checkpoint(tmp_path / "b.ckpt", "model=espcn", "degradation=bicubic", "data=folder", "data.pattern=x")
+    with pytest.raises(ValueError, match="k-space degradation"):
+        run_predict(predict_config(tmp_path, bicubic_ckpt, src, data_consistency=True))
+
+
+def test_pre_upsampled_model_reads_the_scan_on_the_hr_grid(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "vdsr.ckpt", "model=vdsr", "data=folder", "data.pattern=x")
+    src = write_phantom(tmp_path / "scan.nii.gz", shape=(20, 22, 4))
+    done, failed = run_predict(predict_config(tmp_path, ckpt, src))
+    assert not failed and nib.load(done[str(src)]["sr"]).shape == (40, 44, 4)
+
+
+@pytest.mark.parametrize("model", ["srdensenet", "srcnn"])  # LR-grid and pre-upsampled networks
+def test_checkpoint_trained_on_real_pairs_resamples_the_scan_onto_its_training_grids(tmp_path, model):
+    from tests.helpers.paired import GRID_OVERRIDES, HF_SHAPE, HF_SPACING, LF_SHAPE
+
+    ckpt = make_checkpoint(tmp_path / "paired.ckpt", f"model={model}", "data=paired_lowfield", "data.root=x",
+                           "degradation=lowfield", *GRID_OVERRIDES)
+    # a 64 mT-like scan stored P, S, R with its own voxel sizes: only its field of view matters
+    affine = np.array([[0, 0, 1.6, -10], [-1.6, 0, 0, 20], [0, 5.0, 0, -5], [0, 0, 0, 1.0]])
+    shape_psr = (LF_SHAPE[1], LF_SHAPE[2], LF_SHAPE[0])
+    src = write_phantom(tmp_path / "scan.nii.gz", shape=shape_psr, affine=affine)
+    done, failed = run_predict(predict_config(tmp_path, ckpt, src, preview=False))
+    assert not failed, failed
+    out = nib.load(done[str(src)]["sr"])
+    assert nib.aff2axcodes(out.affine) == nib.aff2axcodes(affine)
+    canonical = nib.as_closest_canonical(out)
+    assert canonical.shape == HF_SHAPE  # the configured 3T grid (sagittal in-plane sizes already even)
+    assert np.allclose(nib.affines.voxel_sizes(canonical.affine), HF_SPACING, atol=1e-5)
+    centre_in = fov_corners(affine, shape_psr).mean(0)
+    centre_out = fov_corners(out.affine, out.shape).mean(0)
+    assert np.abs(centre_out - centre_in).max() < 0.5
+    assert np.isfinite(out.get_fdata()).all()
+
+
+def test_data_consistency_is_refused_for_checkpoints_trained_on_real_pairs(tmp_path):
+    from tests.helpers.paired import GRID_OVERRIDES
+
+    ckpt = make_checkpoint(tmp_path / "paired.ckpt", "data=paired_lowfield", "data.root=x", *GRID_OVERRIDES)
+    with pytest.raises(ValueError, match="real low-field pairs"):
+        run_predict(predict_config(tmp_path, ckpt, tmp_path / "scan.nii.gz", data_consistency=True))
+
+
+def test_predictor_auto_reads_the_card(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    x = torch.rand(1, 1, 16, 16)
+    plain = Predictor(checkpoint, predict_config(tmp_path, ckpt)).runner(x)
+    assert torch.equal(plain, Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32")).runner(x))
+    checkpoint["lfmri"]["card"][BF16_PARITY_KEY] = 0.01
+    recorded = Predictor(checkpoint, predict_config(tmp_path, ckpt)).runner(x)
+    assert torch.equal(recorded, plain) != BF16  # bf16 exactly where the CPU has it
+
+
+def test_predict_rejects_bad_workers(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
+    with pytest.raises(ValueError, match="workers=0"):
+        run_predict(predict_config(tmp_path, ckpt, tmp_path, workers=0))

@@ -1,0 +1,67 @@
+"""The networks shipped in ``lfmri/pretrained``: safe loading, cards, storage parity, names (their
+whole-volume predictions are in tests/e2e/test_pretrained.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lfmri.checkpoints.load import METADATA_KEY, build_network, load_checkpoint
+from lfmri.cli.predict import parse_args
+from lfmri.pretrained import __main__ as pretrained_cli
+from lfmri.pretrained import available, checkpoint_path, resolve
+from tests.helpers.checkpoints import SHIPPED, make_checkpoint
+
+CARD_FACTS = ("command", "commit", "steps", "wall_time", "training_data", "unseen")
+
+
+def test_every_documented_network_is_shipped():
+    assert set(SHIPPED) <= set(available())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_loads_with_weights_only_and_its_card_parses(name, capsys):
+    path = checkpoint_path(name)
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
+    card = load_checkpoint(path)[METADATA_KEY]["card"]
+    facts = card["pretrained"]
+    assert all(key in facts for key in CARD_FACTS), sorted(facts)
+    assert facts["unseen"]["pooled"]["all unseen"]["slices"] > 0
+    json.dumps(card)  # plain data only
+    net = build_network(load_checkpoint(path))
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    text = path.with_suffix(".md").read_text()
+    assert "unseen" in text and facts["command"] in text
+    assert pretrained_cli.main(["list"]) == 0
+    assert name in capsys.readouterr().out
+
+
+def test_half_precision_storage_keeps_the_outputs(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "trained.ckpt", "model.residual=true", "data=folder", "data.pattern=x")
+    # move the weights away from their residual start so the network does something
+    checkpoint = torch.load(ckpt, weights_only=True)
+    torch.manual_seed(1)
+    checkpoint["state_dict"] = {k: v + 0.01 * torch.randn_like(v) for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, ckpt)
+    assert pretrained_cli.main(["pack", f"checkpoint={ckpt}", "name=tiny-test", f"dest={tmp_path}"]) == 0
+    full, half = (build_network(load_checkpoint(p)) for p in (ckpt, tmp_path / "tiny-test.ckpt"))
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        a, b = full(x), half(x)
+    mse = float(((a - b) ** 2).mean())
+    assert mse > 0  # the weights really were rounded
+    # the rounding error is far below anything a metric resolves: PSNR of half vs full > 60 dB
+    assert -10 * np.log10(mse / float(a.abs().max()) ** 2) > 60
+
+
+def test_pretrained_names_are_checked_and_exclusive_with_ckpt_path():
+    with pytest.raises(ValueError, match="not a shipped network; available: .*srdensenet-kspace-x2"):
+        checkpoint_path("../../etc/passwd")
+    with pytest.raises(ValueError, match="exactly one of"):
+        resolve("a.ckpt", "srdensenet-kspace-x2")
+    assert parse_args(["pretrained=srdensenet-kspace-x2", "inputs=a.nii.gz", "output_dir=o"]).pretrained == "srdensenet-kspace-x2"
