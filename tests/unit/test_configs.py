@@ -105,7 +105,7 @@ def test_template_conventions_compose():
     assert compose("debug=overfit", output_dir=None).trainer.overfit_batches == 3
     cfg = compose("callbacks=early_stopping", "logger=many", "tags=[a,b]", "extras.print_config=true", "ckpt_path=x.ckpt", output_dir=None)
     assert cfg.callbacks.early_stopping.monitor == "val/psnr_brain" and "model_checkpoint" in cfg.callbacks
-    assert set(cfg.logger) == {"csv", "wandb"} and list(cfg.logger.wandb.extra_tags) == ["a", "b"]
+    assert set(cfg.logger) == {"csv", "wandb", "tensorboard"} and list(cfg.logger.wandb.extra_tags) == ["a", "b"]
     assert set(compose("logger=[csv,wandb]", output_dir=None).logger) == {"csv", "wandb"}
     assert compose("scale=3", output_dir=None).degradation.hr_size == 126
 

@@ -15,7 +15,7 @@ from lfmri.cli.predict import main
 from tests.helpers.dicom import write_dicom_series
 from tests.helpers.volumes import phantom
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoint-main-b21863f.ckpt"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "checkpoint-main-b21863f.ckpt"
 # an axial stack as scanners store it: rows anterior to posterior, columns right to left, 0.9 x 1.1 mm pixels
 AFFINE = np.array([[0.0, -1.1, 0.0, 12.0], [-0.9, 0.0, 0.0, 30.0], [0.0, 0.0, 3.0, -9.0], [0.0, 0.0, 0.0, 1.0]])
 

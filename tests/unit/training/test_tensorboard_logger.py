@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import OmegaConf
 
 from lfmri.checkpoints.load import CheckpointError, check_targets, target_problem, trusted_prefixes
 from lfmri.training.run import instantiate_group
-from tests.helpers.run import ROOT
+from tests.helpers.config import compose
 
 
 def logger_config(option: str, output_dir) -> OmegaConf:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[f"output_dir={output_dir}", f"logger={option}"])
+    return compose(f"logger={option}", output_dir=str(output_dir))
 
 
 def test_logger_tensorboard_writes_into_the_run_directory_beside_the_csv_log(tmp_path):
