@@ -42,6 +42,8 @@ from lfmri.scoring.figures import orthogonal_views
 
 @dataclass
 class PredictConfig:
+    """The options of ``lfmri-predict`` (``key=value``; :mod:`lfmri.cli.predict`)."""
+
     ckpt_path: Optional[str] = None  # a trained checkpoint, or:
     pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
     inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes, DICOM folders (lfmri.geometry.inputs)
@@ -68,7 +70,13 @@ class PredictConfig:
 
 
 class Predictor:
-    """A checkpoint's network with its preprocessing, applied slice by slice to whole volumes."""
+    """A checkpoint's network with its preprocessing, applied slice by slice to whole volumes.
+
+    Args:
+        checkpoint: a checkpoint read by :func:`lfmri.checkpoints.load.load_checkpoint` (its config
+            rebuilds degradation and network; its card names the outputs' provenance).
+        cfg: the options of ``lfmri-predict`` (:class:`PredictConfig`).
+    """
 
     def __init__(self, checkpoint: dict, cfg: PredictConfig) -> None:
         meta = checkpoint[METADATA_KEY]
