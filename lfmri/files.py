@@ -34,9 +34,22 @@ def current_umask() -> int:
     return mask
 
 
+def file_extension(path: Path) -> str:
+    """The format extension of a file name: ``.nii.gz`` for ``a.b.nii.gz``, ``.ckpt`` for ``x.ckpt``."""
+    suffixes = path.suffixes[-2:] if path.suffix == ".gz" else path.suffixes[-1:]
+    return "".join(suffixes)
+
+
 def temporary_name(path: Path) -> Path:
-    """A unique hidden name beside ``path`` (same folder, so the final rename stays on one file system)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{''.join(path.suffixes)}")
+    """A unique hidden name beside ``path`` (same folder, so the final rename stays on one file system).
+
+    It starts with (at most 60 characters of) the target's name, for whoever lists the folder, and
+    ends with its extension, for writers that choose the format by name; it stays short enough
+    when a temporary of a temporary is written (staged outputs saved atomically).
+    """
+    extension = file_extension(path)
+    stem = path.name[: len(path.name) - len(extension)] if extension else path.name
+    return path.with_name(f".{stem[:60]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{extension}")
 
 
 def _sync_folder(folder: Path) -> None:

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from lfmri.files import atomic_write
 from lfmri.data.folder import FolderDataModule
 
 log = logging.getLogger(__name__)
@@ -144,12 +145,9 @@ def extract(archive: Path, dest: Path) -> tuple[int, int]:
             if target.exists():
                 kept += 1
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             source = tar.extractfile(member)
-            tmp = target.with_name(f".tmp-{target.name}")
-            with source, open(tmp, "wb") as out:
+            with source, atomic_write(target) as tmp, open(tmp, "wb") as out:
                 shutil.copyfileobj(source, out, CHUNK)
-            tmp.replace(target)
             written += 1
     return written, kept
 

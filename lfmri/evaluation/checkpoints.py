@@ -119,13 +119,18 @@ def job_overrides(path: Path) -> list[str] | None:
     return [str(o) for o in yaml.safe_load(file.read_text()) or [] if not str(o).startswith("hydra.")]
 
 
+MAX_LABEL = 40  # longer override lists (paths, many keys) make table names and file names unreadable
+
+
 def override_labels(paths: Sequence[Path]) -> list[str | None]:
     """Per checkpoint, the overrides in which its run differs from the others (``loss=l1``): what
-    tells the jobs of a sweep apart. ``None`` where a run records none."""
+    tells the jobs of a sweep apart. ``None`` where a run records none, or where they run longer
+    than :data:`MAX_LABEL` characters (e.g. a ``ckpt_path=...`` path): the run directory names it then."""
     lists = [job_overrides(p) for p in paths]
     known = [set(o) for o in lists if o is not None]
     common = set.intersection(*known) if known else set()
-    return [None if o is None else (",".join(x for x in o if x not in common) or None) for o in lists]
+    labels = [None if o is None else (",".join(x for x in o if x not in common) or None) for o in lists]
+    return [label if label is None or len(label) <= MAX_LABEL else None for label in labels]
 
 
 def method_names(names: Sequence[str], paths: Sequence[Path], reserved: Iterable[str] = ()) -> list[str]:

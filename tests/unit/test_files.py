@@ -15,3 +15,24 @@ def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
         path.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [dead]
     assert all(p.exists() for p in keep)
+
+
+def test_a_long_dotted_name_is_staged_and_saved_within_the_file_name_limit(tmp_path):
+    """A method label with dots and 200 characters (a sweep job named by a checkpoint path) used to
+    give ``File name too long``: the staging name of the staging name repeated the whole name twice."""
+    import nibabel as nib
+    import numpy as np
+
+    from lfmri.files import file_extension, remove_stale_temporaries, temporary_name, written_together
+    from lfmri.geometry.nifti import save_nifti
+
+    name = "scan_sr_" + "run1_checkpoints_last.ckpt_trainer.max_epochs_2_" * 4 + "x.nii.gz"
+    assert len(name) < 255 and file_extension(tmp_path / name) == ".nii.gz"
+    assert len(temporary_name(temporary_name(tmp_path / name)).name) < 120
+    target = tmp_path / name
+    with written_together({"sr": target}) as staging:
+        save_nifti(staging["sr"], np.ones((2, 3, 4), np.float32), np.eye(4), overwrite=True)
+    assert nib.load(target).shape == (2, 3, 4) and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    stale = tmp_path / f".{name[:60]}.999999999.0123abcd.tmp.nii.gz"
+    stale.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == [stale]

@@ -41,7 +41,7 @@ def test_a_process_killed_while_writing_leaves_the_previous_checkpoint(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", writer], cwd=ROOT)
     try:
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".last.ckpt.*.tmp*")):  # a write is under way (.last.ckpt.<pid>.<hex>.tmp.ckpt)
+        while not list(tmp_path.glob(".last.*.tmp.ckpt")):  # a write is under way (.last.<pid>.<hex>.tmp.ckpt)
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.001)
     finally:

@@ -45,6 +45,10 @@ def test_sweep_jobs_are_named_by_their_differing_overrides(tmp_path):
         (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"loss={loss}", "data.pattern=/x/*.nii.gz", "hydra.x=1"]))
         paths.append(tmp_path / "multirun" / job / "checkpoints" / "best.ckpt")
     assert method_names(["srdensenet", "srdensenet"], paths) == ["srdensenet (loss=mse)", "srdensenet (loss=l1)"]
+    # overrides too long for a name (a checkpoint path) give way to the run directory
+    for job, extra in (("0", "ckpt_path=/data/runs/2026-11-29/run1/checkpoints/last.ckpt"), ("1", "trainer.max_epochs=2")):
+        (tmp_path / "multirun" / job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([extra, "loss=mse"]))
+    assert method_names(["srdensenet", "srdensenet"], paths) == ["srdensenet", "srdensenet (trainer.max_epochs=2)"]
 
 
 def test_evaluate_with_empty_inputs_is_an_error(tmp_path, bicubic_checkpoint):
