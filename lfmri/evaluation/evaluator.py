@@ -131,6 +131,18 @@ class Evaluator:
     subject and the slice index, as the test dataloader does) into every view any network reads,
     so each network sees exactly the input a single-network evaluation gives it. One network
     writes ``NAME_sr.nii.gz``; several write ``NAME_sr_<name>.nii.gz`` each.
+
+    Args:
+        nets: table name -> network (built from its checkpoint).
+        degradation: the first checkpoint's degradation; every slice is degraded with it.
+        slice_axis, seed: the training slice axis and data seed (seeds of the degradation).
+        batch_size: slices per forward pass.
+        device: where the networks run.
+        brain_threshold: reference intensity above which a pixel is brain (before dilation).
+        channels_last, precision, backend, cards: how networks run (:func:`lfmri.inference.network.network_forward`;
+            a card's bf16 parity decides ``precision=auto``).
+        tta: also score each network's test-time-augmentation uncertainty against its error.
+        tile_size, tile_overlap: networks run tile by tile above ``tile_size`` input pixels, as predict does.
     """
 
     def __init__(
@@ -348,6 +360,9 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     """
     if int(cfg.batch_size) < 1:
         raise ValueError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
+    tile, overlap = int(cfg.get("tile_size", 256)), int(cfg.get("tile_overlap", 32))
+    if tile < 1 or not 0 <= overlap < tile:
+        raise ValueError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
     resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
@@ -392,6 +407,8 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         precision=str(cfg.get("precision", "fp32")),
         backend=str(cfg.get("backend", "torch")),
         cards=dict(zip(names, cards)),
+        tile_size=int(cfg.get("tile_size", 256)),
+        tile_overlap=int(cfg.get("tile_overlap", 32)),
     )
     evaluator.progress = bool(cfg.get("progress", True))
     evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")

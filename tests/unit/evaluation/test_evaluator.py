@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -57,3 +58,39 @@ def test_evaluate_with_empty_inputs_is_an_error(tmp_path, bicubic_checkpoint):
     cfg = evaluate_config(output_dir=str(tmp_path / "out"), ckpt_path=str(bicubic_checkpoint), inputs=[], device="cpu")
     with pytest.raises(ValueError, match=r"inputs=\[\]"):
         evaluate(cfg)
+
+
+@pytest.mark.parametrize("tiles", [{"tile_size": 0}, {"tile_size": 16, "tile_overlap": 16}])
+def test_impossible_tiles_are_refused_before_any_work(tmp_path, bicubic_checkpoint, tiles):
+    from lfmri.evaluation.evaluator import evaluate
+
+    cfg = evaluate_config(output_dir=str(tmp_path / "out"), ckpt_path=str(bicubic_checkpoint), device="cpu", **tiles)
+    with pytest.raises(ValueError, match="tile_size="):
+        evaluate(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_tiles_like_predict_and_agrees_with_whole_slices(tmp_path):
+    """A slice larger than tile_size runs in tiles (bounded memory) with the same scores."""
+    import torch
+
+    from lfmri.degrade.degradations import BicubicDegradation
+    from lfmri.evaluation.evaluator import EvalVolume, Evaluator
+    from lfmri.data.normalize import Intensity
+    from lfmri.geometry.nifti import Volume
+    from lfmri.models.srcnn import SRCNN
+    from tests.helpers.volumes import phantom
+
+    torch.manual_seed(0)
+    net = SRCNN(scale=2).eval()
+    data = phantom((48, 40, 3)) / 1000
+    volume = Volume(data.astype("float32"), np.eye(4), "x.nii.gz", ("R", "A", "S"))
+    v = EvalVolume("x", "x", volume, Intensity(0.0, 1.0), 0, 3, np.arange(3))
+    scores = {}
+    for tile in (256, 32):
+        evaluator = Evaluator({"net": net}, BicubicDegradation(scale=2), slice_axis=2, seed=0, tile_size=tile, tile_overlap=24)
+        evaluator.progress = False
+        outputs, table = evaluator.run_volume(v)
+        scores[tile] = (outputs["sr"], [r["psnr"] for r in table.rows if r["method"] == "net"])
+    np.testing.assert_allclose(scores[32][0], scores[256][0], atol=1e-4)
+    np.testing.assert_allclose(scores[32][1], scores[256][1], atol=1e-3)
