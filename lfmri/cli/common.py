@@ -25,6 +25,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lfmri.checkpoints.load import rewrite_moved_targets
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
 from lfmri.training.run_record import check_run_dir
 
@@ -129,6 +130,8 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     if resume not in (True, "auto") or not last.is_file() or not stored_path.is_file():
         return
     stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
+    # a run started before lfmri moved a class names its old module path: the same class, not a change
+    rewrite_moved_targets(stored)
     changes = config_changes(stored, user_config(config))
     if not changes:
         return
