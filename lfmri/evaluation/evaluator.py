@@ -39,7 +39,7 @@ from lfmri.files import safe_name, written_together
 from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
 from lfmri.geometry.slicing import in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
-from lfmri.inference.uncertainty import DIHEDRAL, error_correlation, predictive_spread
+from lfmri.inference.uncertainty import DIHEDRAL, error_correlation, mirror_shifts, predictive_spread
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.scoring.figures import comparison_figure
 from lfmri.scoring.metrics import brain_mask, slice_metrics
@@ -258,7 +258,9 @@ class Evaluator:
         """Spearman correlation, per slice, between each network's TTA std and its actual |error|."""
         for name in self.networks:
             m = self.methods[name]
-            _, std = predictive_spread(m.run, model_input(m.module, batch)[keep], DIHEDRAL)
+            x = model_input(m.module, batch)[keep]
+            shifts = mirror_shifts(self.degradation, x.shape, hr.shape)
+            _, std = predictive_spread(m.run, x, DIHEDRAL, shifts=shifts)
             rho = error_correlation(std, preds[name][keep] - hr, mask)
             self.uncertainty_rows += [
                 {"subject": subject, "slice": i, "method": name, "spearman": float(r)} for i, r in zip(slices, rho)

@@ -56,6 +56,26 @@ def lr_axis_map(grid: str, scale: int, lr_len: int) -> AxisMap:
     raise ValueError(f"unknown grid {grid!r}; expected one of {GRIDS}")
 
 
+def flip_shift(axis_map: AxisMap, n_in: int, n_out: int) -> int:
+    """How far a mirrored output axis must be rolled to be the mirror image of a mirrored input.
+
+    ``axis_map`` places input pixel ``j`` at output coordinate ``offset + step * j``. Mirroring the
+    input about its middle, ``(n_in - 1) / 2``, mirrors the scene about the output coordinate
+    ``c = offset + step * (n_in - 1) / 2``; ``flip`` mirrors the output about ``(n_out - 1) / 2``.
+    The two agree when the grid is symmetric (pixel-area grids), but not on a centred k-space
+    grid of even length, whose origin sits at index ``n // 2``: there ``c`` is one output pixel
+    from the middle, and a flipped-then-rolled output, ``roll(flip(y), shift)``, is the mirror
+    about ``c``. Returns ``shift = 2 c - (n_out - 1)`` (an integer for every grid lfmri uses).
+    """
+    shift = 2 * axis_map.offset + axis_map.step * (n_in - 1) - (n_out - 1)
+    if abs(shift - round(shift)) > 1e-6:
+        raise ValueError(
+            f"an input of {n_in} pixels at offset {axis_map.offset:g}, step {axis_map.step:g} has no mirror "
+            f"on an output of {n_out} pixels (shift {shift:g} is not whole)"
+        )
+    return int(round(shift))
+
+
 def upsample_lr(lr: torch.Tensor, scale: int, grid: str) -> torch.Tensor:
     """Bicubic ``scale`` x upsampling of (B, C, h, w) on the ``grid`` convention of its degradation."""
     maps = [lr_axis_map(grid, scale, n) for n in lr.shape[-2:]]

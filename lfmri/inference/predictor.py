@@ -35,7 +35,7 @@ from lfmri.geometry.resample import scan_on_model_grid
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
-from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout, predictive_spread
+from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout, mirror_shifts, predictive_spread
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.scoring.figures import orthogonal_views
 
@@ -144,7 +144,8 @@ class Predictor:
         if self.cfg.tta or self.cfg.mc_samples > 0:
             with mc_dropout(self.net, self.cfg.mc_samples > 0):
                 transforms = DIHEDRAL if self.cfg.tta else IDENTITY
-                _, out["uncertainty"] = predictive_spread(self.runner, x, transforms, max(1, self.cfg.mc_samples))
+                shifts = mirror_shifts(self.degradation, x.shape, sr.shape)
+                _, out["uncertainty"] = predictive_spread(self.runner, x, transforms, max(1, self.cfg.mc_samples), shifts)
         out["sr"] = sr
         return {k: v[:, 0] for k, v in out.items()}
 

@@ -32,3 +32,18 @@ def test_interpolation_on_identity_grid_is_exact():
     x = torch.rand(2, 1, 9, 11)
     out = interpolate_to_grid(x, (9, 11), (AxisMap(1.0), AxisMap(1.0)))
     assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_flip_shift_is_zero_on_symmetric_grids_and_one_pixel_on_even_kspace_grids():
+    import pytest
+
+    from lfmri.geometry.grid import AxisMap, area_axis_map, flip_shift, kspace_axis_map
+
+    assert flip_shift(area_axis_map(2), 32, 64) == 0
+    assert flip_shift(area_axis_map(3), 11, 33) == 0
+    assert flip_shift(kspace_axis_map(64, 32), 32, 64) == -1
+    assert flip_shift(kspace_axis_map(62, 31), 31, 62) == 1
+    assert flip_shift(kspace_axis_map(96, 32), 32, 96) == -2
+    assert flip_shift(AxisMap(1.0), 40, 40) == 0
+    with pytest.raises(ValueError, match="not whole"):
+        flip_shift(AxisMap(2.0, 0.25), 8, 16)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, error_correlation, mc_dropout, predictive_spread
+from lfmri.inference.uncertainty import (
+    DIHEDRAL,
+    IDENTITY,
+    apply,
+    error_correlation,
+    invert,
+    mc_dropout,
+    mirror_shifts,
+    predictive_spread,
+)
 
 
 def test_uncertainty_is_zero_for_a_deterministic_model_without_augmentation():
@@ -40,3 +49,48 @@ def test_error_correlation_is_spearman_inside_the_mask():
     assert error_correlation(error ** 3, error, mask)[0] == pytest.approx(1.0)
     assert error_correlation(-error, error, mask)[0] == pytest.approx(-1.0)
     assert np.isnan(error_correlation(torch.ones_like(error), error, mask)[0])
+
+
+def _zero_insertion(x: torch.Tensor, offset: int) -> torch.Tensor:
+    """x2 'upsampling' that puts LR pixel j on HR pixel 2j + offset: the centred k-space grid's
+    correspondence (offset 0 for even LR sizes, 1 for odd), and exactly equivariant under its mirrors."""
+    out = x.new_zeros((*x.shape[:-2], 2 * x.shape[-2], 2 * x.shape[-1]))
+    out[..., offset::2, offset::2] = x
+    return out
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 7), (6, 10)])
+def test_tta_on_the_kspace_grid_puts_every_orientation_back_in_place(size):
+    """A network that respects the k-space grid's geometry has zero TTA spread and its own output as
+    the TTA mean; plain flips (the earlier inverse) leave the orientations one HR pixel apart."""
+    from lfmri.degrade.degradations import KSpaceDegradation
+
+    degradation = KSpaceDegradation(scale=2, hr_size=None)
+    x = torch.rand(2, 1, *size)
+    offset = size[0] % 2  # kspace_axis_map(2M, M): LR j at HR 2j + (M - 2 (M // 2))
+    net = lambda t: _zero_insertion(t, offset)  # noqa: E731
+    out = net(x)
+    shifts = mirror_shifts(degradation, x.shape, out.shape)
+    assert shifts == ((-1, -1) if offset == 0 else (1, 1))
+    transforms = DIHEDRAL if size[0] == size[1] else ((0, False), (2, False), (0, True), (2, True))
+    mean, std = predictive_spread(net, x, transforms, shifts=shifts)
+    assert std.max() < 1e-6 and torch.allclose(mean, out, atol=1e-6)
+    _, misplaced = predictive_spread(net, x, transforms)
+    assert misplaced.max() > 0.1
+
+
+def test_tta_on_the_pixel_area_grid_needs_no_shift():
+    from lfmri.degrade.degradations import BicubicDegradation
+
+    x = torch.rand(1, 1, 6, 6)
+    net = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")  # noqa: E731
+    shifts = mirror_shifts(BicubicDegradation(scale=2), x.shape, (12, 12))
+    assert shifts == (0, 0)
+    mean, std = predictive_spread(net, x, DIHEDRAL, shifts=shifts)
+    assert std.max() < 1e-6 and torch.allclose(mean, net(x))
+
+
+def test_plain_inverse_undoes_apply_for_every_orientation():
+    x = torch.rand(1, 1, 5, 7)
+    for t in DIHEDRAL:
+        assert torch.equal(invert(apply(x, t), t), x)
