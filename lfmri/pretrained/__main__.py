@@ -17,6 +17,7 @@ from omegaconf import MISSING
 
 from lfmri.cli.options import fail, parse_command
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, load_checkpoint, network_state
+from lfmri.files import written_together
 from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.pretrained import NAME_PATTERN, PRETRAINED_DIR, available, card_text, checkpoint_path, half_state
 
@@ -121,13 +122,19 @@ def cmd_pack(args: PackOptions) -> int:
         METADATA_KEY: {"schema": meta["schema"], "config": meta["config"], "split": meta.get("split"), "card": card},
     }
     out = Path(args.dest or PRETRAINED_DIR) / f"{args.name}.ckpt"
-    torch.save(shipped, out)
-    size = out.stat().st_size
-    if size > MAX_BYTES:
-        out.unlink()
-        raise ValueError(f"{out}: {size} bytes is over the 10 MB limit for shipped weights")
     card_file = out.with_suffix(".md")
-    card_file.write_text(Path(args.card).read_text() if args.card else card_markdown(args.name, card))
+    existing = [str(p) for p in (out, card_file) if p.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{' and '.join(existing)} already exist; pass overwrite=true to replace them")
+    text = Path(args.card).read_text() if args.card else card_markdown(args.name, card)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # both files or neither: a too-large or failed checkpoint leaves the shipped pair as it was
+    with written_together({"ckpt": out, "card": card_file}) as staging:
+        torch.save(shipped, staging["ckpt"])
+        size = staging["ckpt"].stat().st_size
+        if size > MAX_BYTES:
+            raise ValueError(f"{out}: {size} bytes is over the 10 MB limit for shipped weights")
+        staging["card"].write_text(text)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -149,6 +156,7 @@ class PackOptions:
     facts: Optional[str] = None  # JSON file of card facts (command, commit, steps, wall time, metrics)
     card: Optional[str] = None  # Markdown card to install as NAME.md (default: generated from the facts)
     dest: Optional[str] = None  # folder to write to (default: the installed lfmri/pretrained)
+    overwrite: bool = False  # replace an existing NAME.ckpt / NAME.md
 
 
 COMMANDS = {

@@ -65,3 +65,30 @@ def test_pretrained_names_are_checked_and_exclusive_with_ckpt_path():
     with pytest.raises(ValueError, match="exactly one of"):
         resolve("a.ckpt", "srdensenet-kspace-x2")
     assert parse_args(["pretrained=srdensenet-kspace-x2", "inputs=a.nii.gz", "output_dir=o"]).pretrained == "srdensenet-kspace-x2"
+
+
+def test_pack_never_clobbers_a_shipped_pair_by_accident(tmp_path, monkeypatch, capsys):
+    ckpt = make_checkpoint(tmp_path / "trained.ckpt", "data=folder", "data.pattern=x")
+    args = ["pack", f"checkpoint={ckpt}", "name=tiny-test", f"dest={tmp_path}"]
+    assert pretrained_cli.main(args) == 0
+    shipped, card = tmp_path / "tiny-test.ckpt", tmp_path / "tiny-test.md"
+    before = shipped.read_bytes(), card.read_text()
+    with pytest.raises(SystemExit) as refused:
+        pretrained_cli.main(args)
+    assert refused.value.code == 2 and "overwrite=true" in capsys.readouterr().err
+    assert (shipped.read_bytes(), card.read_text()) == before
+    # over the size limit: refused, and the pair already there is untouched (nothing half-written)
+    monkeypatch.setattr(pretrained_cli, "MAX_BYTES", 10)
+    with pytest.raises(SystemExit):
+        pretrained_cli.main([*args, "overwrite=true"])
+    assert (shipped.read_bytes(), card.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-test.ckpt", "tiny-test.md", "trained.ckpt"]
+    monkeypatch.undo()
+    assert pretrained_cli.main([*args, "overwrite=true", "facts=" + str(_facts(tmp_path))]) == 0
+    assert "a replaced card" in card.read_text()
+
+
+def _facts(tmp_path):
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps({"summary": "a replaced card", "command": "python train.py"}))
+    return path
