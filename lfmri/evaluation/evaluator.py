@@ -39,7 +39,7 @@ from lfmri.files import safe_name, written_together
 from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
 from lfmri.geometry.slicing import in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
-from lfmri.inference.uncertainty import DIHEDRAL, error_correlation, mirror_shifts, predictive_spread
+from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.scoring.figures import comparison_figure
 from lfmri.scoring.metrics import brain_mask, slice_metrics
@@ -142,6 +142,8 @@ class Evaluator:
         channels_last, precision, backend, cards: how networks run (:func:`lfmri.inference.network.network_forward`;
             a card's bf16 parity decides ``precision=auto``).
         tta: also score each network's test-time-augmentation uncertainty against its error.
+        self_ensemble: each network's output is the mean over the 8 flips/rotations of its input
+            (:class:`lfmri.inference.volume.NetworkRunner`).
         tile_size, tile_overlap: networks run tile by tile above ``tile_size`` input pixels, as predict does.
     """
 
@@ -161,6 +163,7 @@ class Evaluator:
         cards: Mapping[str, Mapping] | None = None,
         tile_size: int = 256,
         tile_overlap: int = 32,
+        self_ensemble: bool = False,
     ) -> None:
         if not nets:
             raise ValueError("Evaluator needs at least one network")
@@ -177,7 +180,7 @@ class Evaluator:
             # precision/backend as predict runs them (lfmri.inference.network.network_forward); the card's bf16 parity record decides precision=auto
             forward = network_forward(net, device, precision, backend, channels_last, (cards or {}).get(name))
             # the runner predict uses: tiled above tile_size, so evaluate fits in predict's memory
-            self.methods[name] = Method(net, NetworkRunner(net, forward, tile_size, tile_overlap), kind)
+            self.methods[name] = Method(net, NetworkRunner(net, forward, tile_size, tile_overlap, self_ensemble, degradation), kind)
         for name, baseline in baselines.items():
             self.methods[name] = Method(baseline, lambda x, b=baseline: predict(b, x).float(), name)
         kinds = [m.kind for m in self.methods.values()]
@@ -197,6 +200,12 @@ class Evaluator:
         self.groups: dict[str, str] | None = None
         self.input_failures: dict[str, str] = {}
         self.description = ""  # provenance written into every NIfTI header (descrip)
+
+    @property
+    def ensemble_note(self) -> str:
+        """What table titles say when the networks run as self-ensembles."""
+        runners = [self.methods[n].run for n in self.networks]
+        return " (networks as x8 flip/rotation self-ensembles)" if any(r.self_ensemble for r in runners) else ""
 
     def output_paths(self, output_dir: Path, volumes: Sequence[EvalVolume]) -> list[Path]:
         files = [output_dir / "metrics.csv", output_dir / "metrics.md"]
@@ -258,9 +267,7 @@ class Evaluator:
         """Spearman correlation, per slice, between each network's TTA std and its actual |error|."""
         for name in self.networks:
             m = self.methods[name]
-            x = model_input(m.module, batch)[keep]
-            shifts = mirror_shifts(self.degradation, x.shape, hr.shape)
-            _, std = predictive_spread(m.run, x, DIHEDRAL, shifts=shifts)
+            _, std = m.run.spread(model_input(m.module, batch)[keep], DIHEDRAL)
             rho = error_correlation(std, preds[name][keep] - hr, mask)
             self.uncertainty_rows += [
                 {"subject": subject, "slice": i, "method": name, "spearman": float(r)} for i, r in zip(slices, rho)
@@ -320,7 +327,7 @@ class Evaluator:
                 continue
             table.rows += volume_table.rows
         table.write_csv(output_dir / "metrics.csv")
-        title = f"Evaluation: {', '.join(self.networks)} vs baselines"
+        title = f"Evaluation: {', '.join(self.networks)} vs baselines" + self.ensemble_note
         (output_dir / "metrics.md").write_text(table.to_markdown(title, self.groups))
         if self.tta:
             self.write_uncertainty(output_dir)
@@ -411,6 +418,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         cards=dict(zip(names, cards)),
         tile_size=int(cfg.get("tile_size", 256)),
         tile_overlap=int(cfg.get("tile_overlap", 32)),
+        self_ensemble=bool(cfg.get("self_ensemble", False)),
     )
     evaluator.progress = bool(cfg.get("progress", True))
     evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
@@ -428,6 +436,6 @@ def evaluate(cfg: DictConfig) -> MetricsTable:
         return table
     table = evaluator.run(volumes, cfg.output_dir, overwrite=bool(cfg.overwrite))
     table.failures = {**evaluator.input_failures, **table.failures}
-    print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}", evaluator.groups))
+    print("\n" + table.to_markdown(f"Evaluation of {', '.join(map(str, paths))}{evaluator.ensemble_note}", evaluator.groups))
     log.info("outputs written to %s", cfg.output_dir)
     return table

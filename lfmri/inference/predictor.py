@@ -35,7 +35,7 @@ from lfmri.geometry.resample import scan_on_model_grid
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
-from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout, mirror_shifts, predictive_spread
+from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.scoring.figures import orthogonal_views
 
@@ -63,6 +63,7 @@ class PredictConfig:
     channels_last: bool = True
     data_consistency: bool = False  # k-space-trained checkpoints: keep the measured central k-space
     tta: bool = False  # uncertainty from the 8 flips/rotations
+    self_ensemble: bool = False  # the SR image is the mean over the 8 flips/rotations (8x the time; with tta=true, free)
     mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
     progress: bool = True
     preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
@@ -100,7 +101,7 @@ class Predictor:
         # the same forward as evaluate.py: memory format, precision, backend (lfmri.inference.network)
         forward = network_forward(self.net, self.device, cfg.precision, cfg.backend, cfg.channels_last,
                                   self.card, cfg.onnx_path)
-        self.runner = NetworkRunner(self.net, forward, cfg.tile_size, cfg.tile_overlap)  # evaluate's runner too
+        self.runner = NetworkRunner(self.net, forward, cfg.tile_size, cfg.tile_overlap, cfg.self_ensemble, self.degradation)  # evaluate's runner too
         self.loop = VolumeLoop(self.slice_axis, cfg.batch_size, cfg.progress)
         if cfg.data_consistency and not self.degradation.has_phase:
             raise ValueError(
@@ -136,16 +137,18 @@ class Predictor:
         """Outputs for a batch of (B, 1, h, w) LR slices: ``sr`` and the optional maps."""
         lr = lr.to(self.device)
         x = self.network_input(lr)
-        sr = self.runner(x)
         out = {}
-        if self.cfg.data_consistency:  # the scan itself is the measurement, on the LR grid
-            out["consistency"] = consistency.consistency_error(sr, lr, self.scale)
-            sr = consistency.enforce(sr, lr, self.scale).abs()
+        spread = None
         if self.cfg.tta or self.cfg.mc_samples > 0:
             with mc_dropout(self.net, self.cfg.mc_samples > 0):
                 transforms = DIHEDRAL if self.cfg.tta else IDENTITY
-                shifts = mirror_shifts(self.degradation, x.shape, sr.shape)
-                _, out["uncertainty"] = predictive_spread(self.runner, x, transforms, max(1, self.cfg.mc_samples), shifts)
+                spread = self.runner.spread(x, transforms, max(1, self.cfg.mc_samples))
+            out["uncertainty"] = spread[1]
+        # the TTA mean is the self-ensemble: no second set of 8 passes (not so with dropout active)
+        sr = spread[0] if spread is not None and self.runner.self_ensemble and self.cfg.mc_samples == 0 else self.runner(x)
+        if self.cfg.data_consistency:  # the scan itself is the measurement, on the LR grid
+            out["consistency"] = consistency.consistency_error(sr, lr, self.scale)
+            sr = consistency.enforce(sr, lr, self.scale).abs()
         out["sr"] = sr
         return {k: v[:, 0] for k, v in out.items()}
 

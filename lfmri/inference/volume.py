@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from lfmri.degrade.degradations import Degradation
 from lfmri.geometry.nifti import save_nifti
 from lfmri.geometry.slicing import put_slices
 from lfmri.inference.network import output_scale, predict
 from lfmri.inference.tiling import tiled
+from lfmri.inference.uncertainty import DIHEDRAL, Transform, mirror_shifts, predictive_spread
 from lfmri.progress import progress
 
 
@@ -39,15 +41,32 @@ class NetworkRunner:
         tile_size: model-input pixels; larger slices are cut into overlapping tiles so memory
             stays bounded (:func:`lfmri.inference.tiling.tiled`).
         tile_overlap: input pixels shared by neighbouring tiles.
+        self_ensemble: the output is the mean over the 8 flips and quarter turns of the input,
+            each put back on the output grid (8 passes; the "+" of EDSR+). It smooths away
+            orientation-dependent errors: +0.08 dB in-brain PSNR for ``srdensenet-kspace-x2`` on
+            unseen subjects (README, "Trained networks shipped with lfmri").
+        degradation: the checkpoint's degradation; where a mirrored input's output lies depends on
+            its grid (:func:`lfmri.inference.uncertainty.mirror_shifts`). Needed for
+            ``self_ensemble`` and :meth:`spread`.
     """
 
     net: nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None
     tile_size: int = 256
     tile_overlap: int = 32
+    self_ensemble: bool = False
+    degradation: Degradation | None = None
+
+    def __post_init__(self) -> None:
+        if self.self_ensemble and self.degradation is None:
+            raise ValueError("self_ensemble needs the checkpoint's degradation (where mirrored outputs lie)")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> float32 output, padded to the network's size multiple and cropped back."""
+        return self.spread(x)[0] if self.self_ensemble else self.single(x)
+
+    def single(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass of the network, whatever ``self_ensemble`` says."""
 
         def one(tile: torch.Tensor) -> torch.Tensor:
             return predict(self.net, tile, forward=self.forward).float()
@@ -55,6 +74,17 @@ class NetworkRunner:
         if x.is_complex():  # complex inputs (k-space reading networks) are never tiled
             return one(x)
         return tiled(one, x, output_scale(self.net), self.tile_size, self.tile_overlap)
+
+    def spread(
+        self, x: torch.Tensor, transforms: tuple[Transform, ...] = DIHEDRAL, repeats: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std of single passes over ``transforms`` x ``repeats`` (TTA / MC dropout)."""
+        scale = output_scale(self.net)
+        out_shape = (x.shape[-2] * scale, x.shape[-1] * scale)
+        if self.degradation is None:
+            raise ValueError("NetworkRunner.spread needs the checkpoint's degradation (where mirrored outputs lie)")
+        shifts = mirror_shifts(self.degradation, x.shape, out_shape)
+        return predictive_spread(self.single, x, transforms, repeats, shifts)
 
 
 Step = Callable[[list[int]], Mapping[str, torch.Tensor]]

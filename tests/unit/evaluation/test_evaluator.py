@@ -94,3 +94,36 @@ def test_evaluate_tiles_like_predict_and_agrees_with_whole_slices(tmp_path):
         scores[tile] = (outputs["sr"], [r["psnr"] for r in table.rows if r["method"] == "net"])
     np.testing.assert_allclose(scores[32][0], scores[256][0], atol=1e-4)
     np.testing.assert_allclose(scores[32][1], scores[256][1], atol=1e-3)
+
+
+def test_evaluate_scores_networks_as_self_ensembles_when_asked(tmp_path):
+    """self_ensemble=true: the network's scored output is the 8-orientation mean (not one pass),
+    the baselines are untouched, and the table says how the networks ran."""
+    import torch
+
+    from lfmri.degrade.degradations import KSpaceDegradation
+    from lfmri.evaluation.evaluator import EvalVolume, Evaluator
+    from lfmri.data.normalize import Intensity
+    from lfmri.geometry.nifti import Volume
+    from lfmri.models.espcn import ESPCN
+    from tests.helpers.volumes import phantom
+
+    torch.manual_seed(0)
+    net = ESPCN(scale=2).eval()
+    data = phantom((32, 32, 3)) / 1000
+    volume = Volume(data.astype("float32"), np.eye(4), "x.nii.gz", ("R", "A", "S"))
+    v = EvalVolume("x", "x", volume, Intensity(0.0, 1.0), 0, 3, np.arange(3))
+    degradation = KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02)
+    runs = {}
+    for ensemble in (False, True):
+        evaluator = Evaluator({"net": net}, degradation, slice_axis=2, seed=0, self_ensemble=ensemble)
+        evaluator.progress = False
+        runs[ensemble] = evaluator.run_volume(v), evaluator.ensemble_note
+    (plain, plain_table), plain_note = runs[False]
+    (mean, mean_table), note = runs[True]
+    assert plain_note == "" and "self-ensemble" in note
+    assert not np.allclose(plain["sr"], mean["sr"], atol=1e-4)
+    np.testing.assert_array_equal(plain["zerofill"], mean["zerofill"])
+    runner = evaluator.methods["net"].run
+    lr = torch.from_numpy(np.ascontiguousarray(mean["lr"].transpose(2, 0, 1)))[:, None]
+    assert runner.self_ensemble and runner.spread(lr)[0].shape[-2:] == (32, 32)

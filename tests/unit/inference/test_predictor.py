@@ -112,6 +112,20 @@ def test_predictor_auto_reads_the_card(tmp_path):
     assert torch.equal(recorded, plain) != BF16  # bf16 exactly where the CPU has it
 
 
+def test_self_ensemble_output_is_the_tta_mean_and_differs_from_one_pass(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    lr = torch.rand(2, 1, 16, 16)
+    plain = Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32"))
+    both = Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32", self_ensemble=True, tta=True))
+    ensemble = Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32", self_ensemble=True))
+    one, shared, alone = plain.slices(lr), both.slices(lr), ensemble.slices(lr)
+    # tta=true gives the self-ensemble its mean for free; alone it runs the same 8 passes
+    assert torch.allclose(shared["sr"], alone["sr"], atol=1e-6) and "uncertainty" in shared
+    assert not torch.allclose(one["sr"], alone["sr"], atol=1e-4)
+    assert (shared["sr"] - one["sr"]).abs().max() < 0.5
+
+
 def test_predict_rejects_bad_workers(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
     with pytest.raises(ValueError, match="workers=0"):

@@ -94,3 +94,36 @@ def test_plain_inverse_undoes_apply_for_every_orientation():
     x = torch.rand(1, 1, 5, 7)
     for t in DIHEDRAL:
         assert torch.equal(invert(apply(x, t), t), x)
+
+
+class _ZeroInsertion(torch.nn.Module):
+    """A 'network' exactly equivariant under the k-space grid's mirrors (see :func:`_zero_insertion`)."""
+
+    scale = 2
+    input_mode = "lr"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _zero_insertion(x, x.shape[-2] % 2)
+
+
+def test_self_ensemble_is_the_grid_aligned_mean_of_the_eight_orientations():
+    from lfmri.degrade.degradations import KSpaceDegradation
+    from lfmri.inference.volume import NetworkRunner
+
+    degradation = KSpaceDegradation(scale=2, hr_size=None)
+    x = torch.rand(2, 1, 8, 8)
+    exact = NetworkRunner(_ZeroInsertion(), self_ensemble=True, degradation=degradation)
+    assert torch.allclose(exact(x), exact.single(x), atol=1e-6)  # nothing to average away
+
+    torch.manual_seed(0)
+    learned = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.PixelShuffle(2)).eval()
+    learned.scale, learned.input_mode = 2, "lr"
+    plain = NetworkRunner(learned, degradation=degradation)
+    ensemble = NetworkRunner(learned, self_ensemble=True, degradation=degradation)
+    with torch.no_grad():
+        one, mean = plain(x), ensemble(x)
+        by_hand = sum(invert(learned(apply(x, t)), t, (-1, -1)) for t in DIHEDRAL) / 8
+    assert not torch.allclose(one, mean, atol=1e-3)
+    assert torch.allclose(mean, by_hand, atol=1e-5)
+    with pytest.raises(ValueError, match="degradation"):
+        NetworkRunner(learned, self_ensemble=True)
