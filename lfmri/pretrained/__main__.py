@@ -125,7 +125,8 @@ def cmd_pack(args: PackOptions) -> int:
     card_file = out.with_suffix(".md")
     existing = [str(p) for p in (out, card_file) if p.exists()]
     if existing and not args.overwrite:
-        raise FileExistsError(f"{' and '.join(existing)} already exist; pass overwrite=true to replace them")
+        raise FileExistsError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                              "pass overwrite=true to replace them")
     text = Path(args.card).read_text() if args.card else card_markdown(args.name, card)
     out.parent.mkdir(parents=True, exist_ok=True)
     # both files or neither: a too-large or failed checkpoint leaves the shipped pair as it was
