@@ -325,6 +325,7 @@ class PairedLowFieldDataModule(SliceDataModule):
         subjects: Mapping[str, Sequence[str]] | None = None,
         synthetic_pattern: str | None = None,
         synthetic_ratio: float = 0.5,
+        synthetic_draws: int = 1,
         report_file: str | None = None,
         slice_axis: int = 0,
         **kwargs,
@@ -347,6 +348,11 @@ class PairedLowFieldDataModule(SliceDataModule):
         self.subjects = {k: list(v) for k, v in (subjects or {}).items()}
         self.synthetic_pattern = synthetic_pattern
         self.synthetic_ratio = float(synthetic_ratio)
+        if int(synthetic_draws) != synthetic_draws or synthetic_draws < 1:
+            raise ConfigError(f"data.synthetic_draws must be a whole number >= 1, got {synthetic_draws!r}")
+        self.synthetic_draws = int(synthetic_draws)
+        # normalised high-field volumes kept between reading and the split, for the extra draws
+        self._simulation_sources: dict[str, tuple[Volume, Path]] = {}
         self.report_file = report_file
         self.pairs: dict[str, PairedVolume] = {}
         self.synthetic: list[PairedSegment] = []
@@ -383,6 +389,7 @@ class PairedLowFieldDataModule(SliceDataModule):
         return {s: self.model_grids(s, found["lf"][s], found["hf"][s]) for s in kept}
 
     def load_synthetic(self) -> dict[str, PairedVolume]:
+        """The first simulation of every volume of ``synthetic_pattern``, by ``sim-`` name."""
         from lfmri.data.folder import find_volumes
 
         pairs = {}
@@ -390,14 +397,40 @@ class PairedLowFieldDataModule(SliceDataModule):
             hf = load_nifti(path)
             name = f"sim-{hf.name}"
             hf_target, _ = normalised(resample_volume(hf, self.hf_shape, self.hf_spacing), self.percentiles)
-            # simulated onto the grid the real low-field volumes are resampled to (data.lf_shape/lf_spacing)
-            lf, lf_affine, params = self.degradation.simulate_volume(
-                hf_target.data, hf_target.affine, derive_seed("lowfield", self.seed, hf.name), grid=(self.lf_shape, self.lf_spacing)
-            )
-            log.info("%s: simulated low-field pair %s", path, params)
-            lf_volume = Volume(lf, lf_affine, f"{path} (simulated low field)", hf.axcodes)
-            pairs[name] = self.model_grids(name, lf_volume, hf_target, synthetic=True)
+            pairs[name] = self.simulated_pair(name, hf_target, path, draw=0)
+            if self.synthetic_draws > 1:
+                self._simulation_sources[name] = (hf_target, path)
         return pairs
+
+    def simulated_pair(self, name: str, hf_target: Volume, path: Path, draw: int) -> PairedVolume:
+        """Draw ``draw`` of the low-field simulation of one normalised high-field volume.
+
+        Each draw has its own blur, gamma, SNR and noise, seeded by the volume's name and the draw
+        index; draw 0 is the one validation and test score against (unchanged by ``synthetic_draws``).
+        """
+        source_name = name.removeprefix("sim-")
+        parts = ("lowfield", self.seed, source_name) if draw == 0 else ("lowfield", self.seed, source_name, int(draw))
+        # simulated onto the grid the real low-field volumes are resampled to (data.lf_shape/lf_spacing)
+        lf, lf_affine, params = self.degradation.simulate_volume(
+            hf_target.data, hf_target.affine, derive_seed(*parts), grid=(self.lf_shape, self.lf_spacing)
+        )
+        log.info("%s: simulated low-field pair%s %s", path, f" (draw {draw})" if draw else "", params)
+        lf_volume = Volume(lf, lf_affine, f"{path} (simulated low field)", hf_target.axcodes)
+        return self.model_grids(name, lf_volume, hf_target, synthetic=True)
+
+    def extra_draws(self, subjects: Sequence[str]) -> list[PairedSegment]:
+        """Draws 1 .. synthetic_draws - 1 of the simulated ``subjects``, as training segments.
+
+        Only training subjects get them: validation and test keep their single draw 0, so no draw
+        of a held-out brain is ever trained on and scores stay comparable across settings.
+        """
+        segments = []
+        for name in subjects:
+            hf_target, path = self._simulation_sources[name]
+            for draw in range(1, self.synthetic_draws):
+                pair = self.simulated_pair(name, hf_target, path, draw)
+                segments.append(self._prepare_pair(Segment(name, 0, pair.hr.shape[self.slice_axis]), pair))
+        return segments
 
     # --- geometry --------------------------------------------------------------------------------
     def model_grids(self, name: str, lf: Volume, hf: Volume, synthetic: bool = False) -> PairedVolume:
@@ -436,6 +469,22 @@ class PairedLowFieldDataModule(SliceDataModule):
 
     def _prepare(self, segment: Segment) -> PairedSegment:
         return self._prepare_pair(segment)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        super().setup(stage)
+        if self.synthetic_draws > 1 and self._simulation_sources:
+            # an extra draw joins the pool of its first draw: the training split when the simulated
+            # pairs are the collection, the synthetic pool when they are mixed with real pairs
+            if self.synthetic:
+                self.synthetic += self.extra_draws(sorted(self._simulation_sources))
+            else:
+                train = sorted({seg.subject for seg in self.split.get("train", [])} & set(self._simulation_sources))
+                self.prepared["train"] += self.extra_draws(train)
+            log.info("%d simulation draws per training volume; training slices now %d (real) + %d (synthetic pool)",
+                     self.synthetic_draws, sum(len(s.hr) for s in self.prepared["train"]), sum(len(s.hr) for s in self.synthetic))
+        self._simulation_sources = {}
 
     def split_note(self) -> str:
         return f"; synthetic training slices: {sum(len(s.hr) for s in self.synthetic)}"

@@ -11,6 +11,7 @@ import torch
 from lfmri.data.pair_validation import PairValidationError
 from lfmri.degrade.degradations import BicubicDegradation
 from lfmri.degrade.lowfield import LowFieldDegradation
+from lfmri.errors import ConfigError
 from lfmri.geometry.nifti import voxel_sizes
 from tests.helpers.bad_volumes import complex_valued, degenerate
 from tests.helpers.paired import (
@@ -131,6 +132,48 @@ def test_simulated_pairs_alone_form_the_collection(tmp_path):
     dm.setup("fit")
     assert {seg.subject for segs in dm.split.values() for seg in segs} == {"sim-ixi-0", "sim-ixi-1", "sim-ixi-2"}
     assert next(iter(dm.train_dataloader()))["synthetic"].all()
+
+
+def test_extra_simulation_draws_reach_only_training_subjects(tmp_path):
+    for i in range(4):
+        write_phantom(tmp_path / "ext" / f"ixi-{i}.nii.gz", shape=HF_SHAPE, seed=i, affine=np.diag([*HF_SPACING, 1.0]))
+    lowfield = LowFieldDegradation(scale=2, lf_shape=LF_SHAPE, lf_spacing=LF_SPACING)
+    subjects = {"val": ["sim-ixi-2"], "test": ["sim-ixi-3"]}
+
+    def make(draws):
+        dm = datamodule(None, degradation=lowfield, synthetic_pattern=str(tmp_path / "ext" / "*.nii.gz"), subjects=subjects,
+                        synthetic_draws=draws)
+        dm.setup("fit")
+        return dm
+
+    one, three = make(1), make(3)
+    train = [seg.subject for seg in three.prepared["train"]]
+    assert sorted(train) == ["sim-ixi-0"] * 3 + ["sim-ixi-1"] * 3
+    assert [seg.subject for seg in three.prepared["val"]] == ["sim-ixi-2"] and len(three.prepared["test"]) == 1
+    # draw 0 (what validation and test score against) does not depend on the number of draws
+    for stage in ("val", "test"):
+        assert torch.equal(one.prepared[stage][0].lr, three.prepared[stage][0].lr)
+    draws = [seg for seg in three.prepared["train"] if seg.subject == "sim-ixi-0"]
+    assert torch.equal(draws[0].lr, one.prepared["train"][0].lr)
+    # the same anatomy under a different simulation: same HR, different LR
+    assert torch.equal(draws[0].hr, draws[1].hr) and not torch.allclose(draws[0].lr, draws[1].lr, atol=1e-3)
+    assert not torch.allclose(draws[1].lr, draws[2].lr, atol=1e-3)
+    # seeded: a second datamodule (a resumed run) draws the same simulations
+    again = make(3)
+    assert all(torch.equal(a.lr, b.lr) for a, b in zip(three.prepared["train"], again.prepared["train"]))
+    with pytest.raises(ConfigError, match="data.synthetic_draws"):
+        datamodule(None, degradation=lowfield, synthetic_pattern=str(tmp_path / "ext" / "*.nii.gz"), synthetic_draws=0)
+
+
+def test_extra_draws_of_mixed_training_join_the_synthetic_pool(tmp_path):
+    root = write_volume_layout(tmp_path / "v")
+    for i in range(2):
+        write_phantom(tmp_path / "ext" / f"ixi-{i}.nii.gz", shape=HF_SHAPE, seed=10 + i, affine=np.diag([*HF_SPACING, 1.0]))
+    lowfield = LowFieldDegradation(scale=2, lf_shape=LF_SHAPE, lf_spacing=LF_SPACING)
+    dm = datamodule(root, degradation=lowfield, synthetic_pattern=str(tmp_path / "ext" / "*.nii.gz"), synthetic_draws=2)
+    dm.setup("fit")
+    assert sorted(seg.subject for seg in dm.synthetic) == ["sim-ixi-0", "sim-ixi-0", "sim-ixi-1", "sim-ixi-1"]
+    assert all(not seg.subject.startswith("sim-") for segs in dm.prepared.values() for seg in segs)
 
 
 def test_lr_grid_follows_the_degradation_grid(tmp_path):
