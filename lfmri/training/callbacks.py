@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,31 @@ class CheckpointOnSigterm(L.Callback):
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
             log.warning("SIGTERM at step %d: saved %s", trainer.global_step, self.path)
+
+
+class AveragedWeightsInTest(L.Callback):
+    """Tests with the averaged weights of a weight-averaging callback (``callbacks.ema``).
+
+    Lightning's ``WeightAveraging`` swaps the averaged weights in for validation only. After fit,
+    ``trainer.test(ckpt_path=best)`` reloads the checkpoint's ``current_model_state`` (the raw
+    weights) into the module, so the test would score weights that were neither selected by
+    validation nor shipped (``lowfield-sim``: 21.74 dB in the brain instead of the averaged
+    weights' 21.87). This swaps the averaged weights in for the test epoch and back after it; it
+    uses ``WeightAveraging._swap_models`` because Lightning offers no public hook for test. Without a
+    weight-averaging callback it does nothing.
+    """
+
+    @staticmethod
+    def _averaging(trainer: L.Trainer) -> list[WeightAveraging]:
+        return [cb for cb in trainer.callbacks if isinstance(cb, WeightAveraging) and cb._average_model is not None]
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for callback in self._averaging(trainer):
+            callback._swap_models(pl_module)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for callback in self._averaging(trainer):
+            callback._swap_models(pl_module)
 
 
 class ProgressLog(L.Callback):

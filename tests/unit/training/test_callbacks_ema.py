@@ -1,0 +1,59 @@
+"""callbacks.ema: the test stage after fit scores the averaged weights that validation selected."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.demos.boring_classes import BoringModel
+
+from lfmri.training.callbacks import AveragedWeightsInTest
+
+
+class Recorder(BoringModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tested_weights: torch.Tensor | None = None
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.layer.parameters(), lr=0.5)  # large steps: raw and averaged weights differ
+
+    def validation_step(self, batch, batch_idx):
+        loss = super().validation_step(batch, batch_idx)["x"]
+        self.log("val_loss", loss)
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        self.tested_weights = self.layer.weight.detach().clone()
+        return super().test_step(batch, batch_idx)
+
+
+def fit_and_test(tmp_path, extra: list) -> tuple[Recorder, dict]:
+    model = Recorder()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss", save_top_k=1)
+    trainer = L.Trainer(max_steps=6, limit_train_batches=3, limit_val_batches=1, limit_test_batches=1,
+                        callbacks=[EMAWeightAveraging(decay=0.5), checkpoint, *extra], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model)
+    trainer.test(model, ckpt_path=checkpoint.best_model_path, weights_only=False, verbose=False)
+    return model, torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+
+
+def test_the_test_after_fit_scores_the_averaged_weights(tmp_path):
+    model, ckpt = fit_and_test(tmp_path / "fixed", [AveragedWeightsInTest()])
+    averaged, raw = ckpt["state_dict"]["layer.weight"], ckpt["current_model_state"]["layer.weight"]
+    assert not torch.allclose(averaged, raw)
+    assert torch.equal(model.tested_weights, averaged)
+    # and without it, Lightning tests the raw weights (why the callback exists)
+    model, ckpt = fit_and_test(tmp_path / "plain", [])
+    assert torch.equal(model.tested_weights, ckpt["current_model_state"]["layer.weight"])
+
+
+def test_without_weight_averaging_it_changes_nothing(tmp_path):
+    model = Recorder()
+    trainer = L.Trainer(max_steps=2, limit_train_batches=2, limit_val_batches=1, limit_test_batches=1,
+                        callbacks=[AveragedWeightsInTest()], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model)
+    trainer.test(model, verbose=False)
+    assert torch.equal(model.tested_weights, model.layer.weight.detach())
