@@ -471,9 +471,7 @@ class PairedLowFieldDataModule(SliceDataModule):
         return self._prepare_pair(segment)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.split is not None:
-            return
-        super().setup(stage)
+        super().setup(stage)  # once: later calls find the split and no sources left
         if self.synthetic_draws > 1 and self._simulation_sources:
             # an extra draw joins the pool of its first draw: the training split when the simulated
             # pairs are the collection, the synthetic pool when they are mixed with real pairs
