@@ -217,24 +217,21 @@ def print_predict(slices: int, volume_slices: int = 150, size: int = 256) -> Non
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
+    from lfmri.checkpoints.stored_run import StoredRun
     from lfmri.inference.predictor import PredictConfig, Predictor
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["output_dir=/tmp/lfmri-bench"])
     config = OmegaConf.to_container(cfg, resolve=True)
     net = build_model("srdensenet")
-    checkpoint = {
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        METADATA_KEY: {"schema": SCHEMA_VERSION, "config": config, "card": model_card(config, net, None)},
-    }
+    run = StoredRun.of_network(net, config, source="bench")
     lr = torch.rand(slices, 1, size, size)
     print(f"\npredict: SRDenseNet x2, {size}x{size}x{volume_slices} volume ({slices} slices run, batch 8)")
     print("| mode | s / slice | s / volume | peak memory of a batch MB |")
     print("|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as out:
         for label, tile in (("untiled", size), ("tiled 128, overlap 32", 128)):
-            predictor = Predictor(checkpoint, PredictConfig(ckpt_path="bench", inputs=[], output_dir=out, tile_size=tile, tile_overlap=32, progress=False))
+            predictor = Predictor(run, PredictConfig(ckpt_path="bench", inputs=[], output_dir=out, tile_size=tile, tile_overlap=32, progress=False))
             predictor.slices(lr[:1])  # warm-up
             start = time.perf_counter()
             for first in range(0, slices, 8):
@@ -361,7 +358,7 @@ def print_predict_real(args) -> None:
 
     import numpy as np
 
-    from lfmri.checkpoints.load import load_checkpoint
+    from lfmri.checkpoints.stored_run import StoredRun
     from lfmri.geometry.nifti import load_nifti
     from lfmri.data.normalize import percentile_intensity
     from lfmri.geometry.slicing import take_slices
@@ -370,11 +367,11 @@ def print_predict_real(args) -> None:
     from lfmri.inference.predictor import PredictConfig, Predictor
     from timing import alternate, machine_state, threads
 
-    checkpoint = load_checkpoint(args.ckpt)
+    stored = StoredRun.load(args.ckpt)
     volume = load_nifti(args.volume)
     with tempfile.TemporaryDirectory() as out:
         def predictor(precision: str, fast: bool) -> Predictor:
-            p = Predictor(checkpoint, PredictConfig(ckpt_path=args.ckpt, inputs=[], output_dir=out, precision=precision,
+            p = Predictor(stored, PredictConfig(ckpt_path=args.ckpt, inputs=[], output_dir=out, precision=precision,
                                                     progress=False, preview=False))
             p.net.fast_inference = fast
             return p

@@ -128,15 +128,13 @@ def predict_rate(precision: str, sizes: Sizes, device: torch.device) -> tuple[fl
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
+    from lfmri.checkpoints.stored_run import StoredRun
     from lfmri.inference.predictor import PredictConfig, Predictor
 
     cfg = compose()
     config = OmegaConf.to_container(cfg, resolve=True)
     net = instantiate(cfg.model)
-    checkpoint = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                  METADATA_KEY: {"schema": SCHEMA_VERSION, "config": config, "card": model_card(config, net, None)}}
-    predictor = Predictor(checkpoint, PredictConfig(ckpt_path="gpu-check", inputs=[], output_dir="/tmp", device=str(device),
+    predictor = Predictor(StoredRun.of_network(net, config, source="gpu-check"), PredictConfig(ckpt_path="gpu-check", inputs=[], output_dir="/tmp", device=str(device),
                                                     precision=precision, batch_size=16, progress=False))
     lr = torch.rand(sizes.slices, 1, sizes.slice_size, sizes.slice_size)
     predictor.slices(lr[:2])

@@ -26,7 +26,6 @@ from typing import Any
 from collections.abc import Mapping
 from pathlib import Path
 
-import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -257,24 +256,6 @@ def model_card(config: Mapping, net: nn.Module, commit: str | None, name: str | 
         "commit": commit,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-class CheckpointMetadata(L.Callback):
-    """Adds the resolved config, the split and the model card to every saved checkpoint."""
-
-    def __init__(self, config: Mapping, name: str | None = None) -> None:
-        self.config = dict(config)
-        self.name = name
-        self.commit = git_commit()
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        datamodule = trainer.datamodule
-        checkpoint[METADATA_KEY] = {
-            "schema": SCHEMA_VERSION,
-            "config": self.config,
-            "split": datamodule.split_dict() if hasattr(datamodule, "split_dict") else None,
-            "card": model_card(self.config, pl_module.net if hasattr(pl_module, "net") else pl_module, self.commit, self.name),
-        }
 
 
 def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None, known_targets: Iterable[str] = ()) -> dict:

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import torch
 
-from lfmri.checkpoints.load import CheckpointError, load_checkpoint
+from lfmri.checkpoints.load import CheckpointError
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.cli.options import fail, parse_options
 from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
 from lfmri.geometry.nifti import NiftiError
@@ -57,7 +58,7 @@ def _start_worker(cfg: PredictConfig) -> None:
     # one thread per process: N single-threaded forwards beat one N-threaded forward on small CPUs,
     # where ~270 short parallel regions per forward each wait for the slowest (descheduled) thread
     torch.set_num_threads(1)
-    _WORKER = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
+    _WORKER = Predictor(StoredRun.load(cfg.ckpt_path, cfg.trust_targets), cfg)
 
 
 def _predict_file(predictor: Predictor, path: Input) -> tuple[dict[str, Path] | None, str | None]:
@@ -87,7 +88,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))  # messages name the file
-    predictor = Predictor(load_checkpoint(cfg.ckpt_path, cfg.trust_targets), cfg)
+    predictor = Predictor(StoredRun.load(cfg.ckpt_path, cfg.trust_targets), cfg)
     done, failed = {}, {}
     try:
         paths = expand_inputs(cfg.inputs)

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lfmri.checkpoints.load import METADATA_KEY
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.data.splits import Segment, split_from_dict
 from lfmri.errors import ConfigError
 from lfmri.pretrained import checkpoint_path
@@ -56,13 +56,13 @@ def shared_settings(config: Mapping) -> dict[str, Any]:
     }
 
 
-def check_comparable(paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> None:
+def check_comparable(paths: Sequence[Path], runs: Sequence[StoredRun]) -> None:
     """Fail, naming both files and every differing key, unless all share the first's settings."""
     missing = "<unset>"
-    reference = shared_settings(checkpoints[0][METADATA_KEY]["config"])
+    reference = shared_settings(runs[0].meta["config"])
     problems = []
-    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
-        settings = shared_settings(checkpoint[METADATA_KEY]["config"])
+    for path, run in zip(paths[1:], runs[1:]):
+        settings = shared_settings(run.meta["config"])
         differing = [
             f"    {key}: {reference.get(key, missing)!r} vs {settings.get(key, missing)!r}"
             for key in dict.fromkeys([*reference, *settings])
@@ -77,11 +77,11 @@ def check_comparable(paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> N
         )
 
 
-def check_unseen(test: Sequence[Segment], paths: Sequence[Path], checkpoints: Sequence[Mapping]) -> None:
+def check_unseen(test: Sequence[Segment], paths: Sequence[Path], runs: Sequence[StoredRun]) -> None:
     """Fail when a compared checkpoint trained or validated on slices of the first one's test split."""
     problems = []
-    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
-        split = checkpoint[METADATA_KEY].get("split")
+    for path, run in zip(paths[1:], runs[1:]):
+        split = run.split
         if not split:
             log.warning("%s stores no data split: cannot check that it never saw the test slices", path)
             continue

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint, provenance
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.contracts import input_mode
 from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
@@ -375,24 +375,19 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
-    checkpoints = [load_checkpoint(p, trust) for p in paths]
-    check_comparable(paths, checkpoints)
-    meta = checkpoints[0][METADATA_KEY]
-    train_cfg = OmegaConf.create(meta["config"])
-    degradation = instantiate_stored(train_cfg.degradation, paths[0], trust, f"{METADATA_KEY}.config.degradation")
-    nets = [build_network(c, trust, p) for c, p in zip(checkpoints, paths)]
-    cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
+    runs = [StoredRun.load(p, trust) for p in paths]
+    check_comparable(paths, runs)
+    train_cfg = runs[0].config
+    degradation = runs[0].degradation()
+    nets = [run.network() for run in runs]
+    cards = [run.card for run in runs]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
     names = method_names(card_names, paths, reserved=make_baselines(degradation))
     # the first checkpoint's split: data added to a folder since training cannot leak into the test set
-    datamodule = instantiate_stored(
-        train_cfg.data,
-        paths[0],
-        trust,
-        f"{METADATA_KEY}.config.data",
+    datamodule = runs[0].datamodule(
         degradation=degradation,
         input_mode=sample_mode(nets),
-        split=meta.get("split"),
+        split=runs[0].split,
         split_file=None,
         num_workers=0,
     )
@@ -401,7 +396,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         volumes, failed = volumes_from_files(expand_inputs(cfg.inputs), datamodule)
     else:
         datamodule.setup("test")
-        check_unseen(datamodule.split["test"], paths, checkpoints)
+        check_unseen(datamodule.split["test"], paths, runs)
         volumes = volumes_from_datamodule(datamodule)
     evaluator = Evaluator(
         dict(zip(names, nets)),
@@ -421,8 +416,8 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         self_ensemble=bool(cfg.get("self_ensemble", False)),
     )
     evaluator.progress = bool(cfg.get("progress", True))
-    evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
-    evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
+    evaluator.description = runs[0].provenance(int(degradation.scale)) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
+    evaluator.groups = subject_groups([v.name for v in volumes], runs[0].split)
     evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures
     return evaluator, volumes, paths
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
-
-from lfmri.checkpoints.load import METADATA_KEY, build_network, load_checkpoint
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.evaluation.evaluator import Evaluator, sample_mode, volumes_from_files
 from lfmri.inference.network import BF16_PARITY_KEY
 
@@ -22,13 +19,12 @@ def measure_bf16_parity(ckpt_path: str | Path, inputs: list[str], batch_size: in
     the first in the model card (``card[BF16_PARITY_KEY]``) and ``precision=auto`` may pick bf16.
     Needs a CPU (or GPU) with native bf16.
     """
-    checkpoint = load_checkpoint(ckpt_path)
-    meta = checkpoint[METADATA_KEY]
-    train_cfg = OmegaConf.create(meta["config"])
-    degradation = instantiate(train_cfg.degradation)
-    net = build_network(checkpoint)
-    datamodule = instantiate(train_cfg.data, degradation=degradation, input_mode=sample_mode([net]),
-                             split=meta.get("split"), split_file=None, num_workers=0)
+    run = StoredRun.load(ckpt_path)
+    train_cfg = run.config
+    degradation = run.degradation()
+    net = run.network()
+    datamodule = run.datamodule(degradation=degradation, input_mode=sample_mode([net]),
+                                split=run.split, split_file=None, num_workers=0)
     volumes, failed = volumes_from_files(list(inputs), datamodule)
     if failed:
         raise ValueError("; ".join(failed.values()))

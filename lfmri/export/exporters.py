@@ -2,7 +2,7 @@ r"""Export a trained checkpoint to ONNX (and TorchScript where the model allows)
 
 Command line: ``lfmri-export`` (:mod:`lfmri.cli.export`).
 
-The network is rebuilt from the checkpoint's own config with ``lfmri.checkpoints.load`` (read with
+The network is rebuilt from the checkpoint's own config with ``lfmri.checkpoints.stored_run`` (read with
 ``weights_only=True``, so exporting never executes code from the checkpoint). Exported files take
 (B, 1, H, W) float32 images named ``image`` and return ``sr``; batch, height and width are dynamic.
 ``lr`` models read the LR image and return it ``scale`` times larger; ``upsampled`` models read the
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 from torch import nn
 
-from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.contracts import as_image, input_mode, size_multiple
 from lfmri.data.datasets import degraded_sample
 from lfmri.degrade.degradations import BicubicDegradation, Degradation
@@ -386,11 +386,10 @@ def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]
 
 def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     """Rebuild the checkpoint's network, export every requested format, verify each: {format: (path, max diff)}."""
-    checkpoint = load_checkpoint(cfg.ckpt_path, cfg.trust_targets)
-    net = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).float().eval()
-    stored = OmegaConf.create(checkpoint[METADATA_KEY]["config"])
-    degradation = instantiate_stored(stored.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
-    card = dict(checkpoint[METADATA_KEY].get("card") or {})
+    run = StoredRun.load(cfg.ckpt_path, cfg.trust_targets)
+    net = run.network().float().eval()
+    degradation = run.degradation()
+    card = dict(run.card)
     card.setdefault("name", type(net).__name__.lower())
     card.setdefault("scale", int(getattr(net, "scale", 1)))
     paths = output_paths(cfg.output, cfg.format, card)

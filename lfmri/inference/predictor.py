@@ -19,10 +19,11 @@ from typing import Optional
 
 import numpy as np
 import torch
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 from torch import nn
 
-from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, instantiate_stored, provenance
+from lfmri.checkpoints.load import CheckpointError
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.contracts import input_mode
 from lfmri.data.normalize import percentile_intensity
 from lfmri.degrade.degradations import Degradation
@@ -74,20 +75,19 @@ class Predictor:
     """A checkpoint's network with its preprocessing, applied slice by slice to whole volumes.
 
     Args:
-        checkpoint: a checkpoint read by :func:`lfmri.checkpoints.load.load_checkpoint` (its config
-            rebuilds degradation and network; its card names the outputs' provenance).
+        run: the checkpoint (:class:`lfmri.checkpoints.stored_run.StoredRun`): its config rebuilds
+            degradation and network; its card names the outputs' provenance.
         cfg: the options of ``lfmri-predict`` (:class:`PredictConfig`).
     """
 
-    def __init__(self, checkpoint: dict, cfg: PredictConfig) -> None:
-        meta = checkpoint[METADATA_KEY]
-        self.card = meta.get("card", {})
-        train_cfg = OmegaConf.create(meta["config"])
-        self.degradation: Degradation = instantiate_stored(train_cfg.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
+    def __init__(self, run: StoredRun, cfg: PredictConfig) -> None:
+        self.card = run.card
+        train_cfg = run.config
+        self.degradation: Degradation = run.degradation()
         self.slice_axis = int(train_cfg.data.slice_axis)
         self.percentiles = list(train_cfg.data.percentiles)
         self.device = torch.device(resolve_device(cfg.device))
-        self.net: nn.Module = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).to(self.device)
+        self.net: nn.Module = run.network().to(self.device)
         self.mode = input_mode(self.net)
         if self.mode == "lr_complex":
             raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
@@ -116,7 +116,7 @@ class Predictor:
                 "trained on real low-field pairs resampled onto a model grid, where that does not hold"
             )
         self.cfg = cfg
-        self.description = provenance(self.card, self.scale, cfg.ckpt_path)
+        self.description = run.provenance(self.scale)
 
     @property
     def input_on_hr_grid(self) -> bool:

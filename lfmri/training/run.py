@@ -16,7 +16,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from lfmri.checkpoints.load import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
+from lfmri.checkpoints.load import METADATA_KEY, config_targets, load_checkpoint, record_test_metrics
+from lfmri.checkpoints.stored_run import CheckpointMetadata
 from lfmri.files import remove_stale_temporaries
 from lfmri.training.callbacks import AveragedWeightsInTest
 from lfmri.training.csv_logger import ResumableCSVLogger

@@ -10,7 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
+from lfmri.checkpoints.load import METADATA_KEY
+from lfmri.checkpoints.stored_run import StoredRun
 from tests.helpers.config import compose
 
 # the networks lfmri ships (lfmri/pretrained) and the README documents
@@ -23,12 +24,7 @@ def make_checkpoint(path: Path, *overrides: str) -> Path:
     config = OmegaConf.to_container(cfg, resolve=True)
     torch.manual_seed(0)
     net = instantiate(cfg.model)
-    checkpoint = {
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        METADATA_KEY: {"schema": SCHEMA_VERSION, "config": config, "split": None, "card": model_card(config, net, None)},
-    }
-    torch.save(checkpoint, path)
-    return path
+    return StoredRun.of_network(net, config).save(path)
 
 
 class MakeMarker:

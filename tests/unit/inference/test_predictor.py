@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.cli.predict import run_predict
 from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.inference.predictor import Predictor
@@ -103,22 +104,22 @@ def test_data_consistency_is_refused_for_checkpoints_trained_on_real_pairs(tmp_p
 
 def test_predictor_auto_reads_the_card(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
-    checkpoint = torch.load(ckpt, weights_only=True)
+    run = StoredRun.load(ckpt)
     x = torch.rand(1, 1, 16, 16)
-    plain = Predictor(checkpoint, predict_config(tmp_path, ckpt)).runner(x)
-    assert torch.equal(plain, Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32")).runner(x))
-    checkpoint["lfmri"]["card"][BF16_PARITY_KEY] = 0.01
-    recorded = Predictor(checkpoint, predict_config(tmp_path, ckpt)).runner(x)
+    plain = Predictor(run, predict_config(tmp_path, ckpt)).runner(x)
+    assert torch.equal(plain, Predictor(run, predict_config(tmp_path, ckpt, precision="fp32")).runner(x))
+    run.card[BF16_PARITY_KEY] = 0.01
+    recorded = Predictor(run, predict_config(tmp_path, ckpt)).runner(x)
     assert torch.equal(recorded, plain) != BF16  # bf16 exactly where the CPU has it
 
 
 def test_self_ensemble_output_is_the_tta_mean_and_differs_from_one_pass(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
-    checkpoint = torch.load(ckpt, weights_only=True)
+    run = StoredRun.load(ckpt)
     lr = torch.rand(2, 1, 16, 16)
-    plain = Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32"))
-    both = Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32", self_ensemble=True, tta=True))
-    ensemble = Predictor(checkpoint, predict_config(tmp_path, ckpt, precision="fp32", self_ensemble=True))
+    plain = Predictor(run, predict_config(tmp_path, ckpt, precision="fp32"))
+    both = Predictor(run, predict_config(tmp_path, ckpt, precision="fp32", self_ensemble=True, tta=True))
+    ensemble = Predictor(run, predict_config(tmp_path, ckpt, precision="fp32", self_ensemble=True))
     one, shared, alone = plain.slices(lr), both.slices(lr), ensemble.slices(lr)
     # tta=true gives the self-ensemble its mean for free; alone it runs the same 8 passes
     assert torch.allclose(shared["sr"], alone["sr"], atol=1e-6) and "uncertainty" in shared

@@ -1,0 +1,148 @@
+"""A stored run: the one way a checkpoint's dictionary is written, and its parts rebuilt.
+
+A checkpoint holds ``state_dict`` (the LightningModule's weights, the network's under ``net.``),
+Lightning's own keys when ``train.py`` wrote it, and under ``"lfmri"`` plain data only: the
+resolved training config, the data split and the model card. :class:`StoredRun` writes that
+dictionary (:meth:`StoredRun.of_network`, :meth:`StoredRun.metadata` for Lightning's checkpoints)
+and rebuilds what predict, evaluate, export and the benchmarks need from it: the config, the
+degradation, the network, the data module and the card. Reading goes through
+:func:`lfmri.checkpoints.load.load_checkpoint` (``weights_only=True``, old module paths rewritten,
+every ``_target_`` checked against the allow-list), and every part is instantiated only after its
+config passed :func:`lfmri.checkpoints.load.check_targets` again.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lfmri.checkpoints.atomic_io import atomic_torch_save
+from lfmri.checkpoints.load import (
+    METADATA_KEY,
+    SCHEMA_VERSION,
+    build_network,
+    git_commit,
+    instantiate_stored,
+    load_checkpoint,
+    model_card,
+    network_state,
+    provenance,
+)
+from lfmri.pretrained import half_state
+
+
+@dataclass
+class StoredRun:
+    """A checkpoint read (or made) by lfmri, and what can be rebuilt from it.
+
+    Args:
+        checkpoint: the whole dictionary: ``state_dict``, ``"lfmri"`` metadata, Lightning's keys.
+        source: what messages name (the file, or e.g. ``"bench"`` for one made in memory).
+        trust_targets: module prefixes besides lfmri whose classes the stored config may name.
+    """
+
+    checkpoint: dict
+    source: str = "checkpoint"
+    trust_targets: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, trust_targets: Iterable[str] | None = None,
+             known_targets: Iterable[str] = ()) -> StoredRun:
+        """Read a checkpoint file safely (:func:`~lfmri.checkpoints.load.load_checkpoint`)."""
+        trust = tuple(trust_targets or ())
+        return cls(load_checkpoint(path, trust, known_targets), str(path), trust)
+
+    @staticmethod
+    def metadata(config: Mapping, net: nn.Module, split: Mapping | None = None, name: str | None = None,
+                 commit: str | None = None) -> dict:
+        """The ``checkpoint["lfmri"]`` entry: resolved ``config``, ``split`` and the card of ``net``."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "config": dict(config),
+            "split": split,
+            "card": model_card(config, net, commit, name),
+        }
+
+    @classmethod
+    def of_network(cls, net: nn.Module, config: Mapping, split: Mapping | None = None, name: str | None = None,
+                   commit: str | None = None, source: str = "checkpoint") -> StoredRun:
+        """``net`` stored as ``train.py`` stores it (``net.`` weights and the metadata), without training.
+
+        ``config`` is a resolved training config (plain data), e.g. a composed ``conf/train.yaml``.
+        """
+        state = {f"net.{k}": v for k, v in net.state_dict().items()}
+        return cls({"state_dict": state, METADATA_KEY: cls.metadata(config, net, split, name, commit)}, source)
+
+    def shipped(self, card: Mapping) -> StoredRun:
+        """This run as ``lfmri/pretrained`` ships it: the network's weights alone, in float16, and ``card``."""
+        state = {f"net.{k}": v for k, v in half_state(network_state(self.checkpoint)).items()}
+        meta = {"schema": self.meta["schema"], "config": self.meta["config"], "split": self.split, "card": dict(card)}
+        return StoredRun({"state_dict": state, METADATA_KEY: meta}, self.source, self.trust_targets)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the checkpoint to ``path`` (atomically: the old file or the whole new one)."""
+        atomic_torch_save(self.checkpoint, path)
+        return Path(path)
+
+    @property
+    def meta(self) -> dict:
+        """The ``"lfmri"`` entry as stored: ``schema``, ``config``, ``split``, ``card`` (plain data)."""
+        return self.checkpoint[METADATA_KEY]
+
+    @functools.cached_property
+    def config(self) -> DictConfig:
+        """The resolved training config the run was trained with."""
+        return OmegaConf.create(self.meta["config"])
+
+    @property
+    def split(self) -> dict | None:
+        """The data split (``{stage: [segments]}``) as stored, or ``None``."""
+        return self.meta.get("split")
+
+    @property
+    def card(self) -> dict:
+        """The model card (empty when the checkpoint stores none)."""
+        return self.meta.get("card") or {}
+
+    def degradation(self) -> Any:
+        """The degradation the network was trained on, built from the stored config."""
+        return self.instantiate("degradation")
+
+    def network(self) -> nn.Module:
+        """The network with its trained weights, in eval mode."""
+        return build_network(self.checkpoint, self.trust_targets, self.source)
+
+    def datamodule(self, **kwargs: Any) -> Any:
+        """The run's data module, built from the stored config with ``kwargs`` (degradation, split...)."""
+        return self.instantiate("data", **kwargs)
+
+    def instantiate(self, key: str, **kwargs: Any) -> Any:
+        """The stored config's top-level group ``key``, instantiated once its targets passed the allow-list."""
+        return instantiate_stored(self.config[key], self.source, self.trust_targets, f"{METADATA_KEY}.config.{key}", **kwargs)
+
+    def provenance(self, scale: int) -> str:
+        """What made an output, for the NIfTI ``descrip`` field."""
+        return provenance(self.card, scale, self.source)
+
+
+class CheckpointMetadata(L.Callback):
+    """Adds the resolved config, the split and the model card to every saved checkpoint."""
+
+    def __init__(self, config: Mapping, name: str | None = None) -> None:
+        self.config = dict(config)
+        self.name = name
+        self.commit = git_commit()
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        datamodule = trainer.datamodule
+        split = datamodule.split_dict() if hasattr(datamodule, "split_dict") else None
+        net = pl_module.net if hasattr(pl_module, "net") else pl_module
+        checkpoint[METADATA_KEY] = StoredRun.metadata(self.config, net, split, self.name, self.commit)
