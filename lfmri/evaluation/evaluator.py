@@ -43,6 +43,7 @@ from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.scoring.figures import comparison_figure
 from lfmri.scoring.metrics import brain_mask, slice_metrics
+from lfmri.run_options import RunOptions
 from lfmri.scoring.report import MetricsTable
 
 log = logging.getLogger(__name__)
@@ -136,15 +137,14 @@ class Evaluator:
         nets: table name -> network (built from its checkpoint).
         degradation: the first checkpoint's degradation; every slice is degraded with it.
         slice_axis, seed: the training slice axis and data seed (seeds of the degradation).
-        batch_size: slices per forward pass.
-        device: where the networks run.
+        options: where and how networks run, as predict runs them (:class:`lfmri.run_options.RunOptions`:
+            device, precision, backend, batch_size, tile_size, tile_overlap, channels_last, progress;
+            :func:`lfmri.inference.network.network_forward`); default: its defaults.
         brain_threshold: reference intensity above which a pixel is brain (before dilation).
-        channels_last, precision, backend, cards: how networks run (:func:`lfmri.inference.network.network_forward`;
-            a card's bf16 parity decides ``precision=auto``).
+        cards: table name -> model card (its bf16 parity decides ``precision=auto``).
         tta: also score each network's test-time-augmentation uncertainty against its error.
         self_ensemble: each network's output is the mean over the 8 flips/rotations of its input
             (:class:`lfmri.inference.volume.NetworkRunner`).
-        tile_size, tile_overlap: networks run tile by tile above ``tile_size`` input pixels, as predict does.
     """
 
     def __init__(
@@ -153,20 +153,17 @@ class Evaluator:
         degradation: Degradation,
         slice_axis: int,
         seed: int,
-        batch_size: int = 8,
-        device: str = "cpu",
+        options: RunOptions | None = None,
         brain_threshold: float = 0.05,
-        channels_last: bool = True,
         tta: bool = False,
-        precision: str = "fp32",
-        backend: str = "torch",
         cards: Mapping[str, Mapping] | None = None,
-        tile_size: int = 256,
-        tile_overlap: int = 32,
         self_ensemble: bool = False,
     ) -> None:
         if not nets:
             raise ValueError("Evaluator needs at least one network")
+        options = options or RunOptions()
+        device, precision, backend, channels_last = resolve_device(options.device), options.precision, options.backend, options.channels_last
+        batch_size, tile_size, tile_overlap = options.batch_size, options.tile_size, options.tile_overlap
         baselines = make_baselines(degradation)
         clash = sorted(set(nets) & set(baselines))
         if clash:
@@ -191,7 +188,7 @@ class Evaluator:
         self.degradation = degradation
         self.slice_axis = slice_axis
         self.seed = seed
-        self.loop = VolumeLoop(slice_axis, batch_size)
+        self.loop = VolumeLoop(slice_axis, batch_size, options.progress)
         self.device = device
         self.brain_threshold = brain_threshold
         self.tta = tta  # also score the TTA uncertainty map against the actual error
@@ -367,12 +364,13 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     The first checkpoint fixes normalisation, slice axis, degradation and seeds; every other must
     share them (checked before any work), and all are scored on the same degraded slices.
     """
-    if int(cfg.batch_size) < 1:
-        raise ValueError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
-    tile, overlap = int(cfg.get("tile_size", 256)), int(cfg.get("tile_overlap", 32))
+    options = RunOptions.from_config(cfg)  # evaluate.yaml's run options; RunOptions' defaults where a key is left out
+    if int(options.batch_size) < 1:
+        raise ValueError(f"batch_size={options.batch_size}: must be a positive number of slices")
+    tile, overlap = int(options.tile_size), int(options.tile_overlap)
     if tile < 1 or not 0 <= overlap < tile:
         raise ValueError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
-    resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
+    resolve_device(options.device)  # an unknown device fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
     runs = [StoredRun.load(p, trust) for p in paths]
@@ -403,19 +401,12 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         degradation,
         slice_axis=int(train_cfg.data.slice_axis),
         seed=int(train_cfg.data.seed),
-        batch_size=int(cfg.batch_size),
-        device=resolve_device(cfg.device),
+        options=options,
         brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)),
-        channels_last=bool(cfg.channels_last),
         tta=bool(cfg.get("tta", False)),
-        precision=str(cfg.get("precision", "fp32")),
-        backend=str(cfg.get("backend", "torch")),
         cards=dict(zip(names, cards)),
-        tile_size=int(cfg.get("tile_size", 256)),
-        tile_overlap=int(cfg.get("tile_overlap", 32)),
         self_ensemble=bool(cfg.get("self_ensemble", False)),
     )
-    evaluator.progress = bool(cfg.get("progress", True))
     evaluator.description = runs[0].provenance(int(degradation.scale)) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
     evaluator.groups = subject_groups([v.name for v in volumes], runs[0].split)
     evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures

@@ -7,6 +7,7 @@ from pathlib import Path
 from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.evaluation.evaluator import Evaluator, sample_mode, volumes_from_files
 from lfmri.inference.network import BF16_PARITY_KEY
+from lfmri.run_options import RunOptions
 
 
 def measure_bf16_parity(ckpt_path: str | Path, inputs: list[str], batch_size: int = 8) -> dict[str, float]:
@@ -31,9 +32,9 @@ def measure_bf16_parity(ckpt_path: str | Path, inputs: list[str], batch_size: in
     psnr: dict[str, list[float]] = {}
     for precision in ("fp32", "bf16"):
         evaluator = Evaluator({"net": net}, degradation, slice_axis=int(train_cfg.data.slice_axis),
-                              seed=int(train_cfg.data.seed), batch_size=batch_size, device="cpu",
-                              brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)),
-                              precision=precision)
+                              seed=int(train_cfg.data.seed),
+                              options=RunOptions(device="cpu", precision=precision, batch_size=batch_size),
+                              brain_threshold=float(train_cfg.module.get("brain_threshold", 0.05)))
         rows = [row for v in volumes for row in evaluator.run_volume(v)[1].rows if row["method"] == "net"]
         psnr[precision] = [float(r["psnr_brain"]) for r in rows if r["psnr_brain"] == r["psnr_brain"]]  # no NaN
     mean = {k: sum(v) / max(1, len(v)) for k, v in psnr.items()}

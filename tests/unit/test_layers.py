@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lfmri"
 # lowest first; a module may import its own package and anything of a strictly lower layer
 LAYERS = [
     {"lfmri", "lfmri.errors"},
-    {"lfmri.contracts", "lfmri.files", "lfmri.progress", "lfmri.pretrained"},
+    {"lfmri.contracts", "lfmri.files", "lfmri.progress", "lfmri.pretrained", "lfmri.run_options"},
     {"lfmri.geometry"},
     {"lfmri.degrade"},
     {"lfmri.data", "lfmri.models", "lfmri.losses"},

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from lfmri.evaluation.evaluator import method_names
+from lfmri.run_options import RunOptions
 from tests.helpers.config import evaluate_config
 from tests.helpers.run import run_evaluate
 
@@ -88,7 +89,8 @@ def test_evaluate_tiles_like_predict_and_agrees_with_whole_slices(tmp_path):
     v = EvalVolume("x", "x", volume, Intensity(0.0, 1.0), 0, 3, np.arange(3))
     scores = {}
     for tile in (256, 32):
-        evaluator = Evaluator({"net": net}, BicubicDegradation(scale=2), slice_axis=2, seed=0, tile_size=tile, tile_overlap=24)
+        evaluator = Evaluator({"net": net}, BicubicDegradation(scale=2), slice_axis=2, seed=0,
+                              options=RunOptions(device="cpu", precision="fp32", tile_size=tile, tile_overlap=24))
         evaluator.progress = False
         outputs, table = evaluator.run_volume(v)
         scores[tile] = (outputs["sr"], [r["psnr"] for r in table.rows if r["method"] == "net"])
@@ -116,7 +118,7 @@ def test_evaluate_scores_networks_as_self_ensembles_when_asked(tmp_path):
     degradation = KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02)
     runs = {}
     for ensemble in (False, True):
-        evaluator = Evaluator({"net": net}, degradation, slice_axis=2, seed=0, self_ensemble=ensemble)
+        evaluator = Evaluator({"net": net}, degradation, slice_axis=2, seed=0, options=RunOptions(device="cpu", precision="fp32"), self_ensemble=ensemble)
         evaluator.progress = False
         runs[ensemble] = evaluator.run_volume(v), evaluator.ensemble_note
     (plain, plain_table), plain_note = runs[False]
