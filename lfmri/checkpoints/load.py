@@ -1,30 +1,20 @@
 """Checkpoints that carry their own recipe, and loading them without executing code.
 
 Every checkpoint written by ``train.py`` holds, under the ``"lfmri"`` key, plain data only: the
-resolved training config, the data split and a small model card. ``evaluate.py`` (and later
-``predict``) rebuild the network from that config, never from today's defaults, and load with
-``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
-
-Plain data is not enough: Hydra's ``instantiate`` calls whatever a ``_target_`` names, so a stored
-config is a program. :func:`check_targets` therefore checks every ``_target_`` in a checkpoint's
-metadata before anything is built from it: it must be a class defined inside ``lfmri`` (or a
-module prefix the user trusts explicitly, ``trust_targets=[mypkg.models]`` or
-``LFMRI_TRUST_TARGETS=mypkg.models``), or one of the few training classes in :data:`FOREIGN_TARGETS`.
+resolved training config, the data split and a small model card (written by
+:class:`lfmri.checkpoints.stored_run.StoredRun`). ``evaluate.py``, ``predict`` and ``export``
+rebuild the network from that config, never from today's defaults, and load with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers. Every
+``_target_`` of the metadata is rewritten to today's module paths (:mod:`lfmri.checkpoints.moves`)
+and checked against the allow-list (:mod:`lfmri.checkpoints.targets`) before anything is built.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import fnmatch
-import importlib
-import importlib.util
 import os
-import re
-import subprocess
-from collections.abc import Iterable
-from typing import Any
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -33,229 +23,24 @@ from torch import nn
 
 import lfmri
 from lfmri.checkpoints.atomic_io import atomic_torch_save
-from lfmri.contracts import input_mode
+# the allow-list, the moved-module map and the card have modules of their own; these names stay
+# importable from here, where callers have always found them
+from lfmri.checkpoints.card import git_commit, model_card, provenance  # noqa: F401
+from lfmri.checkpoints.moves import MOVED_MODULES, moved_target, rewrite_moved_targets  # noqa: F401
+from lfmri.checkpoints.targets import (  # noqa: F401
+    FOREIGN_TARGETS,
+    OWN_FUNCTIONS,
+    OWN_NAMESPACE,
+    TRUST_ENV,
+    CheckpointError,
+    check_targets,
+    config_targets,
+    target_problem,
+    trusted_prefixes,
+)
 
 METADATA_KEY = "lfmri"
 SCHEMA_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that lfmri cannot use; the message names the file."""
-
-
-OWN_NAMESPACE = "lfmri"
-TRUST_ENV = "LFMRI_TRUST_TARGETS"  # comma-separated module prefixes whose classes checkpoints may name
-# Classes outside lfmri that lfmri's own training configs name (optimizers, schedulers, losses, the
-# Trainer and its callbacks/strategies/loggers), as {module as written: allowed names}. Only classes, looked
-# up directly in that module: ``torch.optim.adam.torch.hub.load`` or a function never pass.
-FOREIGN_TARGETS = {
-    "torch.optim": "*",
-    "torch.optim.lr_scheduler": "*",
-    "torch.nn": "*Loss",
-    "lightning.pytorch": "Trainer",
-    "lightning.pytorch.callbacks": "*",
-    "lightning.pytorch.strategies": "*",
-    # logger=tensorboard stores TensorBoardLogger in every checkpoint's config; Lightning's other
-    # loggers are allowed alike, so a run that names one in its logger group still evaluates
-    "lightning.pytorch.loggers": "*Logger",
-}
-# lfmri functions that configs name as factories (everything else in lfmri must be a class)
-OWN_FUNCTIONS = {"lfmri.training.wandb_logger.wandb_logger"}
-# Where classes lived before lfmri was grouped by job (0.1.0 checkpoints store these paths):
-# load_checkpoint rewrites them, so checkpoints trained before the move keep working.
-MOVED_MODULES = {
-    "lfmri.models.base": "lfmri.contracts",
-    "lfmri.data.grid": "lfmri.geometry.grid",
-    "lfmri.data.resample": "lfmri.geometry.resample",
-    "lfmri.data.slicing": "lfmri.geometry.slicing",
-    "lfmri.data.io": "lfmri.geometry.nifti",
-    "lfmri.data.inputs": "lfmri.geometry.inputs",
-    "lfmri.data.kspace": "lfmri.degrade.kspace",
-    "lfmri.data.degradations": "lfmri.degrade.degradations",
-    "lfmri.data.lowfield": "lfmri.degrade.lowfield",
-    "lfmri.models.zerofill": "lfmri.degrade.baselines",
-    "lfmri.models.bicubic": "lfmri.degrade.baselines",
-    "lfmri.models.critic_base": "lfmri.models.critics.base",
-    "lfmri.models.cpce_critic": "lfmri.models.critics.cpce",
-    "lfmri.models.circle_critic": "lfmri.models.critics.circle",
-    "lfmri.metrics": "lfmri.scoring.metrics",
-    "lfmri.checkpoint_io": "lfmri.checkpoints.atomic_io",
-    "lfmri.callbacks": "lfmri.training.callbacks",
-    "lfmri.csv_logger": "lfmri.training.csv_logger",
-    "lfmri.wandb_logger": "lfmri.training.wandb_logger",
-    "lfmri.run_record": "lfmri.training.run_record",
-    "lfmri.schedules": "lfmri.training.schedules",
-    "lfmri.cli": "lfmri.cli.common",
-}
-
-
-def moved_target(target: str) -> str:
-    """``target`` at today's module path (``lfmri.data.degradations.X`` -> ``lfmri.degrade.degradations.X``)."""
-    module, _, name = target.rpartition(".")
-    return f"{MOVED_MODULES[module]}.{name}" if module in MOVED_MODULES else target
-
-
-def rewrite_moved_targets(node: object) -> None:
-    """Rewrite, in place, every ``_target_`` of a stored config that names a module lfmri has moved."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "_target_" and isinstance(value, str):
-                node[key] = moved_target(value)
-            else:
-                rewrite_moved_targets(value)
-    elif isinstance(node, list):
-        for value in node:
-            rewrite_moved_targets(value)
-
-
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-
-
-def trusted_prefixes(extra: Iterable[str] | None = None) -> tuple[str, ...]:
-    """``lfmri`` plus the module prefixes the user trusts (option ``trust_targets`` and ``$LFMRI_TRUST_TARGETS``)."""
-    names = [OWN_NAMESPACE, *(extra or ()), *os.environ.get(TRUST_ENV, "").split(",")]
-    prefixes = []
-    for name in names:
-        name = str(name).strip()
-        if not name:
-            continue
-        if not _DOTTED.fullmatch(name):
-            raise ValueError(f"trust_targets: {name!r} is not a module name like mypkg.models")
-        prefixes.append(name)
-    return tuple(dict.fromkeys(prefixes))
-
-
-def _import_inside(prefix: str, parts: list[str]):
-    """Import ``prefix`` and the longest run of its submodules named by ``parts``, never a module outside it.
-
-    Returns (module, remaining parts). Submodules are found with ``find_spec`` on packages only, so a
-    name such as ``lfmri.checkpoints.load.subprocess`` stops at ``lfmri.checkpoints.load`` with ``subprocess`` left over.
-    """
-    module = importlib.import_module(prefix)
-    rest = list(parts)
-    while len(rest) > 1 and hasattr(module, "__path__"):
-        name = f"{module.__name__}.{rest[0]}"
-        if importlib.util.find_spec(name) is None:
-            break
-        module = importlib.import_module(name)
-        rest.pop(0)
-    return module, rest
-
-
-def target_problem(target: object, trusted: tuple[str, ...]) -> str | None:
-    """Why ``target`` may not be instantiated from a checkpoint, or ``None`` when it may."""
-    if not isinstance(target, str):
-        return f"is a {type(target).__name__}, not a dotted class name"
-    if not _DOTTED.fullmatch(target) or "." not in target:
-        return "is not a dotted class name"
-    module_name, _, name = target.rpartition(".")
-    if module_name in FOREIGN_TARGETS:
-        if not fnmatch.fnmatchcase(name, FOREIGN_TARGETS[module_name]):
-            return f"is outside lfmri and not one of the allowed {module_name}.{FOREIGN_TARGETS[module_name]} classes"
-        obj = getattr(importlib.import_module(module_name), name, None)
-        root = ".".join(module_name.split(".")[:2])
-        if not isinstance(obj, type) or not (obj.__module__ == root or obj.__module__.startswith(root + ".")):
-            return f"is not a class of {root}"
-        return None
-    prefix = next((p for p in trusted if target.startswith(p + ".")), None)
-    if prefix is None:
-        return f"is outside lfmri and the trusted modules {list(trusted)} (see trust_targets in README.md)"
-    try:
-        module, rest = _import_inside(prefix, target[len(prefix) + 1 :].split("."))
-    except Exception as err:  # an import error of lfmri's own or a trusted module
-        return f"cannot be imported ({type(err).__name__}: {err})"
-    if len(rest) != 1 and not hasattr(module, rest[0]):
-        return f"does not exist (no {module.__name__}.{rest[0]})"
-    if len(rest) != 1:
-        return f"reaches {'.'.join(rest)} through module {module.__name__}; name a class directly"
-    obj = getattr(module, rest[0], None)
-    if obj is None:
-        return "does not exist"
-    if not (getattr(obj, "__module__", "") == prefix or str(getattr(obj, "__module__", "")).startswith(prefix + ".")):
-        return f"is {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', rest[0])}, defined outside {prefix}"
-    if not isinstance(obj, type) and target not in OWN_FUNCTIONS:
-        return "is not a class"
-    return None
-
-
-def config_targets(node: object) -> set[str]:
-    """Every ``_target_`` string at any depth of a config (what a run itself instantiates)."""
-    found: set[str] = set()
-    if isinstance(node, Mapping):
-        for key, child in node.items():
-            if key == "_target_" and isinstance(child, str):
-                found.add(child)
-            found |= config_targets(child)
-    elif isinstance(node, (list, tuple)):
-        for child in node:
-            found |= config_targets(child)
-    return found
-
-
-def check_targets(
-    node: object,
-    source: str | os.PathLike,
-    trust_targets: Iterable[str] | None = None,
-    path: str = "",
-    known_targets: Iterable[str] = (),
-) -> None:
-    """Refuse (:class:`CheckpointError`) any ``_target_`` at any depth of ``node`` that may not be built.
-
-    Runs before anything is instantiated from a checkpoint; the message names the file, the key
-    path and the target. ``known_targets``: exact names the caller instantiates anyway (train.py
-    passes those of its own config, so a run with the user's own callback can resume itself).
-    """
-    trusted = trusted_prefixes(trust_targets)
-    known = set(known_targets)
-
-    def walk(value: object, where: str) -> None:
-        if isinstance(value, Mapping):
-            for key, child in value.items():
-                here = f"{where}.{key}" if where else str(key)
-                if key == "_target_":
-                    problem = None if isinstance(child, str) and child in known else target_problem(child, trusted)
-                    if problem:
-                        raise CheckpointError(f"{source}: refused to build {here}={child!r}: it {problem}")
-                walk(child, here)
-        elif isinstance(value, (list, tuple)):
-            for i, child in enumerate(value):
-                walk(child, f"{where}[{i}]")
-
-    walk(node, path)
-
-
-def git_commit() -> str | None:
-    """The commit of the lfmri source tree, when it is a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(lfmri.__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def model_card(config: Mapping, net: nn.Module, commit: str | None, name: str | None = None) -> dict:
-    """What anyone applying the network must know, as plain data."""
-    data = config.get("data", {})
-    return {
-        "name": name or type(net).__name__.lower(),
-        "model": type(net).__name__,
-        "scale": int(getattr(net, "scale", 1)),
-        "input_mode": input_mode(net),
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "slice_axis": data.get("slice_axis"),
-        "percentiles": list(data.get("percentiles", [])),
-        "degradation": dict(config.get("degradation", {})),
-        "data": dict(data),
-        "lfmri_version": lfmri.__version__,
-        "commit": commit,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None, known_targets: Iterable[str] = ()) -> dict:
@@ -326,8 +111,3 @@ def build_network(checkpoint: Mapping, trust_targets: Iterable[str] | None = Non
     net = instantiate(config.model)
     net.load_state_dict(network_state(checkpoint))
     return net.eval()
-
-
-def provenance(card: Mapping, scale: int, ckpt_path: str) -> str:
-    """What made an output, for the NIfTI ``descrip`` field (80 bytes; the file name is cut first)."""
-    return f"lfmri {lfmri.__version__} {card.get('name', 'model')} x{scale} {Path(str(ckpt_path)).name}"

@@ -8,7 +8,7 @@ and rebuilds what predict, evaluate, export and the benchmarks need from it: the
 degradation, the network, the data module and the card. Reading goes through
 :func:`lfmri.checkpoints.load.load_checkpoint` (``weights_only=True``, old module paths rewritten,
 every ``_target_`` checked against the allow-list), and every part is instantiated only after its
-config passed :func:`lfmri.checkpoints.load.check_targets` again.
+config passed :func:`lfmri.checkpoints.targets.check_targets` again.
 """
 
 from __future__ import annotations
@@ -25,16 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lfmri.checkpoints.atomic_io import atomic_torch_save
+from lfmri.checkpoints.card import git_commit, model_card, provenance
 from lfmri.checkpoints.load import (
     METADATA_KEY,
     SCHEMA_VERSION,
     build_network,
-    git_commit,
     instantiate_stored,
     load_checkpoint,
-    model_card,
     network_state,
-    provenance,
 )
 from lfmri.pretrained import half_state
 

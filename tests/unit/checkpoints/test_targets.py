@@ -86,7 +86,7 @@ def test_own_model_classes_need_an_explicit_opt_in(tmp_path, monkeypatch):
 @pytest.mark.parametrize("target", [
     "numpy.load", "builtins.open", "io.BytesIO", "os.system", "subprocess.Popen",
     "lfmri..models", "lfmri_evil.Net", "lfmri.x:__import__", "lfmri", " lfmri.models.espcn.ESPCN",
-    "lfmri.checkpoints.load.subprocess.run", "lfmri.checkpoints.load.os.system", "lfmri.checkpoints.load.Path",
+    "lfmri.checkpoints.card.subprocess.run", "lfmri.checkpoints.targets.os.system", "lfmri.checkpoints.load.Path",
     "lfmri.checkpoints.atomic_io.atomic_torch_save", "lfmri.checkpoints.load.torch", "lfmri.nonexistent.Net",
     "torch.nn.Linear", "torch.optim.adam.torch.hub.load", "torch.optim.optimizer.torch.load", "torch.hub.load",
     "lightning.pytorch.Trainer.__init__", 42, None,
