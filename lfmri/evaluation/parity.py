@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lfmri.checkpoints.stored_run import StoredRun
-from lfmri.evaluation.evaluator import Evaluator, sample_mode, volumes_from_files
+from lfmri.evaluation.comparison import Evaluator, sample_mode
+from lfmri.evaluation.volumes import volumes_from_files
 from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.run_options import RunOptions
 
