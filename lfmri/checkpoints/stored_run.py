@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -34,6 +35,7 @@ from lfmri.checkpoints.load import (
     load_checkpoint,
     network_state,
 )
+from lfmri.checkpoints.targets import check_targets
 from lfmri.pretrained import half_state
 
 
@@ -121,6 +123,12 @@ class StoredRun:
     def datamodule(self, **kwargs: Any) -> Any:
         """The run's data module, built from the stored config with ``kwargs`` (degradation, split...)."""
         return self.instantiate("data", **kwargs)
+
+    def data_class(self) -> type:
+        """The class of the run's data module (checked against the allow-list, not built)."""
+        node = self.meta["config"].get("data") or {}
+        check_targets(node, self.source, self.trust_targets, f"{METADATA_KEY}.config.data")
+        return get_class(str(node.get("_target_")))
 
     def instantiate(self, key: str, **kwargs: Any) -> Any:
         """The stored config's top-level group ``key``, instantiated once its targets passed the allow-list."""

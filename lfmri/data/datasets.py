@@ -61,7 +61,39 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-class PatchDataset(Dataset):
+class PatchGeometry:
+    """Where training patches are cut: ``patch_size`` HR pixels (``patch_size / grid_scale`` on the LR
+    grid), centred on a pixel above ``foreground_threshold`` with probability ``foreground_prob``.
+    Shared by :class:`PatchDataset` and :class:`lfmri.data.paired_datasets.PairedPatchDataset`."""
+
+    def __init__(self, degradation: Degradation, patch_size: int, foreground_prob: float, foreground_threshold: float) -> None:
+        if patch_size % degradation.scale:
+            raise ConfigError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
+        self.degradation = degradation
+        self.foreground_prob = foreground_prob
+        self.foreground_threshold = foreground_threshold
+        self.hr_patch = patch_size
+        self.lr_patch = patch_size // degradation.grid_scale
+
+    def _patch_origin(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
+        """Top-left corner of the LR patch; HR patch corner is ``scale`` times it (same grid map)."""
+        step = self.degradation.grid_scale
+        lr_h, lr_w = hr.shape[-2] // step, hr.shape[-1] // step
+        centre = None
+        if float(torch.rand(1, generator=gen)) < self.foreground_prob:
+            fg = torch.nonzero(hr > self.foreground_threshold)
+            if len(fg):
+                cy, cx = fg[int(torch.randint(len(fg), (1,), generator=gen))].tolist()
+                centre = (cy // step, cx // step)
+        if centre is None:
+            centre = (int(torch.randint(lr_h, (1,), generator=gen)), int(torch.randint(lr_w, (1,), generator=gen)))
+        half = self.lr_patch // 2
+        y0 = min(max(centre[0] - half, 0), lr_h - self.lr_patch)
+        x0 = min(max(centre[1] - half, 0), lr_w - self.lr_patch)
+        return y0, x0
+
+
+class PatchDataset(PatchGeometry, Dataset):
     """Random (LR, HR) training patches, indexed by ``(epoch, i)`` keys from :class:`EpochSampler`.
 
     Each key draws a slice, a noise level and a patch position. With probability
@@ -93,20 +125,13 @@ class PatchDataset(Dataset):
         self.unpaired = bool(unpaired)
         if len(self.hr) == 0:
             raise ValueError("the training split has no slices with foreground")
-        self.degradation = degradation
+        super().__init__(degradation, patch_size, foreground_prob, foreground_threshold)
         self.augment = augment
         self.train_degradation = augment.training_degradation(degradation) if augment else degradation
         self.input_mode = input_mode
         self.seed = seed
-        self.foreground_prob = foreground_prob
-        self.foreground_threshold = foreground_threshold
-        step = degradation.grid_scale
-        if patch_size % degradation.scale:
-            raise ConfigError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
         if patch_size > min(self.hr.shape[-2:]):
             raise ConfigError(f"data.patch_size={patch_size} is larger than the HR slices {tuple(self.hr.shape[-2:])}")
-        self.hr_patch = patch_size
-        self.lr_patch = patch_size // step
 
     def __len__(self) -> int:
         return len(self.hr)
@@ -141,23 +166,6 @@ class PatchDataset(Dataset):
         step = self.degradation.grid_scale
         y0, x0 = self._patch_origin(hr[0], gen)
         return hr[..., y0 * step : y0 * step + self.hr_patch, x0 * step : x0 * step + self.hr_patch]
-
-    def _patch_origin(self, hr: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
-        """Top-left corner of the LR patch; HR patch corner is ``scale`` times it (same grid map)."""
-        step = self.degradation.grid_scale
-        lr_h, lr_w = hr.shape[-2] // step, hr.shape[-1] // step
-        centre = None
-        if float(torch.rand(1, generator=gen)) < self.foreground_prob:
-            fg = torch.nonzero(hr > self.foreground_threshold)
-            if len(fg):
-                cy, cx = fg[int(torch.randint(len(fg), (1,), generator=gen))].tolist()
-                centre = (cy // step, cx // step)
-        if centre is None:
-            centre = (int(torch.randint(lr_h, (1,), generator=gen)), int(torch.randint(lr_w, (1,), generator=gen)))
-        half = self.lr_patch // 2
-        y0 = min(max(centre[0] - half, 0), lr_h - self.lr_patch)
-        x0 = min(max(centre[1] - half, 0), lr_w - self.lr_patch)
-        return y0, x0
 
 
 class EpochSampler(Sampler):

@@ -1,12 +1,7 @@
 """Real paired low-field (64 mT) / high-field (3T) volumes, optionally mixed with simulated pairs.
 
-Layouts under ``root`` (globs and name pattern configurable):
-
-- ``volumes``: one NIfTI per subject and field, ``lf/{subject}.nii.gz`` and ``hf/{subject}.nii.gz``;
-  the subject is the ``subject`` group of ``name_regex`` matched on the file name;
-- ``slices``: one NIfTI per slice, as 64 mT/3T collections ship them; ``name_regex`` has named
-  groups ``subject`` and ``slice``; slices are grouped by subject, sorted by slice index, singleton
-  dimensions squeezed, and stacked along ``stack_axis`` (the first slice's affine places the stack).
+The files under ``root`` (``layout=volumes``: one per subject and field; ``slices``: one per slice)
+are read by :mod:`lfmri.data.pair_reading`.
 
 Every subject's volumes then go through the same steps:
 
@@ -37,173 +32,26 @@ probability ``synthetic_ratio``; without ``root`` they are the collection, split
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
-from lfmri.data.datasets import PatchDataset, PreparedSegment, SliceDataset, derive_seed
-from lfmri.geometry.nifti import NiftiError, Volume, check_header, glob_files, load_nifti, volume_from_image
+from lfmri.data.datasets import derive_seed
 from lfmri.data.normalize import Intensity, percentile_intensity
+from lfmri.data.pair_reading import SLICE_REGEX, VOLUME_REGEX, check_pairs, read_slice_layout, read_volume_layout
 from lfmri.data.pair_validation import FIELDS, PairReport, enforce
-from lfmri.geometry.resample import hr_grid_shape, lr_grid, resample_onto, resample_volume
-from lfmri.geometry.slicing import take_slices
+from lfmri.data.paired_datasets import PairedPatchDataset, PairedSegment, PairedSliceDataset
 from lfmri.data.splits import Segment, Split, explicit_split, split_to_dict, subject_split
 from lfmri.errors import ConfigError
+from lfmri.geometry.nifti import Volume, load_nifti
+from lfmri.geometry.resample import centred_on, hr_grid_shape, lr_grid, resample_onto, resample_volume
+from lfmri.geometry.slicing import take_slices
 
 log = logging.getLogger(__name__)
-
-VOLUME_REGEX = r"(?P<subject>.+?)\.nii(\.gz)?$"
-SLICE_REGEX = r"(?P<subject>.+?)_(?:slice)?(?P<slice>\d+)\.nii(\.gz)?$"
-
-
-# --- reading a collection --------------------------------------------------------------------------
-def _glob(root: Path, pattern: str) -> list[Path]:
-    return glob_files(root / pattern)
-
-
-def _compile(regex: str, groups: Sequence[str]) -> re.Pattern:
-    try:
-        compiled = re.compile(regex)
-    except re.error as err:
-        raise ValueError(f"data.name_regex={regex!r} is not a valid regular expression: {err}") from err
-    missing = [g for g in groups if g not in compiled.groupindex]
-    if missing:
-        raise ValueError(f"data.name_regex={regex!r} needs the named groups {list(groups)}; missing {missing}")
-    return compiled
-
-
-def read_volume_layout(root: Path, globs: Mapping[str, str], regex: str, report: PairReport) -> dict[str, dict[str, Volume]]:
-    """``{field: {subject: Volume}}`` for one file per subject and field; problems go to ``report``."""
-    pattern = _compile(regex, ["subject"])
-    found: dict[str, dict[str, Volume]] = {f: {} for f in FIELDS}
-    for field_name in FIELDS:
-        files: dict[str, list[Path]] = {}
-        for path in _glob(root, globs[field_name]):
-            match = pattern.search(path.name)
-            if not match:
-                report.add(None, field_name, f"file name does not match data.name_regex={regex!r}", [path])
-                continue
-            files.setdefault(match["subject"], []).append(path)
-        for subject, paths in files.items():
-            if len(paths) > 1:
-                report.add(subject, field_name, "several files for one subject", paths)
-                continue
-            try:
-                found[field_name][subject] = load_nifti(paths[0])
-            except NiftiError as err:
-                report.add(subject, field_name, err.problem, [err.path])
-    return found
-
-
-def _read_slice(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A 2D slice (singleton dimensions squeezed) and its file's affine; NiftiError names the file."""
-    try:
-        img = nib.load(str(path))
-    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, reported with its name
-        raise NiftiError(path, f"is not a readable NIfTI file ({type(err).__name__}: {err})") from err
-    check_header(img, str(path))  # complex, RGB, degenerate affine, oversized header: before reading
-    try:
-        data = np.asarray(img.get_fdata(dtype=np.float32))
-    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, reported with its name
-        raise NiftiError(path, f"is not a readable NIfTI file ({type(err).__name__}: {err})") from err
-    squeezed = data.squeeze()
-    if squeezed.ndim != 2:
-        raise NiftiError(path, f"has shape {data.shape}; a slice file must hold one 2D slice")
-    bad = int(squeezed.size - np.count_nonzero(np.isfinite(squeezed)))
-    if bad:
-        raise NiftiError(path, f"contains {bad} NaN/Inf voxels")
-    return squeezed, np.asarray(img.affine, dtype=np.float64)
-
-
-def read_slice_layout(
-    root: Path, globs: Mapping[str, str], regex: str, stack_axis: int, report: PairReport
-) -> dict[str, dict[str, Volume]]:
-    """``{field: {subject: Volume}}`` stacked from one file per slice; problems go to ``report``."""
-    pattern = _compile(regex, ["subject", "slice"])
-    found: dict[str, dict[str, Volume]] = {f: {} for f in FIELDS}
-    for field_name in FIELDS:
-        groups: dict[str, dict[int, list[Path]]] = {}
-        for path in _glob(root, globs[field_name]):
-            match = pattern.search(path.name)
-            if not match:
-                report.add(None, field_name, f"file name does not match data.name_regex={regex!r}", [path])
-                continue
-            groups.setdefault(match["subject"], {}).setdefault(int(match["slice"]), []).append(path)
-        for subject, by_index in sorted(groups.items()):
-            volume = _stack_subject(subject, field_name, by_index, stack_axis, report)
-            if volume is not None:
-                found[field_name][subject] = volume
-    return found
-
-
-def _stack_subject(subject: str, field_name: str, by_index: Mapping[int, list[Path]], stack_axis: int, report: PairReport) -> Volume | None:
-    ok = True
-    for index, paths in sorted(by_index.items()):
-        if len(paths) > 1:
-            report.add(subject, field_name, f"slice index {index} appears {len(paths)} times", paths)
-            ok = False
-    indices = sorted(by_index)
-    missing = sorted(set(range(indices[0], indices[-1] + 1)) - set(indices))
-    if missing:
-        report.add(subject, field_name, f"missing slice indices {missing} (found {indices[0]}..{indices[-1]})",
-                   [by_index[indices[0]][0].parent])
-        ok = False
-    slices, affines, files = [], [], []
-    for index in indices:
-        path = by_index[index][0]
-        try:
-            data, affine = _read_slice(path)
-        except NiftiError as err:
-            report.add(subject, field_name, err.problem, [err.path])
-            ok = False
-            continue
-        slices.append(data)
-        affines.append(affine)
-        files.append(path)
-    shapes = {}
-    for data, path in zip(slices, files):
-        shapes.setdefault(data.shape, []).append(path)
-    if len(shapes) > 1:
-        common = max(shapes, key=lambda s: len(shapes[s]))
-        odd = [p for s, paths in shapes.items() if s != common for p in paths]
-        report.add(subject, field_name, f"slices of different shapes {sorted(shapes)}; most are {common}", odd)
-        ok = False
-    if not ok or not slices:
-        return None
-    source = str(files[0].parent / f"{subject}_*")
-    stacked = np.stack(slices, axis=stack_axis)
-    try:
-        return volume_from_image(nib.Nifti1Image(stacked, affines[0]), source)
-    except NiftiError as err:
-        report.add(subject, field_name, err.problem, files)
-        return None
-
-
-def check_pairs(found: Mapping[str, Mapping[str, Volume]], report: PairReport) -> list[str]:
-    """Subjects with both fields; one-field subjects (and fields with no file at all) are reported."""
-    lf, hf = set(found["lf"]), set(found["hf"])
-    failed = report.bad_subjects
-    for subject in sorted((lf ^ hf) - failed):
-        have = "lf" if subject in lf else "hf"
-        other = "hf" if have == "lf" else "lf"
-        report.add(subject, other, f"present in {have} only; no {other} data", [found[have][subject].source])
-    return sorted(lf & hf)
-
-
-# --- the model grids -------------------------------------------------------------------------------
-@dataclass
-class PairedSegment(PreparedSegment):
-    """Paired slices of one split segment: ``hr`` (n, H, W), ``lr`` on the LR grid, ``lr_up`` on HR."""
-
-    lr: torch.Tensor = None  # type: ignore[assignment]
-    lr_up: torch.Tensor | None = None
-    synthetic: bool = False
 
 
 @dataclass
@@ -232,81 +80,6 @@ def _clip(data: np.ndarray) -> np.ndarray:
     return np.clip(data, 0.0, 1.0).astype(np.float32)
 
 
-# --- datasets --------------------------------------------------------------------------------------
-def _pair_sample(seg: PairedSegment, i: int) -> dict[str, torch.Tensor]:
-    lr = seg.lr[i][None]
-    sample = {"hr": seg.hr[i][None], "lr": lr, "lr_complex": lr.to(torch.complex64)}
-    if seg.lr_up is not None:
-        sample["lr_up"] = seg.lr_up[i][None]
-    return sample
-
-
-class PairedPatchDataset(PatchDataset):
-    """Random training patches of paired slices; a patch comes from the synthetic pairs with
-    probability ``synthetic_ratio`` (when there are any), from the real ones otherwise."""
-
-    def __init__(self, real: Sequence[PairedSegment], synthetic: Sequence[PairedSegment], degradation, patch_size: int,
-                 input_mode: str, seed: int, foreground_prob: float, foreground_threshold: float, synthetic_ratio: float,
-                 augment=None) -> None:
-        # PatchDataset's checks and patch geometry, without concatenating every slice into one copy
-        segments = [*real, *synthetic]
-        if not any(len(s.hr) for s in segments):
-            raise ValueError("the training split has no slices with foreground")
-        if patch_size % degradation.scale:
-            raise ValueError(f"data.patch_size={patch_size} must be a multiple of the scale x{degradation.scale}")
-        smallest = min(min(s.hr.shape[-2:]) for s in segments if len(s.hr))
-        if patch_size > smallest:
-            raise ValueError(f"data.patch_size={patch_size} is larger than the HR slices ({smallest} pixels)")
-        self.degradation, self.seed = degradation, seed
-        self.foreground_prob, self.foreground_threshold = foreground_prob, foreground_threshold
-        self.hr_patch, self.lr_patch = patch_size, patch_size // degradation.grid_scale
-        if not 0 <= synthetic_ratio <= 1:
-            raise ValueError(f"data.synthetic_ratio must be in [0, 1], got {synthetic_ratio}")
-        self.pools = [[(s, i) for s in pool for i in range(len(s.hr))] for pool in (real, synthetic)]
-        self.synthetic_ratio = float(synthetic_ratio) if self.pools[1] else 0.0
-        if not self.pools[0]:
-            self.synthetic_ratio = 1.0
-        self.input_mode = input_mode
-        self.augment = augment  # applied to the cropped views: exact on the pixel-area grid of pairs
-        if augment is not None and augment.noise_std is not None:
-            raise ValueError("data.augment.noise_std needs an on-the-fly degradation; paired data is precomputed")
-        if augment is not None and (augment.flips or augment.rot90) and degradation.grid != "area" and degradation.grid_scale > 1:
-            # on the k-space grid LR pixel j sits on HR pixel 2j: mirroring the pair would shift it by one
-            raise ValueError(f"data.augment flips/rotations of precomputed pairs need the pixel-area grid; "
-                             f"degradation.grid={degradation.grid!r} (set data.augment.flips=false rot90=false)")
-
-    def __len__(self) -> int:
-        return sum(len(pool) for pool in self.pools)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, index = key
-        gen = torch.Generator().manual_seed(derive_seed("paired-patch", self.seed, int(epoch), int(index)))
-        pool = self.pools[int(float(torch.rand(1, generator=gen)) < self.synthetic_ratio)]
-        seg, i = pool[int(torch.randint(len(pool), (1,), generator=gen))]
-        sample = _pair_sample(seg, i)
-        step = self.degradation.grid_scale
-        y0, x0 = self._patch_origin(sample["hr"][0], gen)
-        crops = {"synthetic": torch.tensor(seg.synthetic)}
-        for name in ("hr", "lr", "lr_up"):
-            if name not in sample or (name == "lr_up" and self.input_mode != "upsampled"):
-                continue
-            size, (oy, ox) = (self.lr_patch, (y0, x0)) if name == "lr" else (self.hr_patch, (y0 * step, x0 * step))
-            crops[name] = sample[name][..., oy : oy + size, ox : ox + size]
-        return self.augment.pair(crops, gen) if self.augment is not None else crops
-
-
-class PairedSliceDataset(SliceDataset):
-    """Whole paired slices for validation and test (the real LR: nothing is drawn)."""
-
-    def __getitem__(self, index: int) -> dict:
-        seg, i = self.items[index]
-        sample = _pair_sample(seg, i)
-        if self.input_mode != "upsampled":
-            sample.pop("lr_up", None)
-        return {**sample, "subject": seg.subject, "slice": int(seg.slice_indices[i])}
-
-
-# --- the datamodule --------------------------------------------------------------------------------
 class PairedLowFieldDataModule(SliceDataModule):
     def __init__(
         self,
@@ -440,10 +213,7 @@ class PairedLowFieldDataModule(SliceDataModule):
         hr = hf_target.data[tuple(slice(0, n) for n in shape)]
         lr_shape, lr_affine = lr_grid(shape, hf_target.affine, self.slice_axis, self.degradation)
         # the two fields share a field of view: centre the low-field grid on the high-field one
-        lf_affine = lf_target.affine.copy()
-        hf_centre = hf_target.affine @ np.r_[(np.asarray(self.hf_shape) - 1) / 2, 1.0]
-        lf_centre = lf_affine @ np.r_[(np.asarray(self.lf_shape) - 1) / 2, 1.0]
-        lf_affine[:3, 3] += (hf_centre - lf_centre)[:3]
+        lf_affine = centred_on(lf_target.affine, self.lf_shape, hf_target.affine, self.hf_shape)
         lr = _clip(resample_onto(lf_target.data, lf_affine, lr_shape, lr_affine))
         lr_up = _clip(resample_onto(lf_target.data, lf_affine, shape, hf_target.affine)) if self.input_mode == "upsampled" else None
         return PairedVolume(name, hr, hf_target.affine, lr, lr_affine, lr_up, hf_intensity, lf_intensity,

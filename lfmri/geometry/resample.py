@@ -36,6 +36,16 @@ def centred_grid(affine: np.ndarray, shape: Sequence[int], target_shape: Sequenc
     return out
 
 
+def centred_on(affine: np.ndarray, shape: Sequence[int], reference_affine: np.ndarray, reference_shape: Sequence[int]) -> np.ndarray:
+    """``affine`` moved (directions and spacing kept) so that the centre of its ``shape`` grid falls on
+    the centre of the ``reference_shape`` grid of ``reference_affine``: two scans of one field of view."""
+    out = np.array(affine, dtype=np.float64)
+    centre = np.asarray(reference_affine, dtype=np.float64) @ np.r_[(np.asarray(reference_shape) - 1) / 2, 1.0]
+    own_centre = out @ np.r_[(np.asarray(shape) - 1) / 2, 1.0]
+    out[:3, 3] += (centre - own_centre)[:3]
+    return out
+
+
 def resample_onto(
     data: np.ndarray, affine: np.ndarray, target_shape: Sequence[int], target_affine: np.ndarray, order: int = 3
 ) -> np.ndarray:

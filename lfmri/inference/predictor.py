@@ -26,6 +26,7 @@ from lfmri.checkpoints.load import CheckpointError
 from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.contracts import input_mode
 from lfmri.data.normalize import percentile_intensity
+from lfmri.data.paired_lowfield import PairedLowFieldDataModule
 from lfmri.degrade.degradations import Degradation
 from lfmri.degrade.kspace import resize_complex
 from lfmri.geometry.affines import output_affines
@@ -102,7 +103,7 @@ class Predictor:
                 f"{cfg.ckpt_path} used {type(self.degradation).__name__}"
             )
         # trained on real pairs (data=paired_lowfield): scans are resampled onto the grid of training
-        self.paired_data = train_cfg.data if str(train_cfg.data.get("_target_", "")).endswith("PairedLowFieldDataModule") else None
+        self.paired_data = train_cfg.data if issubclass(run.data_class(), PairedLowFieldDataModule) else None
         if cfg.data_consistency and self.paired_data is not None:
             raise ValueError(
                 f"data_consistency=true assumes the scan is the central k-space of the output; {cfg.ckpt_path} was "

@@ -43,6 +43,7 @@ def test_a_written_run_reads_back_with_its_config_split_card_degradation_and_net
         assert torch.equal(loaded.network()(x), net(x))
     datamodule = loaded.datamodule(degradation=degradation, input_mode="lr", split=loaded.split, split_file=None, num_workers=0)
     assert type(datamodule).__name__ == "FolderDataModule" and datamodule.degradation is degradation
+    assert loaded.data_class() is type(datamodule)
     assert loaded.provenance(2).startswith("lfmri ") and "tiny x2 run.ckpt" in loaded.provenance(2)
 
 
