@@ -13,6 +13,9 @@ NIfTI inputs. Outputs of DICOM inputs are written as NIfTI.
 
 Enhanced (multi-frame) DICOM, several echoes or time points in one series, and compressed pixel
 data without a pydicom decoder are refused with a message that says so; ``dcm2niix`` converts them.
+
+(Over 300 lines on purpose: grouping files into series and reading a series are one job, sharing
+the header readers and checks; split, each half would import the other's private helpers.)
 """
 
 from __future__ import annotations
