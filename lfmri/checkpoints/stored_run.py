@@ -36,6 +36,7 @@ from lfmri.checkpoints.load import (
     network_state,
 )
 from lfmri.checkpoints.targets import check_targets
+from lfmri.degrade.degradations import Degradation
 from lfmri.pretrained import half_state
 
 
@@ -112,7 +113,7 @@ class StoredRun:
         """The model card (empty when the checkpoint stores none)."""
         return self.meta.get("card") or {}
 
-    def degradation(self) -> Any:
+    def degradation(self) -> Degradation:
         """The degradation the network was trained on, built from the stored config."""
         return self.instantiate("degradation")
 
@@ -120,7 +121,7 @@ class StoredRun:
         """The network with its trained weights, in eval mode."""
         return build_network(self.checkpoint, self.trust_targets, self.source)
 
-    def datamodule(self, **kwargs: Any) -> Any:
+    def datamodule(self, **kwargs: Any) -> L.LightningDataModule:
         """The run's data module, built from the stored config with ``kwargs`` (degradation, split...)."""
         return self.instantiate("data", **kwargs)
 
