@@ -33,15 +33,17 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
-from lfmri.checkpoints.load import CheckpointError, load_checkpoint
 from lfmri.cli.options import fail, parse_options
-from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
-from lfmri.geometry.nifti import NiftiError
-from lfmri.inference.network import resolve_device
-from lfmri.inference.predictor import PredictConfig, Predictor
-from lfmri.pretrained import resolve as resolve_checkpoint
+from lfmri.inference.options import PredictConfig
+
+if TYPE_CHECKING:
+    from lfmri.geometry.inputs import Input
+    from lfmri.inference.predictor import Predictor
+
+# torch, the checkpoint loader and the predictor are imported inside the functions that run a
+# prediction, after the options are read: `lfmri-predict --help` does not wait for them
 
 log = logging.getLogger(__name__)
 PROG = "lfmri-predict"
@@ -53,6 +55,11 @@ _WORKER: Predictor | None = None  # the Predictor of a workers=N process
 
 
 def _start_worker(cfg: PredictConfig) -> None:
+    import torch
+
+    from lfmri.checkpoints.load import load_checkpoint
+    from lfmri.inference.predictor import Predictor
+
     global _WORKER
     # one thread per process: N single-threaded forwards beat one N-threaded forward on small CPUs,
     # where ~270 short parallel regions per forward each wait for the slowest (descheduled) thread
@@ -62,6 +69,9 @@ def _start_worker(cfg: PredictConfig) -> None:
 
 def _predict_file(predictor: Predictor, path: Input) -> tuple[dict[str, Path] | None, str | None]:
     """(outputs, None) or (None, error message) for one input; bad inputs do not stop the others."""
+    from lfmri.geometry.inputs import load_input
+    from lfmri.geometry.nifti import NiftiError
+
     try:
         return predictor.volume(load_input(path)), None
     except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
@@ -81,6 +91,14 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     checkpoint is read again in each); every volume's output is the one a single-threaded
     ``workers=1`` run writes.
     """
+    import torch
+
+    from lfmri.checkpoints.load import load_checkpoint
+    from lfmri.geometry.inputs import expand_inputs, input_name
+    from lfmri.geometry.nifti import NiftiError
+    from lfmri.inference.predictor import Predictor
+    from lfmri.pretrained import resolve as resolve_checkpoint
+
     problem = option_problem(cfg)
     if problem:
         raise ValueError(problem)
@@ -134,6 +152,8 @@ def option_problem(cfg: PredictConfig) -> str | None:
         return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
     if len(cfg.inputs) == 0:
         return "option 'inputs' is empty: give NIfTI files and/or folders, e.g. inputs='[scan.nii.gz]'"
+    from lfmri.inference.network import resolve_device
+
     try:
         resolve_device(cfg.device)
     except ValueError as err:
@@ -142,7 +162,7 @@ def option_problem(cfg: PredictConfig) -> str | None:
 
 
 def parse_args(argv: Sequence[str]) -> PredictConfig:
-    """``key=value`` options over :class:`~lfmri.inference.predictor.PredictConfig` (the shared grammar)."""
+    """``key=value`` options over :class:`~lfmri.inference.options.PredictConfig` (the shared grammar)."""
     cfg = parse_options(PROG, PredictConfig, argv, __doc__ + INPUTS_HELP, required=["ckpt_path|pretrained", "inputs", "output_dir"],
                         lists=["inputs"], example="ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR")
     problem = option_problem(cfg)
@@ -154,6 +174,8 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    from lfmri.checkpoints.load import CheckpointError
+
     try:
         done, failed = run_predict(cfg)
     except (CheckpointError, ValueError) as err:

@@ -27,13 +27,12 @@ import io
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
 from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint
@@ -41,32 +40,17 @@ from lfmri.contracts import as_image, input_mode, size_multiple
 from lfmri.data.datasets import degraded_sample
 from lfmri.degrade.degradations import BicubicDegradation, Degradation
 from lfmri.files import atomic_write, safe_name
+from lfmri.export.options import FORMATS, TOLERANCE, ExportConfig  # declared without torch, for a fast --help
 from lfmri.progress import progress
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
 CARD_KEY = "lfmri_card"  # ONNX metadata_props key / TorchScript extra file (json)
 TORCHSCRIPT_CARD_FILE = f"{CARD_KEY}.json"
-TOLERANCE = 1e-4
-FORMATS = ("onnx", "torchscript", "both")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 class ExportError(RuntimeError):
     """A model that cannot be exported, or an export that does not reproduce PyTorch."""
-
-
-@dataclass
-class ExportConfig:
-    """The options of ``lfmri-export`` (:mod:`lfmri.cli.export`)."""
-
-    ckpt_path: str | None = None  # a trained checkpoint, or:
-    pretrained: str | None = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
-    output: str = MISSING  # a folder (files named after the model) or a .onnx / .pt file
-    format: str = "onnx"  # onnx | torchscript | both
-    overwrite: bool = False
-    opset: int | None = None  # ONNX opset; default: the exporter's
-    tolerance: float = TOLERANCE  # largest accepted |exported - PyTorch|
-    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 def _model(net: nn.Module) -> str:
@@ -377,7 +361,7 @@ def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]
     by_suffix = {v: k for k, v in SUFFIXES.items()}
     if output.suffix in by_suffix:
         if fmt != "both" and by_suffix[output.suffix] != fmt:
-            raise ValueError(f"output={output} has the suffix of {by_suffix[output.suffix]} but format={fmt}")
+            raise ValueError(f"output_dir={output} has the suffix of {by_suffix[output.suffix]} but format={fmt}")
         return {f: output.with_suffix(SUFFIXES[f]) for f in formats}
     # the card is the checkpoint's, i.e. anyone's: its name must not lead out of the folder
     stem = safe_name(f"{card.get('name', 'model')}_x{card.get('scale', 1)}", "model")
@@ -393,7 +377,7 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     card = dict(checkpoint[METADATA_KEY].get("card") or {})
     card.setdefault("name", type(net).__name__.lower())
     card.setdefault("scale", int(getattr(net, "scale", 1)))
-    paths = output_paths(cfg.output, cfg.format, card)
+    paths = output_paths(cfg.output_dir, cfg.format, card)
     for path in paths.values():  # refuse before any work, not after the first format
         _refuse_existing(path, cfg.overwrite)
     images = reference_images(net, degradation=degradation)  # the slice as this checkpoint's degradation makes it

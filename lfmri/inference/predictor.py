@@ -13,13 +13,11 @@ first resample the scan as training did (:func:`lfmri.geometry.resample.scan_on_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, instantiate_stored, provenance
@@ -35,39 +33,10 @@ from lfmri.geometry.resample import scan_on_model_grid
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
+from lfmri.inference.options import PredictConfig  # declared without torch, for a fast --help
 from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.scoring.figures import orthogonal_views
-
-
-@dataclass
-class PredictConfig:
-    """The options of ``lfmri-predict`` (``key=value``; :mod:`lfmri.cli.predict`)."""
-
-    ckpt_path: Optional[str] = None  # a trained checkpoint, or:
-    pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
-    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes, DICOM folders (lfmri.geometry.inputs)
-    output_dir: str = MISSING
-    overwrite: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
-    # fp32 (or 32) | bf16 | auto | 16 (GPU only). bf16: autocast, channels_last, native bf16 only (AVX512-BF16/AMX,
-    # Ampere+). auto: bf16 where native and the model card records bf16_psnr_brain_delta < 0.05 dB, else fp32
-    precision: str = "auto"
-    backend: str = "torch"  # torch | onnxruntime (CPU, float32; exported on the fly unless onnx_path, checked against PyTorch)
-    onnx_path: str | None = None  # an lfmri-export .onnx file of this checkpoint, for backend=onnxruntime
-    threads: int | None = None  # CPU threads (default: torch's)
-    workers: int = 1  # volumes predicted at once, in separate processes with one thread each (CPU)
-    batch_size: int = 8  # slices per forward pass
-    tile_size: int = 256  # model-input pixels; larger slices are tiled
-    tile_overlap: int = 32  # pixels shared by neighbouring tiles (exact for receptive radius <= overlap/4)
-    channels_last: bool = True
-    data_consistency: bool = False  # k-space-trained checkpoints: keep the measured central k-space
-    tta: bool = False  # uncertainty from the 8 flips/rotations
-    self_ensemble: bool = False  # the SR image is the mean over the 8 flips/rotations (8x the time; with tta=true, free)
-    mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
-    progress: bool = True
-    preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
-    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 class Predictor:

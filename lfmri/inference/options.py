@@ -1,0 +1,42 @@
+"""The options of ``lfmri-predict``, declared without importing torch.
+
+``lfmri-predict --help`` builds its text from this dataclass (field comments are the descriptions,
+:func:`lfmri.cli.options.descriptions`), so this module imports nothing heavy: help stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class PredictConfig:
+    """The options of ``lfmri-predict`` (``key=value``; :mod:`lfmri.cli.predict`)."""
+
+    ckpt_path: Optional[str] = None  # a trained checkpoint, or:
+    pretrained: Optional[str] = None  # a network shipped with lfmri (lfmri-pretrained list)
+    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes, DICOM folders (lfmri.geometry.inputs)
+    output_dir: str = MISSING  # folder for NAME_sr.nii.gz and the other outputs (created if missing)
+    overwrite: bool = False  # replace outputs that already exist (otherwise that input is refused)
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+    # fp32 (or 32) | bf16 | auto | 16 (GPU only). bf16: autocast, channels_last, native bf16 only (AVX512-BF16/AMX,
+    # Ampere+). auto: bf16 where native and the model card records bf16_psnr_brain_delta < 0.05 dB, else fp32
+    precision: str = "auto"
+    backend: str = "torch"  # torch | onnxruntime (CPU, float32; exported on the fly unless onnx_path, checked against PyTorch)
+    onnx_path: str | None = None  # an lfmri-export .onnx file of this checkpoint, for backend=onnxruntime
+    threads: int | None = None  # CPU threads (default: torch's)
+    workers: int = 1  # volumes predicted at once, in separate processes with one thread each (CPU)
+    batch_size: int = 8  # slices per forward pass
+    tile_size: int = 256  # model-input pixels; larger slices are tiled
+    tile_overlap: int = 32  # pixels shared by neighbouring tiles (exact for receptive radius <= overlap/4)
+    channels_last: bool = True  # NHWC convolutions (faster on CPUs and recent GPUs)
+    data_consistency: bool = False  # k-space-trained checkpoints: keep the measured central k-space
+    tta: bool = False  # uncertainty from the 8 flips/rotations
+    self_ensemble: bool = False  # the SR image is the mean over the 8 flips/rotations (8x the time; with tta=true, free)
+    mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
+    progress: bool = True  # a progress bar per volume (log lines when the output is not a terminal)
+    preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
+    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
