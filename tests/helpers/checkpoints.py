@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from lfmri.checkpoints.load import METADATA_KEY, SCHEMA_VERSION, model_card
 from tests.helpers.config import compose
 
-# the networks lfmri ships (lfmri/pretrained) and the README documents
+# the networks lfmri ships (lfmri/pretrained) and docs/models.md documents
 SHIPPED = ["srdensenet-kspace-x2", "lowfield-sim", "gan-cpce-kspace-x2"]
 
 
