@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
 from lfmri.files import remove_stale_temporaries
-from lfmri.training.callbacks import AveragedWeightsInTest
+from lfmri.training.callbacks import AveragedWeightsInTest, choose_progress, start_averaging_within_run
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
@@ -174,8 +174,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(AveragedWeightsInTest())  # callbacks.ema: test the weights validation selected
     loggers = instantiate_group(cfg.get("logger"))
     # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
-    bar = {} if cfg.trainer.get("enable_progress_bar") is not None else {"enable_progress_bar": sys.stdout.isatty()}
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **bar)
+    callbacks, bar = choose_progress(callbacks, sys.stdout.isatty(), cfg.trainer.get("enable_progress_bar"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=bar)
+    start_averaging_within_run(callbacks, trainer.max_steps)  # a short trial run's EMA starts within it
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
         for logger in trainer.loggers:
