@@ -20,15 +20,17 @@ Outputs per input ``NAME`` (a file's name without extensions; a DICOM folder's n
 number and description where it holds several series): ``NAME_sr.nii.gz``; with ``data_consistency=true`` the SR after data
 consistency plus ``NAME_consistency.nii.gz`` (|D(SR) - LR| of the network's raw output, on the
 input grid); with ``tta=true`` or ``mc_samples>0`` ``NAME_uncertainty.nii.gz`` (per-voxel std of
-the predictions); ``NAME_views.png``, three orthogonal views of scan and SR (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
+the predictions); ``NAME_views.png``, three orthogonal views of scan, SR and |SR - scan| (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
 reported by name and the other volumes still run (exit status 1 if any failed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -124,21 +126,50 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
         except (NiftiError, FileExistsError) as err:
             failed[str(path)] = str(err)
             log.error("%s", err)
-    if cfg.workers > 1 and len(todo) > 1:
-        # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker, initargs=(cfg,)) as pool:
-            results = list(pool.map(_predict_in_worker, todo))
-    else:
-        results = (_predict_file(predictor, path) for path in todo)
-    for path, (outputs, problem) in zip(todo, results):
-        if problem is not None:
-            failed[str(path)] = problem
-            log.error("%s", problem)
+    log_setup(predictor, cfg, len(todo))
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if cfg.workers > 1 and len(todo) > 1:
+            # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker,
+                                                           initargs=(cfg,)))
+            results = pool.map(_predict_in_worker, todo)
         else:
-            done[str(path)] = outputs
-            log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
+            results = (_predict_file(predictor, path) for path in todo)
+        for count, (path, (outputs, problem)) in enumerate(zip(todo, results), 1):
+            if problem is not None:
+                failed[str(path)] = problem
+                log.error("%s", problem)
+            else:
+                done[str(path)] = outputs
+                log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
+            if count < len(todo):  # the estimate: the volumes so far, at their mean time
+                elapsed = time.perf_counter() - start
+                log.info("%d/%d volumes in %.0f s; about %.0f s left", count, len(todo), elapsed,
+                         elapsed / count * (len(todo) - count))
     return done, failed
+
+
+def log_setup(predictor: Predictor, cfg: PredictConfig, volumes: int) -> None:
+    """One line saying where and how the network runs: device, precision, threads, backend, workers."""
+    import torch
+
+    from lfmri.inference.network import resolve_precision
+
+    precision = resolve_precision(cfg.precision, predictor.device, predictor.card, cfg.backend)
+    if cfg.backend != "torch":
+        precision = "fp32"
+    if cfg.workers > 1 and volumes > 1:
+        threads = f"{min(cfg.workers, volumes)} worker processes, 1 thread each"
+    elif predictor.device.type == "cpu":
+        count = torch.get_num_threads()
+        threads = f"{count} CPU thread{'s' if count != 1 else ''}"
+    else:
+        threads = torch.cuda.get_device_name(predictor.device) if predictor.device.type == "cuda" else ""
+    how = ", ".join(part for part in (f"precision {precision} (precision={cfg.precision})", f"backend {cfg.backend}", threads) if part)
+    log.info("predicting %d volume(s) with %s x%d on %s: %s", volumes, predictor.card.get("name", "the network"),
+             predictor.scale, predictor.device, how)
 
 
 def option_problem(cfg: PredictConfig) -> str | None:
