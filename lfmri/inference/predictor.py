@@ -36,7 +36,7 @@ from lfmri.inference.network import network_forward, resolve_device
 from lfmri.inference.options import PredictConfig  # declared without torch, for a fast --help
 from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
-from lfmri.scoring.figures import orthogonal_views
+from lfmri.scoring.figures import difference_on_grid, orthogonal_views
 
 
 class Predictor:
@@ -155,11 +155,13 @@ class Predictor:
         grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
         affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid
         if self.cfg.preview:
-            views = {"scan": (scan, volume.zooms), "SR": (volumes["sr"].clip(0, 1), voxel_sizes(affines["sr"]))}
+            sr = volumes["sr"].clip(0, 1)
+            views = {"scan": (scan, volume.zooms), "SR": (sr, voxel_sizes(affines["sr"])),
+                     "|SR - scan|": (difference_on_grid(sr, affines["sr"], scan, volume.affine), voxel_sizes(affines["sr"]))}
             for kind in ("consistency", "uncertainty"):
                 if kind in volumes:
                     views[kind] = (volumes[kind], voxel_sizes(affines[kind]))
             orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
-                             colour_maps=("consistency", "uncertainty"))
+                             colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes)
         # std and |difference| maps are scaled, not shifted, back to the input's units
         self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"))
