@@ -4,13 +4,14 @@ directory, and describes every option in one line (speed itself is printed by
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import tomllib
 
 import pytest
 
-from lfmri.cli.apps import yaml_options, CONF_DIR
+from lfmri.cli.apps import CONF_DIR, yaml_options
 from lfmri.cli.options import descriptions
 from tests.helpers.run import ROOT
 
@@ -38,10 +39,9 @@ def test_the_five_tools_have_console_scripts():
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_help_imports_no_torch(script, tmp_path):
-    env_path = f"{ROOT}"
     proc = subprocess.run([sys.executable, "-c", PROBE, SCRIPTS[script], script, *HELP_WORDS.get(script, ["--help"])],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("NO_TORCH"), proc.stdout[-3000:]
     assert "Options" in proc.stdout and "=" in proc.stdout
@@ -55,8 +55,6 @@ def test_every_option_of_every_tool_has_a_description():
 
     schemas = [PredictConfig, ExportConfig, SummarizeOptions, *(schema for schema, _ in COMMANDS.values())]
     for schema in schemas:
-        import dataclasses
-
         helps = descriptions(schema)
         undocumented = [f.name for f in dataclasses.fields(schema) if not helps.get(f.name)]
         assert not undocumented, f"{schema.__name__}: add a comment to {undocumented}"
@@ -68,8 +66,6 @@ def test_every_option_of_every_tool_has_a_description():
 
 
 def test_descriptions_come_from_metadata_comments_and_comment_lines():
-    import dataclasses
-
     @dataclasses.dataclass
     class Sample:
         a: int = 1  # the first
@@ -91,3 +87,13 @@ def test_an_old_option_name_works_with_a_note_and_clashes_with_its_new_name(caps
         parse_args(["ckpt_path=a.ckpt", "output=x", "output_dir=y"])
     assert refused.value.code == 2
     assert "give only output_dir=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("script", "expected"), [("lfmri-train", "seed: 42"), ("lfmri-evaluate", "tile_size: 256")])
+def test_the_hydra_apps_find_their_configs_from_any_directory(script, expected, tmp_path):
+    """Started as a console script outside the checkout, the app composes conf/ of the package."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, SCRIPTS[script], script, "--cfg", "job"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert expected in proc.stdout and not list(tmp_path.iterdir())  # nothing written where it was started
