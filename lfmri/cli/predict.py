@@ -1,9 +1,9 @@
-"""Apply a trained checkpoint to real low-field volumes: ``python -m lfmri.cli.predict`` / ``lfmri-predict``.
+"""Apply a trained checkpoint to real low-field volumes: ``lfmri-predict`` (or ``python -m lfmri.cli.predict``).
 
-    python -m lfmri.cli.predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
+    lfmri-predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
         [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
         [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
-    python -m lfmri.cli.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
+    lfmri-predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
 
 Everything about the network comes from the checkpoint (its config and model card): scale, input
 mode, the percentile normalisation, the slice axis and the sampling grid of its degradation. Each

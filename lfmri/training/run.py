@@ -205,7 +205,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.test(module, datamodule=datamodule)
     except SIGTERMException:
         if trainer.is_global_zero:
-            log.warning("stopped by SIGTERM; continue with: python train.py ... resume=true hydra.run.dir=%s", output_dir)
+            log.warning("stopped by SIGTERM; continue with: lfmri-train ... resume=true hydra.run.dir=%s", output_dir)
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         for logger in trainer.loggers:
