@@ -1,22 +1,9 @@
 """Train a super-resolution network: ``python train.py [group=option ...] [key=value ...]``.
 
-See conf/train.yaml for the groups and README.md for recipes.
+The same as the console script ``lfmri-train`` (:mod:`lfmri.cli.train`); ``--help`` lists the options.
 """
 
-import hydra
-from omegaconf import DictConfig
-
-import lfmri.training.resolvers  # noqa: F401  registers ${lfmri.multiple:...} and ${metric_mode:...} before Hydra resolves
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    from lfmri.cli.common import run_entry
-    from lfmri.training.run import train  # imported here so --help and --cfg stay fast
-
-    metrics = run_entry("train.py", train, cfg)
-    return metrics.get(cfg.get("optimized_metric") or "")
-
+from lfmri.cli.train import main
 
 if __name__ == "__main__":
     main()

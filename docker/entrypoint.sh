@@ -4,7 +4,7 @@
 #   evaluate [overrides]    python /app/evaluate.py
 #   predict  key=value ...  python -m lfmri.cli.predict
 #   export   key=value ...  python -m lfmri.cli.export
-#   sweep    summarize sweep_dir=DIR  python -m lfmri.cli.sweep
+#   sweep    summarize output_dir=DIR  python -m lfmri.cli.sweep
 #   python|bash|sh ...      that command
 # Absolute paths: Apptainer runs the entry point from the caller's directory, not WORKDIR.
 set -e

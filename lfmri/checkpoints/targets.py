@@ -92,7 +92,7 @@ def target_problem(target: object, trusted: tuple[str, ...]) -> str | None:
         return None
     prefix = next((p for p in trusted if target.startswith(p + ".")), None)
     if prefix is None:
-        return f"is outside lfmri and the trusted modules {list(trusted)} (see trust_targets in README.md)"
+        return f"is outside lfmri and the trusted modules {list(trusted)} (see trust_targets in docs/security.md)"
     try:
         module, rest = _import_inside(prefix, target[len(prefix) + 1 :].split("."))
     except Exception as err:  # an import error of lfmri's own or a trusted module

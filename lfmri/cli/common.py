@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lfmri.checkpoints.load import rewrite_moved_targets
+from lfmri.cli.apps import prog_name
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
 from lfmri.training.run_record import check_run_dir
 
@@ -103,7 +104,7 @@ def user_config(config: DictConfig) -> dict:
 
 
 def run_command(run_dir: Path) -> str:
-    """`` (python train.py <the run's overrides> resume=true hydra.run.dir=DIR)``, from its ``.hydra/overrides.yaml``."""
+    """`` (lfmri-train <the run's overrides> resume=true hydra.run.dir=DIR)``, from its ``.hydra/overrides.yaml``."""
     import shlex
 
     file = run_dir / ".hydra" / "overrides.yaml"
@@ -112,7 +113,7 @@ def run_command(run_dir: Path) -> str:
     recorded = [str(o) for o in yaml.safe_load(file.read_text()) or []
                 if not str(o).startswith(("hydra.", "resume=", "resume_allow_changes="))]
     words = " ".join(shlex.quote(o) for o in [*recorded, "resume=true", f"hydra.run.dir={run_dir}"])
-    return f" (python train.py {words})"
+    return f" (lfmri-train {words})"
 
 
 def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
@@ -205,7 +206,25 @@ class RunChecks(Callback):
         try:
             CHECKS.get(app, lambda *a: None)(config, run_dir, given_dirs)
         except (UserError, NiftiError) as err:
-            fail(f"{app}.py", str(err))
+            fail(prog_name(f"lfmri-{app}"), str(err))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """A training sweep ends with its comparison: ``summary.md``/``summary.csv`` written, and named."""
+        if str(config.hydra.job.config_name) != "train" or rank() != 0:
+            return
+        from lfmri.cli.sweep import summarize, to_markdown, write_summary
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        metric = str(config.get("monitor") or "val/psnr_brain")
+        try:
+            rows = summarize(sweep_dir, metric)
+        except (FileNotFoundError, ValueError) as err:  # no job got far enough: say so, the sweep's own errors stand
+            print(f"no sweep summary: {err}", flush=True)
+            return
+        csv_path, md_path = write_summary(sweep_dir, rows, metric)
+        print(to_markdown(rows), flush=True)
+        print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
+              flush=True)
 
 
 def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:

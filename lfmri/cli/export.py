@@ -1,8 +1,8 @@
 r"""Export a trained checkpoint to ONNX and/or TorchScript, checked against PyTorch: ``lfmri-export``.
 
-    lfmri-export ckpt_path=RUN/checkpoints/best.ckpt output=DIR_OR_FILE \
+    lfmri-export ckpt_path=RUN/checkpoints/best.ckpt output_dir=DIR_OR_FILE \
         [format=onnx|torchscript|both] [overwrite=false] [opset=N] [tolerance=1e-4]
-    lfmri-export pretrained=srdensenet-kspace-x2 output=exports/      # a shipped network
+    lfmri-export pretrained=srdensenet-kspace-x2 output_dir=exports/      # a shipped network
 
 The network is rebuilt from the checkpoint's own config (read with ``weights_only=True``, so
 exporting never executes code from the checkpoint). Exported files take (B, 1, H, W) float32 images
@@ -18,18 +18,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lfmri.checkpoints.load import CheckpointError
 from lfmri.cli.options import fail, parse_options
-from lfmri.export.exporters import FORMATS, ExportConfig, ExportError, export_checkpoint, torchscript_metadata
-from lfmri.pretrained import resolve as resolve_checkpoint
+from lfmri.export.options import FORMATS, ExportConfig
 
 PROG = "lfmri-export"
+RENAMED = {"output": "output_dir"}  # the same option names in every tool
 
 
 def parse_args(argv: Sequence[str]) -> ExportConfig:
     """``key=value`` options over :class:`~lfmri.export.exporters.ExportConfig`."""
-    cfg = parse_options(PROG, ExportConfig, argv, __doc__, required=["ckpt_path|pretrained", "output"],
-                        example="ckpt_path=RUN/checkpoints/best.ckpt output=exports/")
+    cfg = parse_options(PROG, ExportConfig, argv, __doc__, required=["ckpt_path|pretrained", "output_dir"],
+                        example="ckpt_path=RUN/checkpoints/best.ckpt output_dir=exports/", renamed=RENAMED)
     if cfg.format not in FORMATS:
         fail(PROG, f"bad value for option 'format': {cfg.format!r}; expected one of {', '.join(FORMATS)}")
     return cfg
@@ -38,6 +37,11 @@ def parse_args(argv: Sequence[str]) -> ExportConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # the progress lines
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    # torch and the exporters are imported after the options are read, so --help stays fast
+    from lfmri.checkpoints.load import CheckpointError
+    from lfmri.export.exporters import ExportError, export_checkpoint, torchscript_metadata
+    from lfmri.pretrained import resolve as resolve_checkpoint
+
     try:
         cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))
         done = export_checkpoint(cfg)

@@ -10,8 +10,13 @@ here, built on OmegaConf as Hydra's is.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
 import sys
+import textwrap
+import tokenize
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -27,14 +32,94 @@ def fail(prog: str, message: str) -> None:
     raise SystemExit(2)
 
 
-def usage(doc: str, schema: type) -> str:
-    """The module docstring, then every option with its default (``(required)`` where it has none)."""
+def descriptions(schema: type) -> dict[str, str]:
+    """One line of description per field of the dataclass ``schema``, for ``--help``.
+
+    Taken from ``field(metadata={"help": ...})`` where given, else from the comment on the field's
+    line (``name: int = 1  # what it is``) or, when that line has none, the comment lines right above
+    it: the options are documented where they are declared, once. Dataclasses have no field
+    descriptions of their own and argparse's would need a second declaration of every option.
+    """
+    found: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):  # a subclass's comment wins over its base's
+        if not dataclasses.is_dataclass(cls) or cls is object:
+            continue
+        try:
+            lines, _ = inspect.getsourcelines(cls)
+        except (OSError, TypeError):  # defined where no source is kept (an interactive session)
+            continue
+        source = textwrap.dedent("".join(lines))
+        comments: dict[int, str] = {}  # line number in the class source -> comment text
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(source).readline):
+                if token.type == tokenize.COMMENT:
+                    comments[token.start[0]] = token.string.lstrip("#").strip()
+        except (tokenize.TokenError, IndentationError):
+            continue
+        body = ast.parse(source).body[0]
+        text_lines = source.splitlines()
+        for node in getattr(body, "body", []):
+            if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
+                continue
+            line = node.end_lineno
+            comment = comments.get(line, "")
+            if not comment:  # comment lines directly above the field
+                above, at = [], node.lineno - 1
+                while at >= 1 and text_lines[at - 1].strip().startswith("#"):
+                    above.insert(0, comments.get(at, ""))
+                    at -= 1
+                comment = " ".join(above)
+            if comment:
+                found[node.target.id] = comment
+    for f in dataclasses.fields(schema):
+        if f.metadata.get("help"):
+            found[f.name] = str(f.metadata["help"])
+    return found
+
+
+def usage(doc: str, schema: type, renamed: Mapping[str, str] | None = None) -> str:
+    """The module docstring, then every option with its default (``(required)`` where it has none)
+    and its description (:func:`descriptions`)."""
     structured = OmegaConf.structured(schema)
-    lines = [
-        f"  {name}={'(required)' if OmegaConf.is_missing(structured, name) else OmegaConf.to_container(structured)[name]}"
-        for name in structured
-    ]
+    values = OmegaConf.to_container(structured)
+    helps = descriptions(schema)
+    lines = []
+    for name in structured:
+        default = "(required)" if OmegaConf.is_missing(structured, name) else _shown(values[name])
+        option = f"  {name}={default}"
+        lines.append(f"{option:<28} {helps.get(name, '')}".rstrip())
+    if renamed:
+        lines.append("Old names, still accepted: " + ", ".join(f"{old}= (now {new}=)" for old, new in renamed.items()))
     return f"{doc.strip()}\n\nOptions (key=value; --cfg job prints them composed):\n" + "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A default as it is typed on the command line (``true``, ``null``, ``[a,b]``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ",".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
+def rename_options(prog: str, argv: Sequence[str], renamed: Mapping[str, str]) -> list[str]:
+    """``old=value`` words as ``new=value``, each with a one-line deprecation note on stderr.
+
+    An option renamed so that every tool says the same (``output_dir``, ``inputs``, ``ckpt_path``)
+    keeps working under its old name; giving both names is a mistake.
+    """
+    words = list(argv)
+    for at, word in enumerate(words):
+        key, sep, value = word.partition("=")
+        if sep and key in renamed:
+            new = renamed[key]
+            if any(w.partition("=")[0] == new for w in words):
+                fail(prog, f"option '{key}' is the old name of '{new}': give only {new}=")
+            print(f"{prog}: note: option '{key}' is deprecated, use {new}={value}", file=sys.stderr, flush=True)
+            words[at] = f"{new}={value}"
+    return words
 
 
 def parse_options(
@@ -45,6 +130,7 @@ def parse_options(
     required: Sequence[str] = (),
     lists: Sequence[str] = (),
     example: str = "",
+    renamed: Mapping[str, str] | None = None,
 ) -> T:
     """``argv`` (``key=value`` words) merged over the dataclass ``schema``.
 
@@ -56,11 +142,13 @@ def parse_options(
         required: option names that must be given (a name may read ``a|b``: one of them).
         lists: list options that also take one bare value (``inputs=scan.nii.gz`` is ``[scan.nii.gz]``).
         example: a full command line, added to the message about a missing option.
+        renamed: old option names and their new ones (:func:`rename_options`).
     """
     argv = list(argv)
     if any(word in ("-h", "--help", "help") for word in argv):
-        print(usage(doc, schema))
+        print(usage(doc, schema, renamed))
         raise SystemExit(0)
+    argv = rename_options(prog, argv, renamed or {})
     show = False
     if "--cfg" in argv:
         at = argv.index("--cfg")
@@ -106,7 +194,7 @@ def parse_command(
     """A sub-command word then its ``key=value`` options: ``prog COMMAND key=value ...``.
 
     ``commands`` maps each command to its schema and the keyword arguments of
-    :func:`parse_options` (``required``, ``lists``, ``example``). Returns (command, options).
+    :func:`parse_options` (``required``, ``lists``, ``example``, ``renamed``). Returns (command, options).
     """
     argv = list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):

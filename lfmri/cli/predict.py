@@ -1,9 +1,9 @@
-"""Apply a trained checkpoint to real low-field volumes: ``python -m lfmri.cli.predict`` / ``lfmri-predict``.
+"""Apply a trained checkpoint to real low-field volumes: ``lfmri-predict`` (or ``python -m lfmri.cli.predict``).
 
-    python -m lfmri.cli.predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
+    lfmri-predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
         [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
         [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
-    python -m lfmri.cli.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
+    lfmri-predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
 
 Everything about the network comes from the checkpoint (its config and model card): scale, input
 mode, the percentile normalisation, the slice axis and the sampling grid of its degradation. Each
@@ -20,29 +20,32 @@ Outputs per input ``NAME`` (a file's name without extensions; a DICOM folder's n
 number and description where it holds several series): ``NAME_sr.nii.gz``; with ``data_consistency=true`` the SR after data
 consistency plus ``NAME_consistency.nii.gz`` (|D(SR) - LR| of the network's raw output, on the
 input grid); with ``tta=true`` or ``mc_samples>0`` ``NAME_uncertainty.nii.gz`` (per-voxel std of
-the predictions); ``NAME_views.png``, three orthogonal views of scan and SR (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
+the predictions); ``NAME_views.png``, three orthogonal views of scan, SR and |SR - scan| (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
 reported by name and the other volumes still run (exit status 1 if any failed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
-from lfmri.checkpoints.load import CheckpointError
-from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.cli.options import fail, parse_options
-from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
-from lfmri.geometry.nifti import NiftiError
-from lfmri.inference.network import resolve_device
-from lfmri.inference.predictor import PredictConfig, Predictor
-from lfmri.pretrained import resolve as resolve_checkpoint
+from lfmri.inference.options import PredictConfig
+
+if TYPE_CHECKING:
+    from lfmri.geometry.inputs import Input
+    from lfmri.inference.predictor import Predictor
+
+# torch, the checkpoint loader and the predictor are imported inside the functions that run a
+# prediction, after the options are read: `lfmri-predict --help` does not wait for them
 
 log = logging.getLogger(__name__)
 PROG = "lfmri-predict"
@@ -54,6 +57,11 @@ _WORKER: Predictor | None = None  # the Predictor of a workers=N process
 
 
 def _start_worker(cfg: PredictConfig) -> None:
+    import torch
+
+    from lfmri.checkpoints.stored_run import StoredRun
+    from lfmri.inference.predictor import Predictor
+
     global _WORKER
     # one thread per process: N single-threaded forwards beat one N-threaded forward on small CPUs,
     # where ~270 short parallel regions per forward each wait for the slowest (descheduled) thread
@@ -63,6 +71,9 @@ def _start_worker(cfg: PredictConfig) -> None:
 
 def _predict_file(predictor: Predictor, path: Input) -> tuple[dict[str, Path] | None, str | None]:
     """(outputs, None) or (None, error message) for one input; bad inputs do not stop the others."""
+    from lfmri.geometry.inputs import load_input
+    from lfmri.geometry.nifti import NiftiError
+
     try:
         return predictor.volume(load_input(path)), None
     except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
@@ -82,6 +93,14 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     checkpoint is read again in each); every volume's output is the one a single-threaded
     ``workers=1`` run writes.
     """
+    import torch
+
+    from lfmri.checkpoints.stored_run import StoredRun
+    from lfmri.geometry.inputs import expand_inputs, input_name
+    from lfmri.geometry.nifti import NiftiError
+    from lfmri.inference.predictor import Predictor
+    from lfmri.pretrained import resolve as resolve_checkpoint
+
     problem = option_problem(cfg)
     if problem:
         raise ValueError(problem)
@@ -107,21 +126,50 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
         except (NiftiError, FileExistsError) as err:
             failed[str(path)] = str(err)
             log.error("%s", err)
-    if cfg.workers > 1 and len(todo) > 1:
-        # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker, initargs=(cfg,)) as pool:
-            results = list(pool.map(_predict_in_worker, todo))
-    else:
-        results = (_predict_file(predictor, path) for path in todo)
-    for path, (outputs, problem) in zip(todo, results):
-        if problem is not None:
-            failed[str(path)] = problem
-            log.error("%s", problem)
+    log_setup(predictor, cfg, len(todo))
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if cfg.workers > 1 and len(todo) > 1:
+            # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker,
+                                                           initargs=(cfg,)))
+            results = pool.map(_predict_in_worker, todo)
         else:
-            done[str(path)] = outputs
-            log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
+            results = (_predict_file(predictor, path) for path in todo)
+        for count, (path, (outputs, problem)) in enumerate(zip(todo, results), 1):
+            if problem is not None:
+                failed[str(path)] = problem
+                log.error("%s", problem)
+            else:
+                done[str(path)] = outputs
+                log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
+            if count < len(todo):  # the estimate: the volumes so far, at their mean time
+                elapsed = time.perf_counter() - start
+                log.info("%d/%d volumes in %.0f s; about %.0f s left", count, len(todo), elapsed,
+                         elapsed / count * (len(todo) - count))
     return done, failed
+
+
+def log_setup(predictor: Predictor, cfg: PredictConfig, volumes: int) -> None:
+    """One line saying where and how the network runs: device, precision, threads, backend, workers."""
+    import torch
+
+    from lfmri.inference.network import resolve_precision
+
+    precision = resolve_precision(cfg.precision, predictor.device, predictor.card, cfg.backend)
+    if cfg.backend != "torch":
+        precision = "fp32"
+    if cfg.workers > 1 and volumes > 1:
+        threads = f"{min(cfg.workers, volumes)} worker processes, 1 thread each"
+    elif predictor.device.type == "cpu":
+        count = torch.get_num_threads()
+        threads = f"{count} CPU thread{'s' if count != 1 else ''}"
+    else:
+        threads = torch.cuda.get_device_name(predictor.device) if predictor.device.type == "cuda" else ""
+    how = ", ".join(part for part in (f"precision {precision} (precision={cfg.precision})", f"backend {cfg.backend}", threads) if part)
+    log.info("predicting %d volume(s) with %s x%d on %s: %s", volumes, predictor.card.get("name", "the network"),
+             predictor.scale, predictor.device, how)
 
 
 def option_problem(cfg: PredictConfig) -> str | None:
@@ -135,6 +183,8 @@ def option_problem(cfg: PredictConfig) -> str | None:
         return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
     if len(cfg.inputs) == 0:
         return "option 'inputs' is empty: give NIfTI files and/or folders, e.g. inputs='[scan.nii.gz]'"
+    from lfmri.inference.network import resolve_device
+
     try:
         resolve_device(cfg.device)
     except ValueError as err:
@@ -143,7 +193,7 @@ def option_problem(cfg: PredictConfig) -> str | None:
 
 
 def parse_args(argv: Sequence[str]) -> PredictConfig:
-    """``key=value`` options over :class:`~lfmri.inference.predictor.PredictConfig` (the shared grammar)."""
+    """``key=value`` options over :class:`~lfmri.inference.options.PredictConfig` (the shared grammar)."""
     cfg = parse_options(PROG, PredictConfig, argv, __doc__ + INPUTS_HELP, required=["ckpt_path|pretrained", "inputs", "output_dir"],
                         lists=["inputs"], example="ckpt_path=RUN/checkpoints/best.ckpt inputs='[scan.nii.gz]' output_dir=DIR")
     problem = option_problem(cfg)
@@ -155,6 +205,8 @@ def parse_args(argv: Sequence[str]) -> PredictConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    from lfmri.checkpoints.load import CheckpointError
+
     try:
         done, failed = run_predict(cfg)
     except (CheckpointError, ValueError) as err:

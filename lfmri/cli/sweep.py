@@ -1,10 +1,11 @@
-"""Compare the runs of a sweep: ``lfmri-sweep summarize sweep_dir=SWEEP_DIR [metric=val/psnr_brain]``.
+"""Compare the runs of a sweep: ``lfmri-sweep summarize output_dir=SWEEP_DIR [metric=val/psnr_brain]``.
 
 Every run directory below SWEEP_DIR (any folder with a ``.hydra/overrides.yaml``) becomes one row:
 its overrides, its best validation by ``metric`` (default ``val/psnr_brain``; minimised or
 maximised as the metric says, e.g. ``val/nrmse`` is minimised) with the other metrics of that same
 validation, the epoch and step it was reached at, and the test metrics of its tested checkpoint.
-In-brain columns come first (whole-slice scores reward background denoising). Rows are sorted
+In-brain columns come first (whole-slice scores reward background denoising), each PSNR in the brain
+with its gain over zero-filling on the same slices (``*_vs_zerofill``, dB). Rows are sorted
 best first; numbers in overrides (Optuna's learning rates) are shown to 4 significant digits. The
 table is printed and written to ``SWEEP_DIR/summary.csv`` and ``SWEEP_DIR/summary.md``. The
 validation history comes from ``logs/metrics.csv``; runs without it (``fast_dev_run`` disables
@@ -25,12 +26,24 @@ import yaml
 from omegaconf import MISSING
 
 from lfmri.cli.options import fail, parse_command
-from lfmri.scoring.metrics import metric_mode
+
+
+def metric_mode(name: str) -> str:
+    """:func:`lfmri.scoring.metrics.metric_mode`, imported when first needed (it brings torch, which
+    ``lfmri-sweep --help`` does not need)."""
+    from lfmri.scoring.metrics import metric_mode as mode
+
+    return mode(name)
+
 
 PROG = "lfmri-sweep"
 
-VAL_COLUMNS = ("val/psnr_brain", "val/ssim_brain", "val/psnr", "val/ssim")
-TEST_COLUMNS = ("test/psnr_brain", "test/ssim_brain", "test/psnr", "test/ssim")
+VAL_COLUMNS = ("val/psnr_brain", "val/psnr_brain_vs_zerofill", "val/ssim_brain", "val/psnr", "val/ssim")
+TEST_COLUMNS = ("test/psnr_brain", "test/psnr_brain_vs_zerofill", "test/ssim_brain", "test/psnr", "test/ssim")
+# the zero-fill baseline's in-brain PSNR on the same slices, logged beside the network's
+# (lfmri.modules.supervised): the gain columns are the network's minus these
+ZEROFILL = {"val/psnr_brain_vs_zerofill": ("val/psnr_brain", "baselines/val/zerofill_psnr_brain"),
+            "test/psnr_brain_vs_zerofill": ("test/psnr_brain", "baselines/test/zerofill_psnr_brain")}
 COLUMNS = ("run", "overrides", *VAL_COLUMNS, "epoch", "step", *TEST_COLUMNS, "status")
 DEFAULT_METRIC = "val/psnr_brain"
 
@@ -47,10 +60,16 @@ def _better(metric: str, value: float, best: float | None) -> bool:
     return best is None or (value < best if metric_mode(metric) == "min" else value > best)
 
 
+def gain(values: dict, column: str) -> float | None:
+    """The network's in-brain PSNR minus zero-fill's on the same slices, from logged ``values``."""
+    network, zerofill = (_float(values.get(key)) for key in ZEROFILL[column])
+    return None if network is None or zerofill is None else network - zerofill
+
+
 def best_validation(run_dir: Path, metric: str = DEFAULT_METRIC) -> dict:
     """The validation of a run with the best ``metric``, with every metric logged with it, or ``{}``."""
     history = run_dir / "logs" / "metrics.csv"
-    columns = dict.fromkeys([metric, *VAL_COLUMNS])
+    columns = [c for c in dict.fromkeys([metric, *VAL_COLUMNS]) if c not in ZEROFILL]
     best: dict = {}
     if history.is_file():
         with history.open(newline="") as file:
@@ -58,6 +77,7 @@ def best_validation(run_dir: Path, metric: str = DEFAULT_METRIC) -> dict:
                 value = _float(row.get(metric))
                 if value is not None and _better(metric, value, best.get(metric)):
                     best = {key: _float(row.get(key)) for key in columns}
+                    best["val/psnr_brain_vs_zerofill"] = gain(row, "val/psnr_brain_vs_zerofill")
                     best["epoch"] = int(row["epoch"]) if row.get("epoch") else None
                     best["step"] = int(row["step"]) if row.get("step") else None
     if best:
@@ -68,6 +88,7 @@ def best_validation(run_dir: Path, metric: str = DEFAULT_METRIC) -> dict:
         metrics = record.get("metrics", {})
         if _float(metrics.get(metric)) is not None:
             return {**{key: _float(metrics.get(key)) for key in columns},
+                    "val/psnr_brain_vs_zerofill": gain(metrics, "val/psnr_brain_vs_zerofill"),
                     "epoch": record.get("epoch"), "step": record.get("global_step")}
     return {}
 
@@ -93,7 +114,8 @@ def summarize_run(run_dir: Path, sweep_dir: Path, metric: str = DEFAULT_METRIC) 
     final = run_dir / "metrics.json"
     if final.is_file():
         metrics = json.loads(final.read_text()).get("metrics", {})
-        row.update({key: _float(metrics.get(key)) for key in TEST_COLUMNS})
+        row.update({key: _float(metrics.get(key)) for key in TEST_COLUMNS if key not in ZEROFILL})
+        row["test/psnr_brain_vs_zerofill"] = gain(metrics, "test/psnr_brain_vs_zerofill")
         row["status"] = "complete"
     else:
         row["status"] = "incomplete"  # still running, failed or killed: see its train.log
@@ -145,7 +167,8 @@ def write_summary(sweep_dir: str | Path, rows: list[dict], metric: str = DEFAULT
         writer.writerows(rows)
     md_path.write_text(
         f"# Sweep {sweep_dir}\n\nBest validation by {metric} per run (the other metrics of the same "
-        f"validation), best first.\n\n" + to_markdown(rows)
+        f"validation), best first; *_vs_zerofill: in-brain PSNR gain over zero-filling on the same slices (dB).\n\n"
+        + to_markdown(rows)
     )
     return csv_path, md_path
 
@@ -154,18 +177,19 @@ def write_summary(sweep_dir: str | Path, rows: list[dict], metric: str = DEFAULT
 class SummarizeOptions:
     """The options of ``lfmri-sweep summarize``."""
 
-    sweep_dir: str = MISSING  # a multirun directory, e.g. outputs/train/multirun/2026-11-21_10-00-00
+    output_dir: str = MISSING  # the sweep's (multirun) directory, e.g. outputs/train/multirun/2026-11-21_10-00-00
     metric: str = DEFAULT_METRIC  # rank by this validation metric (val/nrmse etc. are minimised)
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, options = parse_command(PROG, {"summarize": (SummarizeOptions, {"required": ["sweep_dir"]})},
+    summarize_options = {"required": ["output_dir"], "renamed": {"sweep_dir": "output_dir"}}
+    command, options = parse_command(PROG, {"summarize": (SummarizeOptions, summarize_options)},
                                      sys.argv[1:] if argv is None else argv, __doc__)
     try:
-        rows = summarize(options.sweep_dir, options.metric)
+        rows = summarize(options.output_dir, options.metric)
     except (FileNotFoundError, ValueError) as err:
         fail(f"{PROG} {command}", str(err))
-    csv_path, md_path = write_summary(options.sweep_dir, rows, options.metric)
+    csv_path, md_path = write_summary(options.output_dir, rows, options.metric)
     print(to_markdown(rows))
     print(f"written: {csv_path}, {md_path}")
     return 0

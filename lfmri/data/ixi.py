@@ -185,5 +185,5 @@ def download(modality: str, dest: str | Path, url: str | None = None, md5: str |
     written, kept = extract(archive, folder)
     count = len(list(folder.rglob(f"IXI*-{modality}.nii.gz")))
     print(f"{archive}: extracted {written} files into {folder} ({kept} already there kept); {count} {modality} volumes")
-    print(f"train on them: python train.py data=ixi data.root={folder} data.modality={modality}")
+    print(f"train on them: lfmri-train data=ixi data.root={folder} data.modality={modality}")
     return folder

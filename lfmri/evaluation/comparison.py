@@ -33,7 +33,7 @@ from lfmri.inference.network import model_input, network_forward, predict, resol
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
 from lfmri.run_options import RunOptions
-from lfmri.scoring.figures import comparison_figure
+from lfmri.scoring.figures import comparison_figure, slice_name
 from lfmri.scoring.metrics import brain_mask, slice_metrics
 from lfmri.scoring.report import MetricsTable
 
@@ -285,7 +285,8 @@ class Evaluator:
             plane("hr"),
             images,
             scores,
-            title=f"{v.name}, slice {index} (axis {self.slice_axis}); scores inside the brain mask",
+            title=f"{v.name}, slice {slice_name(v.volume.axcodes, v.volume.data.shape, self.slice_axis, index)} of the file; "
+                  "scores inside the brain mask",
             pixel_sizes=(float(zooms[axes[0]]), float(zooms[axes[1]])),
             axes=axes,
         )

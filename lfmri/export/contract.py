@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from lfmri.contracts import as_image, input_mode, size_multiple
+from lfmri.export.options import TOLERANCE  # noqa: F401  (one value: the option default and the check)
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
 CARD_KEY = "lfmri_card"  # ONNX metadata_props key / TorchScript extra file (json)
 TORCHSCRIPT_CARD_FILE = f"{CARD_KEY}.json"
-TOLERANCE = 1e-4
 
 
 class ExportError(RuntimeError):

@@ -22,10 +22,7 @@ difference from the PyTorch model is below ``tolerance``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from omegaconf import MISSING
 
 from lfmri.checkpoints.stored_run import StoredRun
 # the parts have modules of their own (contract, ONNX, TorchScript, reference images); their names
@@ -45,25 +42,11 @@ from lfmri.export.contract import (  # noqa: F401
 from lfmri.export.onnx_file import check_onnx, export_onnx, onnx_card, onnx_metadata  # noqa: F401
 from lfmri.export.reference import mni_slice, reference_images  # noqa: F401
 from lfmri.export.torchscript_file import check_torchscript, export_torchscript, torchscript_metadata  # noqa: F401
+from lfmri.export.options import FORMATS, ExportConfig  # noqa: F401  (declared without torch, for a fast --help)
 from lfmri.files import atomic_write, safe_name
 from lfmri.progress import progress
 
-FORMATS = ("onnx", "torchscript", "both")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-
-
-@dataclass
-class ExportConfig:
-    """The options of ``lfmri-export`` (:mod:`lfmri.cli.export`)."""
-
-    ckpt_path: str | None = None  # a trained checkpoint, or:
-    pretrained: str | None = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
-    output: str = MISSING  # a folder (files named after the model) or a .onnx / .pt file
-    format: str = "onnx"  # onnx | torchscript | both
-    overwrite: bool = False
-    opset: int | None = None  # ONNX opset; default: the exporter's
-    tolerance: float = TOLERANCE  # largest accepted |exported - PyTorch|
-    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
 
 
 def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]:
@@ -75,7 +58,7 @@ def output_paths(output: str | Path, fmt: str, card: Mapping) -> dict[str, Path]
     by_suffix = {v: k for k, v in SUFFIXES.items()}
     if output.suffix in by_suffix:
         if fmt != "both" and by_suffix[output.suffix] != fmt:
-            raise ValueError(f"output={output} has the suffix of {by_suffix[output.suffix]} but format={fmt}")
+            raise ValueError(f"output_dir={output} has the suffix of {by_suffix[output.suffix]} but format={fmt}")
         return {f: output.with_suffix(SUFFIXES[f]) for f in formats}
     # the card is the checkpoint's, i.e. anyone's: its name must not lead out of the folder
     stem = safe_name(f"{card.get('name', 'model')}_x{card.get('scale', 1)}", "model")
@@ -90,7 +73,7 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, tuple[Path, float]]:
     card = dict(run.card)
     card.setdefault("name", type(net).__name__.lower())
     card.setdefault("scale", int(getattr(net, "scale", 1)))
-    paths = output_paths(cfg.output, cfg.format, card)
+    paths = output_paths(cfg.output_dir, cfg.format, card)
     for path in paths.values():  # refuse before any work, not after the first format
         _refuse_existing(path, cfg.overwrite)
     images = reference_images(net, degradation=degradation)  # the slice as this checkpoint's degradation makes it

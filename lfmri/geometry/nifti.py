@@ -94,6 +94,18 @@ def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
 
 
+def file_index(axcodes: tuple[str, ...], shape: tuple[int, ...], axis: int, index: int) -> tuple[int, int]:
+    """(file axis, voxel index in the file) of voxel ``index`` along ``axis`` of a canonical (RAS+)
+    array of ``shape`` read from a file whose orientation was ``axcodes``.
+
+    Messages and figures name slices as the user's viewer shows them: by the file's own voxel
+    indices, not by the reoriented array lfmri works on (nibabel's orientation maths).
+    """
+    orientation = axcodes2ornt(tuple(axcodes))  # per file axis: (canonical axis, direction)
+    file_axis = int(np.flatnonzero(orientation[:, 0] == axis)[0])
+    return file_axis, int(index if orientation[file_axis, 1] > 0 else shape[axis] - 1 - index)
+
+
 def memory_budget() -> int:
     """Bytes one volume's float32 copy may take: ``$LFMRI_MAX_VOLUME_GB``, else a quarter of the machine's memory."""
     if os.environ.get(MEMORY_ENV):

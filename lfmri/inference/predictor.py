@@ -13,13 +13,10 @@ first resample the scan as training did (:func:`lfmri.geometry.resample.scan_on_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
-from omegaconf import MISSING
 from torch import nn
 
 from lfmri.checkpoints.load import CheckpointError
@@ -37,32 +34,10 @@ from lfmri.geometry.resample import scan_on_model_grid
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
+from lfmri.inference.options import PredictConfig  # noqa: F401  (declared without torch, for a fast --help)
 from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
-from lfmri.run_options import RunOptions
-from lfmri.scoring.figures import orthogonal_views
-
-
-@dataclass
-class PredictConfig(RunOptions):
-    """The options of ``lfmri-predict`` (``key=value``; :mod:`lfmri.cli.predict`): where and how the
-    network runs (:class:`lfmri.run_options.RunOptions`: device, precision, backend, batch_size,
-    tile_size, tile_overlap, channels_last, progress), then these."""
-
-    ckpt_path: Optional[str] = None  # a trained checkpoint, or:
-    pretrained: Optional[str] = None  # a network shipped with lfmri (python -m lfmri.pretrained list)
-    inputs: list[str] = MISSING  # files, folders and/or globs of NIfTI/MGH volumes, DICOM folders (lfmri.geometry.inputs)
-    output_dir: str = MISSING
-    overwrite: bool = False
-    onnx_path: str | None = None  # an lfmri-export .onnx file of this checkpoint, for backend=onnxruntime
-    threads: int | None = None  # CPU threads (default: torch's)
-    workers: int = 1  # volumes predicted at once, in separate processes with one thread each (CPU)
-    data_consistency: bool = False  # k-space-trained checkpoints: keep the measured central k-space
-    tta: bool = False  # uncertainty from the 8 flips/rotations
-    self_ensemble: bool = False  # the SR image is the mean over the 8 flips/rotations (8x the time; with tta=true, free)
-    mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
-    preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
-    trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
+from lfmri.scoring.figures import difference_on_grid, orthogonal_views
 
 
 class Predictor:
@@ -180,11 +155,13 @@ class Predictor:
         grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
         affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid
         if self.cfg.preview:
-            views = {"scan": (scan, volume.zooms), "SR": (volumes["sr"].clip(0, 1), voxel_sizes(affines["sr"]))}
+            sr = volumes["sr"].clip(0, 1)
+            views = {"scan": (scan, volume.zooms), "SR": (sr, voxel_sizes(affines["sr"])),
+                     "|SR - scan|": (difference_on_grid(sr, affines["sr"], scan, volume.affine), voxel_sizes(affines["sr"]))}
             for kind in ("consistency", "uncertainty"):
                 if kind in volumes:
                     views[kind] = (volumes[kind], voxel_sizes(affines[kind]))
             orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
-                             colour_maps=("consistency", "uncertainty"))
+                             colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes)
         # std and |difference| maps are scaled, not shifted, back to the input's units
         self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"))

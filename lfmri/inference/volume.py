@@ -44,7 +44,7 @@ class NetworkRunner:
         self_ensemble: the output is the mean over the 8 flips and quarter turns of the input,
             each put back on the output grid (8 passes; the "+" of EDSR+). It smooths away
             orientation-dependent errors: +0.08 dB in-brain PSNR for ``srdensenet-kspace-x2`` on
-            unseen subjects (README, "Trained networks shipped with lfmri").
+            unseen subjects (docs/models.md, "Trained networks shipped with lfmri").
         degradation: the checkpoint's degradation; where a mirrored input's output lies depends on
             its grid (:func:`lfmri.inference.uncertainty.mirror_shifts`). Needed for
             ``self_ensemble`` and :meth:`spread`.

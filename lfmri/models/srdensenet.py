@@ -9,7 +9,7 @@ no global residual. With one channel at x2 this has exactly 1,910,689 parameters
 ``residual=True`` (not in the paper, off by default) adds global residual learning: the network
 predicts the correction to the LR upsampled bicubically on the degradation's ``grid``, and the
 reconstruction conv starts at zero so that an untrained network is the aligned bicubic baseline.
-On real brains this is what lets a CPU-sized training budget beat zero-filling (README, ablation).
+On real brains this is what lets a CPU-sized training budget beat zero-filling (docs/training.md, ablation).
 
 Upsamplers per scale (the trunk never changes; de Leeuw den Bouter et al. describe x2 only):
   x2: one 3x3 transposed conv, stride 2, padding 1, output_padding 1;

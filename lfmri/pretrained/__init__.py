@@ -6,9 +6,9 @@ in half precision to stay small; they are widened to float32 when loaded (parity
 ``NAME.md`` is the human-readable card: training data, command, commit, steps, wall time and the
 metrics on subjects the network never saw.
 
-    python -m lfmri.pretrained list
-    python -m lfmri.cli.predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=out
-    python evaluate.py pretrained=srdensenet-kspace-x2 inputs='[a.nii.gz,b.nii.gz]'
+    lfmri-pretrained list
+    lfmri-predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=out
+    lfmri-evaluate pretrained=srdensenet-kspace-x2 inputs='[a.nii.gz,b.nii.gz]'
 
 Nothing is downloaded: the files are part of the installed package.
 """
@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the command lines read this module for their --help: torch is not imported here
+    import torch
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -34,7 +36,7 @@ def checkpoint_path(name: str) -> Path:
     names = available()
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or name not in names:
         listed = ", ".join(names) or "none are installed"
-        raise ValueError(f"pretrained={name!r} is not a shipped network; available: {listed} (python -m lfmri.pretrained list)")
+        raise ValueError(f"pretrained={name!r} is not a shipped network; available: {listed} (lfmri-pretrained list)")
     return PRETRAINED_DIR / f"{name}.ckpt"
 
 
@@ -42,7 +44,7 @@ def resolve(ckpt_path: str | None, pretrained: str | None, option: str = "ckpt_p
     """The checkpoint an entry point reads: exactly one of ``ckpt_path`` and ``pretrained``."""
     if (ckpt_path is None) == (pretrained is None):
         given = "both" if ckpt_path is not None else "neither"
-        raise ValueError(f"give exactly one of {option}=PATH and pretrained=NAME (python -m lfmri.pretrained list); got {given}")
+        raise ValueError(f"give exactly one of {option}=PATH and pretrained=NAME (lfmri-pretrained list); got {given}")
     return checkpoint_path(pretrained) if pretrained is not None else Path(str(ckpt_path))
 
 

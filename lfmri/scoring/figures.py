@@ -12,6 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from lfmri.geometry.nifti import CANONICAL, file_index  # noqa: E402
+
+FILE_AXES = "ijk"  # voxel axes of a NIfTI file, as viewers name them
+
 
 def save_figure(fig, path: str | Path, title: str = "", dpi: int = 100) -> Path:
     """Title, write (creating the folder) and close a figure."""
@@ -50,15 +54,24 @@ def auto_inset(reference: np.ndarray, threshold: float = 0.05) -> tuple[int, int
 AXIS_ENDS = {0: ("L", "R"), 1: ("P", "A"), 2: ("I", "S")}
 
 
-def label_orientation(ax, axes: tuple[int, int], fontsize: int = 7) -> None:
+def label_orientation(ax, axes: tuple[int, int], fontsize: int = 7, mirrored: bool = False) -> None:
     """L/R, A/P, S/I at the edges of a :func:`display`-ed slice whose in-plane canonical axes are
-    ``axes`` (columns run along ``axes[0]``, low end left; rows along ``axes[1]``, high end up)."""
+    ``axes`` (columns run along ``axes[0]``, low end left, or right when ``mirrored``; rows along
+    ``axes[1]``, high end up)."""
     (left, right), (bottom, top) = AXIS_ENDS[axes[0]], AXIS_ENDS[axes[1]]
+    if mirrored:
+        left, right = right, left
     style = dict(transform=ax.transAxes, color="yellow", fontsize=fontsize, fontweight="bold")
     ax.text(0.02, 0.5, left, ha="left", va="center", **style)
     ax.text(0.98, 0.5, right, ha="right", va="center", **style)
     ax.text(0.5, 0.98, top, ha="center", va="top", **style)
     ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
+
+
+def slice_name(axcodes: tuple[str, ...], shape: tuple[int, ...], axis: int, index: int) -> str:
+    """``k=45``: canonical slice ``index`` along ``axis`` as the file's own voxel index."""
+    file_axis, at = file_index(axcodes, shape, axis, index)
+    return f"{FILE_AXES[file_axis]}={at}"
 
 
 def comparison_figure(
@@ -131,6 +144,21 @@ def comparison_panels(
 
 # view -> its canonical in-plane axes (columns, rows) as drawn by orthogonal_views
 VIEW_AXES = {"sagittal": (1, 2), "coronal": (0, 2), "axial": (0, 1)}
+# views drawn with their columns reversed: the sagittal with anterior on the left, as radiology
+# viewers (and FreeView, ITK-SNAP, FSLeyes) show it; nilearn's plot_anat puts anterior on the right
+MIRRORED = {"sagittal"}
+VIEW_INCHES = 4.2  # per view: about 400 px at 100 dpi
+
+
+def difference_on_grid(image: np.ndarray, affine: np.ndarray, other: np.ndarray, other_affine: np.ndarray) -> np.ndarray:
+    """``|image - other|`` on ``image``'s grid, ``other`` resampled there (linear) through both
+    affines (nibabel), so scan and SR are compared where they sit in the world, whatever their grids."""
+    from nibabel.processing import resample_from_to
+    import nibabel as nib
+
+    moved = resample_from_to(nib.Nifti1Image(np.asarray(other, dtype=np.float32), other_affine),
+                             (image.shape, affine), order=1, mode="nearest")
+    return np.abs(np.asarray(image, dtype=np.float32) - moved.get_fdata(dtype=np.float32))
 
 
 def orthogonal_views(
@@ -138,34 +166,49 @@ def orthogonal_views(
     volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
     title: str = "",
     colour_maps: Sequence[str] = (),
+    axcodes: tuple[str, ...] = CANONICAL,
 ) -> Path:
-    """Save sagittal, coronal and axial views through the centre of canonical (RAS+) volumes.
+    """Save :func:`orthogonal_panels` to ``path``."""
+    return save_figure(orthogonal_panels(volumes, colour_maps, axcodes), path, title, dpi=100)
+
+
+def orthogonal_panels(
+    volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    colour_maps: Sequence[str] = (),
+    axcodes: tuple[str, ...] = CANONICAL,
+):
+    """Sagittal, coronal and axial views through the centre of canonical (RAS+) volumes.
 
     ``volumes`` maps row titles to ``(data, voxel_sizes)``; each row is drawn with its own voxel
     aspect, so an LR scan with thick slices and its SR output show the same anatomy at the same
     place and size: the quickest check that orientation and geometry survived. Rows named in
-    ``colour_maps`` (consistency error, uncertainty) are drawn in colour on their own scale.
+    ``colour_maps`` (a difference, consistency error, uncertainty) are drawn in colour on their own
+    scale. Each view names its slice by the voxel index of the file (``axcodes``: the orientation
+    of the file the volumes came from, and are written in), as a viewer shows it.
     """
-    fig, axes = plt.subplots(len(volumes), 3, figsize=(9, 3.1 * len(volumes)), squeeze=False)
+    fig, axes = plt.subplots(len(volumes), 3, figsize=(3 * VIEW_INCHES, (VIEW_INCHES + 0.3) * len(volumes)), squeeze=False)
     for row, (name, (data, zooms)) in enumerate(volumes.items()):
         centre = [n // 2 for n in data.shape]
         views = [  # (image rows = second axis after rot90, columns), voxel sizes (vertical, horizontal)
-            ("sagittal", data[centre[0], :, :], (zooms[2], zooms[1])),
-            ("coronal", data[:, centre[1], :], (zooms[2], zooms[0])),
-            ("axial", data[:, :, centre[2]], (zooms[1], zooms[0])),
+            ("sagittal", 0, data[centre[0], :, :], (zooms[2], zooms[1])),
+            ("coronal", 1, data[:, centre[1], :], (zooms[2], zooms[0])),
+            ("axial", 2, data[:, :, centre[2]], (zooms[1], zooms[0])),
         ]
         scaled = name in colour_maps
-        for col, (view, image, (dy, dx)) in enumerate(views):
+        for col, (view, axis, image, (dy, dx)) in enumerate(views):
             ax = axes[row, col]
+            shown = display(image)
+            if view in MIRRORED:
+                shown = shown[:, ::-1]
             if scaled:  # a map (|difference|, std): its own colour scale, up to its 99th percentile
                 top = float(np.percentile(data, 99)) or 1.0
-                shown = ax.imshow(display(image), cmap="inferno", vmin=0, vmax=top, aspect=dy / dx)
+                drawn = ax.imshow(shown, cmap="inferno", vmin=0, vmax=top, aspect=dy / dx)
                 if col == 2:
-                    fig.colorbar(shown, ax=ax, fraction=0.04)
+                    fig.colorbar(drawn, ax=ax, fraction=0.04)
             else:
-                ax.imshow(display(image), cmap="gray", vmin=0, vmax=1, aspect=dy / dx)
-            label_orientation(ax, VIEW_AXES[view], fontsize=6)
+                ax.imshow(shown, cmap="gray", vmin=0, vmax=1, aspect=dy / dx)
+            label_orientation(ax, VIEW_AXES[view], fontsize=8, mirrored=view in MIRRORED)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{name}: {view}", fontsize=8)
-    return save_figure(fig, path, title, dpi=100)
+            ax.set_title(f"{name}: {view}, {slice_name(axcodes, data.shape, axis, centre[axis])}", fontsize=9)
+    return fig

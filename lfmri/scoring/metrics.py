@@ -1,7 +1,7 @@
 """Per-slice image quality over the whole slice and inside a brain mask: PSNR, SSIM, NRMSE, HFEN.
 
 Every metric is reported twice because Gibbs ringing and noise in the near-empty background
-dominate whole-slice scores and can flip the ranking of methods (README, "Evaluation").
+dominate whole-slice scores and can flip the ranking of methods (docs/inference.md, "Evaluation").
 Predictions and references are clipped to [0, 1] first. With ``pred`` the prediction, ``hr`` the
 reference and ``M`` the mask (all ones for the whole slice):
 

@@ -8,9 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+
 import lightning as L
-from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from lfmri.training.schedules import fit_to_run
 
 log = logging.getLogger(__name__)
 
@@ -60,41 +64,77 @@ class AveragedWeightsInTest(L.Callback):
             callback._swap_models(pl_module)
 
 
-class ProgressLog(L.Callback):
+class ProgressLog(ProgressBar):
     """Progress as log lines, for output that is not a terminal (SLURM, ``docker logs``, nohup).
 
     Lightning's progress bar redraws one line in place: in a file it shows up, if at all, at the
-    end. Every ``every_n_steps`` optimiser steps this logs ``epoch E step S/T: loss L, lr R, X
-    steps/s, Y patches/s`` and after each validation the monitored metrics, through the ``logging``
-    module (so into ``train.log`` and the console). ``only_without_tty`` (default) keeps a
-    terminal with its progress bar free of them.
+    end. This is Lightning's progress-bar callback (:class:`~lightning.pytorch.callbacks.ProgressBar`:
+    the trainer's batch counts, its ``disable``/``enable``) writing log lines instead, through the
+    ``logging`` module (so into ``train.log`` and the console), on rank zero:
+
+    - training: ``epoch E step S/T, loss L, lr R, X steps/s, Y patches/s``;
+    - validation and test: a line when they start (``validation: N batches``), ``validation: batch
+      b/N, X batches/s`` while they run, and the metrics when a validation ends;
+
+    a line whenever ``every_n_seconds`` have passed since the last one (time, not steps: a slow
+    network or a long validation is never silent for longer, a fast one does not flood the log),
+    and also every ``every_n_steps`` optimiser steps when that is set.
+
+    Args:
+        every_n_seconds: the longest silence between two lines.
+        every_n_steps: also a training line every this many steps (``null``: by time only).
+        only_without_tty: a terminal keeps Lightning's redrawn bar instead
+            (:func:`choose_progress`).
+        clock: seconds as a float (``time.monotonic``; tests pass their own).
     """
 
-    def __init__(self, every_n_steps: int = 50, only_without_tty: bool = True) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"callbacks.progress_log.every_n_steps={every_n_steps}: must be at least 1")
-        self.every_n_steps = int(every_n_steps)
+    def __init__(self, every_n_seconds: float = 30.0, every_n_steps: int | None = None, only_without_tty: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        if every_n_seconds < 0:
+            raise ValueError(f"callbacks.progress_log.every_n_seconds={every_n_seconds}: must not be negative")
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"callbacks.progress_log.every_n_steps={every_n_steps}: must be at least 1 (or null)")
+        self.every_n_seconds = float(every_n_seconds)
+        self.every_n_steps = None if every_n_steps is None else int(every_n_steps)
         self.only_without_tty = bool(only_without_tty)
-        self._last: tuple[float, int, int] | None = None  # (time, step, samples) of the last line
+        self.clock = clock
+        self._enabled = True
+        self._line_at = clock()  # time of the last line, whatever its kind
+        self._last: tuple[float, int, int] | None = None  # (time, step, samples) of the last training line
         self._samples = 0
+        self._loop_start = (0.0, 0)  # (time, batch) when the current validation/test began
 
-    @property
-    def active(self) -> bool:
-        return not (self.only_without_tty and sys.stdout.isatty())
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _active(self, trainer: L.Trainer) -> bool:
+        return self._enabled and trainer.is_global_zero and not trainer.sanity_checking
+
+    def _due(self) -> bool:
+        return self.clock() - self._line_at >= self.every_n_seconds
+
+    def _log(self, message: str, *args) -> None:
+        log.info(message, *args)
+        self._line_at = self.clock()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._samples = 0
-        self._last = (time.perf_counter(), trainer.global_step, 0)
+        self._last = (self.clock(), trainer.global_step, 0)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         hr = batch.get("hr") if isinstance(batch, dict) else None
         self._samples += int(hr.shape[0]) if hr is not None else 0
         step = trainer.global_step
-        if not self.active or not trainer.is_global_zero or self._last is None or step == self._last[1]:
+        if not self._active(trainer) or self._last is None or step == self._last[1]:
             return
-        if step % self.every_n_steps and step != trainer.max_steps:
+        by_steps = self.every_n_steps is not None and step % self.every_n_steps == 0
+        if not (by_steps or self._due() or step == trainer.max_steps):
             return
-        now = time.perf_counter()
+        now = self.clock()
         seconds = max(now - self._last[0], 1e-9)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
@@ -108,13 +148,74 @@ class ProgressLog(L.Callback):
         parts.append(f"{(step - self._last[1]) / seconds:.2f} steps/s")
         if self._samples:
             parts.append(f"{(self._samples - self._last[2]) / seconds:.1f} patches/s")
-        log.info(", ".join(parts))
+        self._log(", ".join(parts))
         self._last = (now, step, self._samples)
 
+    def _loop_started(self, trainer: L.Trainer, stage: str, total: float) -> None:
+        self._loop_start = (self.clock(), 0)
+        if self._active(trainer):
+            count = f"{int(total)} batches" if math.isfinite(total) else "batches"
+            self._log("epoch %d step %d %s: %s", trainer.current_epoch, trainer.global_step, stage, count)
+
+    def _loop_batch(self, trainer: L.Trainer, stage: str, batch_idx: int, total: float) -> None:
+        if not self._active(trainer) or not self._due():
+            return
+        seconds = max(self.clock() - self._loop_start[0], 1e-9)
+        of = f"/{int(total)}" if math.isfinite(total) else ""
+        self._log("epoch %d step %d %s: batch %d%s, %.2f batches/s", trainer.current_epoch, trainer.global_step, stage,
+                  batch_idx + 1, of, (batch_idx + 1) / seconds)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loop_started(trainer, "validation", self.total_val_batches)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        self._loop_batch(trainer, "validation", batch_idx, trainer.num_val_batches[dataloader_idx])
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loop_started(trainer, "test", sum(trainer.num_test_batches))
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int,
+                          dataloader_idx: int = 0) -> None:
+        self._loop_batch(trainer, "test", batch_idx, trainer.num_test_batches[dataloader_idx])
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._active(trainer):
+            self._log("epoch %d step %d test: done in %.0f s", trainer.current_epoch, trainer.global_step,
+                      self.clock() - self._loop_start[0])
+
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.active or trainer.sanity_checking or not trainer.is_global_zero:
+        if not self._active(trainer):
             return
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
         if values:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items()))
-            log.info("epoch %d step %d validation: %s", trainer.current_epoch, trainer.global_step, shown)
+            self._log("epoch %d step %d validation: %s", trainer.current_epoch, trainer.global_step, shown)
+
+
+def choose_progress(callbacks: list[L.Callback], tty: bool, enable_progress_bar: bool | None) -> tuple[list[L.Callback], bool]:
+    """(callbacks, ``enable_progress_bar``) for the Trainer: log lines off a terminal, a bar on one.
+
+    A :class:`ProgressLog` is the trainer's progress bar when the output is not a terminal; on a
+    terminal it stands aside for Lightning's redrawn bar unless ``only_without_tty=false``. An
+    explicit ``trainer.enable_progress_bar=false`` shows no progress at all.
+    """
+    logs = [c for c in callbacks if isinstance(c, ProgressLog)]
+    if enable_progress_bar is False or (tty and all(c.only_without_tty for c in logs)):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressLog)]
+        logs = []
+    if enable_progress_bar is None:
+        enable_progress_bar = tty or bool(logs)  # off a terminal without ProgressLog: no bar in the file
+    return callbacks, bool(enable_progress_bar)
+
+
+def start_averaging_within_run(callbacks: list[L.Callback], max_steps: int) -> None:
+    """An EMA that would start after a short run ends starts within it (a quarter of ``max_steps``).
+
+    ``callbacks.ema.update_starting_at_step=200`` with ``trainer.max_steps=6`` would validate,
+    select and ship the averaged model before its first update, i.e. the untrained network.
+    """
+    for callback in callbacks:
+        start = getattr(callback, "update_starting_at_step", None)
+        if isinstance(callback, WeightAveraging) and start is not None and max_steps > 0:
+            callback.update_starting_at_step = fit_to_run(int(start), int(max_steps), "EMA start")

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lfmri.checkpoints.load import METADATA_KEY, config_targets, load_checkpoint, record_test_metrics
 from lfmri.checkpoints.stored_run import CheckpointMetadata
 from lfmri.files import remove_stale_temporaries
-from lfmri.training.callbacks import AveragedWeightsInTest
+from lfmri.training.callbacks import AveragedWeightsInTest, choose_progress, start_averaging_within_run
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
@@ -175,8 +175,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(AveragedWeightsInTest())  # callbacks.ema: test the weights validation selected
     loggers = instantiate_group(cfg.get("logger"))
     # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
-    bar = {} if cfg.trainer.get("enable_progress_bar") is not None else {"enable_progress_bar": sys.stdout.isatty()}
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **bar)
+    callbacks, bar = choose_progress(callbacks, sys.stdout.isatty(), cfg.trainer.get("enable_progress_bar"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=bar)
+    start_averaging_within_run(callbacks, trainer.max_steps)  # a short trial run's EMA starts within it
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint
         for logger in trainer.loggers:
@@ -205,7 +206,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.test(module, datamodule=datamodule)
     except SIGTERMException:
         if trainer.is_global_zero:
-            log.warning("stopped by SIGTERM; continue with: python train.py ... resume=true hydra.run.dir=%s", output_dir)
+            log.warning("stopped by SIGTERM; continue with: lfmri-train ... resume=true hydra.run.dir=%s", output_dir)
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         for logger in trainer.loggers:

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
+
+log = logging.getLogger(__name__)
+
+# a warm-up (or an EMA start, lfmri.training.run) longer than this share of a run is shortened to
+# it: a recipe's 200 steps must not eat a short trial run (trainer.max_steps=6) whole
+SHORT_RUN_FRACTION = 0.25
+
+
+def fit_to_run(steps: int, total_steps: int, what: str) -> int:
+    """``steps``, or ``SHORT_RUN_FRACTION`` of ``total_steps`` when that is fewer, said in the log."""
+    limit = int(total_steps * SHORT_RUN_FRACTION)
+    if total_steps > 0 and steps > limit:
+        log.info("%s of %d steps shortened to %d: a quarter of this run's %d steps", what, steps, limit, total_steps)
+        return limit
+    return steps
 
 
 class ConstantThenLinearLR(LRScheduler):
@@ -52,7 +68,8 @@ class WarmupCosineLR(LRScheduler):
 
     Args:
         optimizer: the optimiser whose groups are scheduled.
-        warmup_steps: steps of linear warm-up (0: none).
+        warmup_steps: steps of linear warm-up (0: none); at most a quarter of ``total_steps`` (a
+            longer one is shortened, with a log line, so a short trial run still learns).
         total_steps: step at which the cosine reaches ``min_factor``.
         start_factor: learning-rate factor at step 0.
         min_factor: final learning-rate factor.
@@ -67,8 +84,9 @@ class WarmupCosineLR(LRScheduler):
         min_factor: float = 0.01,
         last_epoch: int = -1,
     ) -> None:
-        if warmup_steps < 0 or total_steps <= warmup_steps:
-            raise ValueError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps}, {total_steps}")
+        if warmup_steps < 0 or total_steps < 1:
+            raise ValueError(f"need warmup_steps >= 0 and total_steps >= 1 (trainer.max_steps), got {warmup_steps}, {total_steps}")
+        warmup_steps = fit_to_run(int(warmup_steps), int(total_steps), "learning-rate warm-up")
         if not (0 < start_factor <= 1 and 0 <= min_factor <= 1):
             raise ValueError(f"start_factor must be in (0, 1] and min_factor in [0, 1], got {start_factor}, {min_factor}")
         self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)

@@ -32,7 +32,7 @@ def test_cli_exports_a_trained_checkpoint_and_refuses_to_overwrite(tmp_path, cap
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
     out = tmp_path / "export"
-    proc = run_script("-m", "lfmri.cli.export", f"ckpt_path={ckpt}", f"output={out}", "format=both")
+    proc = run_script("-m", "lfmri.cli.export", f"ckpt_path={ckpt}", f"output_dir={out}", "format=both")
     assert proc.returncode == 0, proc.stderr[-3000:]
     onnx_path, ts_path = out / "espcn_x2.onnx", out / "espcn_x2.pt"
     assert sorted(p.name for p in out.iterdir()) == ["espcn_x2.onnx", "espcn_x2.pt"]
@@ -44,5 +44,5 @@ def test_cli_exports_a_trained_checkpoint_and_refuses_to_overwrite(tmp_path, cap
     assert json.loads(onnx_metadata(onnx_path)[CARD_KEY]) == torchscript_metadata(ts_path)["card"]
 
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert "already exists; pass overwrite=true" in refusal(capsys, main, [f"ckpt_path={ckpt}", f"output={out}", "format=both"])
+    assert "already exists; pass overwrite=true" in refusal(capsys, main, [f"ckpt_path={ckpt}", f"output_dir={out}", "format=both"])
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

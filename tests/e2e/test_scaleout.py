@@ -46,8 +46,11 @@ def slice_counts(*overrides: str) -> dict[str, int]:
 
 def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    check(run_script("train.py", "-m", "model=srdensenet,vdsr", "loss=mse,l1", *TINY, volumes,
-                     "trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep_dir}"))
+    multirun = check(run_script("train.py", "-m", "model=srdensenet,vdsr", "loss=mse,l1", *TINY, volumes,
+                                "trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep_dir}"))
+    # the sweep ends with its comparison, written and named
+    assert f"sweep summary: {sweep_dir / 'summary.md'}" in multirun.stdout, multirun.stdout[-2000:]
+    assert (sweep_dir / "summary.csv").is_file()
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     combos = set()
@@ -60,7 +63,7 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
         assert card["name"] == next(o for o in overrides if o.startswith("model="))[len("model="):]
     assert combos == {(f"model={m}", f"loss={l}") for m in ("srdensenet", "vdsr") for l in ("mse", "l1")}
 
-    proc = check(run_script("-m", "lfmri.cli.sweep", "summarize", f"sweep_dir={sweep_dir}"))
+    proc = check(run_script("-m", "lfmri.cli.sweep", "summarize", f"output_dir={sweep_dir}"))
     rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"complete"}
     psnr = [float(r["val/psnr_brain"]) for r in rows]  # ranked by in-brain PSNR by default
@@ -69,6 +72,8 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
         final = json.loads((sweep_dir / row["run"] / "metrics.json").read_text())["metrics"]
         for key in ("val/psnr_brain", "val/ssim_brain", "val/psnr", "val/ssim", "test/psnr_brain", "test/psnr"):
             assert float(row[key]) == pytest.approx(final[key])
+        zerofill = final["baselines/test/zerofill_psnr_brain"]
+        assert float(row["test/psnr_brain_vs_zerofill"]) == pytest.approx(final["test/psnr_brain"] - zerofill)
         assert set(row["overrides"].split()) <= {"model=srdensenet", "model=vdsr", "loss=mse", "loss=l1"}
     assert "| model=" in proc.stdout and (sweep_dir / "summary.md").read_text().count("| complete |") == 4
     # any metric, minimised when it is an error
@@ -76,7 +81,7 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
     errors = [r["val/nrmse"] for r in by_error]
     assert errors == sorted(errors) and list(by_error[0])[:3] == ["run", "overrides", "val/nrmse"]
     with pytest.raises(SystemExit) as refused:
-        sweep.main(["summarize", f"sweep_dir={sweep_dir}", "metric=val/accuracy"])
+        sweep.main(["summarize", f"output_dir={sweep_dir}", "metric=val/accuracy"])
     assert refused.value.code == 2
 
 

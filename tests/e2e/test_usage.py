@@ -33,12 +33,13 @@ def user_error(proc, *needles):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 3-step training with stdout to a pipe (not a terminal) and a progress line every step."""
+    """A 3-step training with stdout to a pipe (not a terminal) and a progress line every step
+    (``every_n_seconds=0``: every line is due, as in a run whose steps take 30 s)."""
     root = tmp_path_factory.mktemp("first_hour")
     write_phantom_volumes(root / "volumes")
     run_dir = root / "run"
     proc = ok(run_script(TRAIN, *TINY, f"data.pattern={root}/volumes/*.nii.gz", "trainer.max_steps=3", "trainer.max_epochs=1",
-                         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_steps=1",
+                         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_seconds=0",
                          f"hydra.run.dir={run_dir}"))
     return root, run_dir, proc
 
@@ -49,6 +50,8 @@ def test_training_to_a_file_logs_progress_lines_once(run):
     for step in (1, 2, 3):
         assert f"epoch 0 step {step}/3, loss " in output, output[-3000:]
     assert "steps/s" in output and "patches/s" in output and ", lr " in output
+    # the test says where it is too (validation: test_the_shipped_recipe_runs_six_steps...)
+    assert "test: 1 batches" in output and "test: batch 1/1" in output and "test: done in" in output, output[-3000:]
     assert "epoch 0 step 2/3" in (run_dir / "train.log").read_text()
     # log noise: each Lightning line once (no second "INFO: ..." copy), no advert, no 100% notices
     assert "INFO: Seed set" not in output and output.count("Seed set to 42") == 1
@@ -61,7 +64,7 @@ def test_resume_refuses_a_changed_config_unless_allowed(run):
     stored = (run_dir / ".hydra" / "config.yaml").read_text()
     overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
     base = [*TINY, f"data.pattern={root}/volumes/*.nii.gz", "trainer.max_epochs=1", "trainer.limit_val_batches=1",
-            "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_steps=1", f"hydra.run.dir={run_dir}", "resume=true"]
+            "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_seconds=0", f"hydra.run.dir={run_dir}", "resume=true"]
     line = user_error(run_script(TRAIN, *base, "trainer.max_steps=4", "loss=l1"), "loss", "resume_allow_changes=true")
     assert "CompositeLoss" in line or "l1" in line
     # refused before Hydra wrote anything: the run's recorded config is the original one
@@ -241,3 +244,24 @@ def test_ckpt_path_continues_a_run_in_a_new_directory(run, tmp_path):
                          "extras.print_config=true", f"hydra.run.dir={new}"))
     assert json.loads((new / "metrics.json").read_text())["global_step"] == 5  # 3 steps came from the checkpoint
     assert "print_config: true" in proc.stdout
+
+
+def test_the_shipped_recipe_runs_six_steps_and_its_best_checkpoint_has_learned(tmp_path):
+    """experiment=srdensenet_kspace_x2 trainer.max_steps=6: its 200-step warm-up and EMA start are
+    shortened to the run (said in the log), so best.ckpt holds averaged weights that moved away
+    from the initialisation (the residual SRDenseNet's reconstruction conv starts at zero)."""
+    import torch
+
+    write_phantom_volumes(tmp_path / "volumes")
+    run_dir = tmp_path / "run"
+    proc = ok(run_script(TRAIN, "experiment=srdensenet_kspace_x2", "trainer.max_steps=6", *TINY,
+                         f"data.pattern={tmp_path}/volumes/*.nii.gz", "data.patches_per_epoch=24", "trainer.precision=32",
+                         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks.progress_log.every_n_seconds=0",
+                         f"hydra.run.dir={run_dir}"))
+    output = proc.stdout + proc.stderr
+    assert "epoch 0 step 6 validation: 1 batches" in output and "validation: batch 1/1" in output, output[-3000:]
+    assert "epoch 0 step 6 validation: val/" in output and " val/psnr_brain " in output
+    assert "learning-rate warm-up of 200 steps shortened to 1" in output and "EMA start of 200 steps shortened to 1" in output
+    state = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    reconstruction = [v for k, v in state.items() if "reconstruction.weight" in k]
+    assert reconstruction and all(v.abs().max() > 0 for v in reconstruction)

@@ -14,7 +14,7 @@ from lfmri.checkpoints.load import METADATA_KEY
 from lfmri.checkpoints.stored_run import StoredRun
 from tests.helpers.config import compose
 
-# the networks lfmri ships (lfmri/pretrained) and the README documents
+# the networks lfmri ships (lfmri/pretrained) and docs/models.md documents
 SHIPPED = ["srdensenet-kspace-x2", "lowfield-sim", "gan-cpce-kspace-x2"]
 
 

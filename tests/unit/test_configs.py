@@ -121,3 +121,24 @@ def test_recipe_experiment_composes_and_builds():
     assert sched.total_steps == cfg.trainer.max_steps and cfg.module.scheduler_interval == "step"
     assert instantiate(cfg.callbacks.ema).__class__.__name__ == "EMAWeightAveraging"
     assert math.isclose(cfg.module.optimizer.lr, 5e-4)
+
+
+def test_debug_runs_log_lfmri_at_debug_without_matplotlib_font_lines():
+    """debug=fdr sets the root logger to DEBUG; matplotlib would add ~200 font-probing lines."""
+    import logging
+    import logging.config
+
+    cfg = compose("debug=fdr", hydra=True)
+    job_logging = OmegaConf.to_container(cfg.hydra.job_logging, resolve=False)
+    job_logging["handlers"] = {}  # configure the levels only, write nothing
+    job_logging["root"].pop("handlers", None)
+    job_logging["disable_existing_loggers"] = False
+    before = {name: logging.getLogger(name).level for name in ("", "matplotlib", "PIL")}
+    try:
+        logging.config.dictConfig(job_logging)
+        assert logging.getLogger("lfmri.training").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("PIL.PngImagePlugin").isEnabledFor(logging.DEBUG)
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)

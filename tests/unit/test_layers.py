@@ -26,7 +26,6 @@ LAYERS = [
     {"lfmri.training"},
     {"lfmri.evaluation"},
     {"lfmri.cli"},
-    {"lfmri.pretrained.__main__"},  # python -m lfmri.pretrained: a command line, on the shared grammar
 ]
 
 

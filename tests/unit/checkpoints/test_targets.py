@@ -51,7 +51,7 @@ def test_evaluate_refuses_a_crafted_checkpoint(tmp_path, kind):
 def test_export_refuses_a_crafted_checkpoint(tmp_path, kind):
     ckpt, witness = crafted(tmp_path, kind)
     with pytest.raises(CheckpointError, match=f"{kind}.ckpt: refused to build"):
-        export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output=str(tmp_path / "out")))
+        export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output_dir=str(tmp_path / "out")))
     assert untouched(kind, witness) and not (tmp_path / "out").exists()
 
 

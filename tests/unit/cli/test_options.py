@@ -45,8 +45,8 @@ def test_predict_help_prints_usage(capsys):
 
 
 def test_cli_errors_name_the_option(capsys):
-    assert "missing required option(s) ckpt_path or pretrained" in refusal(capsys, export_parse_args, ["output=x"])
-    assert "unknown option 'ckpt'" in refusal(capsys, export_parse_args, ["ckpt=a.ckpt", "output=x"])
-    assert "bad value for option 'format'" in refusal(capsys, export_parse_args, ["ckpt_path=a.ckpt", "output=x", "format=tflite"])
-    cfg = export_parse_args(["ckpt_path=a.ckpt", "output=x", "format=both", "overwrite=true", "opset=18"])
+    assert "missing required option(s) ckpt_path or pretrained" in refusal(capsys, export_parse_args, ["output_dir=x"])
+    assert "unknown option 'ckpt'" in refusal(capsys, export_parse_args, ["ckpt=a.ckpt", "output_dir=x"])
+    assert "bad value for option 'format'" in refusal(capsys, export_parse_args, ["ckpt_path=a.ckpt", "output_dir=x", "format=tflite"])
+    cfg = export_parse_args(["ckpt_path=a.ckpt", "output_dir=x", "format=both", "overwrite=true", "opset=18"])
     assert (cfg.format, cfg.overwrite, cfg.opset) == ("both", True, 18)

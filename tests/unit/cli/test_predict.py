@@ -48,3 +48,12 @@ def test_full_disk_and_unwritable_folder_leave_no_partial_outputs_and_the_rerun_
     blocker.write_text("x")
     assert predict_main([*args[:2], f"output_dir={blocker}/out", "progress=false"]) == 1
     assert "NotADirectoryError" in capsys.readouterr().err and blocker.read_text() == "x"
+
+
+def test_predict_says_where_and_how_it_runs_and_estimates_the_rest(tmp_path, bicubic_checkpoint, caplog):
+    scans = [write_phantom(tmp_path / f"{n}.nii.gz", shape=SHAPE, seed=i) for i, n in enumerate("ab")]
+    with caplog.at_level("INFO", logger="lfmri.cli.predict"):
+        assert predict_main([f"ckpt_path={bicubic_checkpoint}", f"inputs=[{scans[0]},{scans[1]}]", f"output_dir={tmp_path / 'out'}",
+                             "progress=false", "preview=false", "device=cpu", "threads=1"]) == 0
+    assert "predicting 2 volume(s) with" in caplog.text and "on cpu: precision fp32 (precision=auto), backend torch, 1 CPU thread" in caplog.text
+    assert "1/2 volumes in " in caplog.text and "s left" in caplog.text

@@ -9,7 +9,7 @@ from lfmri.cli import sweep
 
 def test_summarize_reports_an_unusable_directory():
     with pytest.raises(SystemExit) as refused:
-        sweep.main(["summarize", "sweep_dir=/nonexistent/sweep"])
+        sweep.main(["summarize", "output_dir=/nonexistent/sweep"])
     assert refused.value.code == 2
 
 
@@ -17,3 +17,25 @@ def test_summary_rounds_long_numbers_in_overrides():
     assert sweep.round_numbers("module.optimizer.lr=0.0003574712922600243 model.growth=16") == (
         "module.optimizer.lr=0.0003575 model.growth=16"
     )
+
+
+def test_summary_has_the_gain_over_zero_fill_and_the_old_option_name_still_works(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "sweep" / "0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- loss=l1\n")
+    (run / "logs").mkdir()
+    (run / "logs" / "metrics.csv").write_text(
+        "epoch,step,val/psnr_brain,baselines/val/zerofill_psnr_brain,val/ssim_brain\n"
+        "0,10,20.0,19.5,0.8\n"
+        "1,20,21.0,19.5,0.85\n"
+    )
+    (run / "metrics.json").write_text(json.dumps({"metrics": {"test/psnr_brain": 22.25, "baselines/test/zerofill_psnr_brain": 21.0}}))
+    assert sweep.main(["summarize", f"sweep_dir={tmp_path / 'sweep'}"]) == 0
+    out = capsys.readouterr()
+    assert "option 'sweep_dir' is deprecated, use output_dir=" in out.err
+    [row] = sweep.summarize(tmp_path / "sweep")
+    assert row["val/psnr_brain_vs_zerofill"] == 1.5 and row["step"] == 20  # at the best validation
+    assert row["test/psnr_brain_vs_zerofill"] == 1.25
+    assert "val/psnr_brain_vs_zerofill" in (tmp_path / "sweep" / "summary.md").read_text()

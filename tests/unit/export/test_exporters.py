@@ -202,6 +202,6 @@ def test_export_of_a_checkpoint_with_a_traversal_name_writes_inside_the_output_f
     checkpoint[METADATA_KEY]["card"]["name"] = "../../escaped"
     torch.save(checkpoint, ckpt)
     out = tmp_path / "one" / "two" / "exports"
-    done = export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output=str(out), format="torchscript"))
+    done = export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output_dir=str(out), format="torchscript"))
     assert done["torchscript"][0] == out / "escaped_x2.pt" and (out / "escaped_x2.pt").is_file()
     assert not list(tmp_path.glob("**/escaped*.pt"))[1:] and not (tmp_path / "one" / "escaped_x2.pt").exists()

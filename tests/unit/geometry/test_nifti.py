@@ -146,3 +146,22 @@ def test_a_header_larger_than_an_uncompressed_file_is_truncated_not_read(tmp_pat
     monkeypatch.setenv(io.MEMORY_ENV, "1000")  # within budget: the file itself is too short
     with pytest.raises(NiftiError, match="is truncated: its header needs"):
         load_nifti(path)
+
+
+def test_file_index_names_a_canonical_slice_as_the_file_does(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from lfmri.geometry.nifti import file_index, load_nifti
+
+    data = np.zeros((5, 6, 7), dtype=np.float32)
+    data[1, 4, 2] = 1.0  # a marker at file voxel (i, j, k) = (1, 4, 2)
+    affine = np.array([[0, 0, -1.0, 0], [-1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])  # file axes: P, S, L
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "x.nii.gz")
+    volume = load_nifti(tmp_path / "x.nii.gz")
+    assert volume.axcodes == ("P", "S", "L")
+    found = [int(n[0]) for n in np.nonzero(volume.data == 1.0)]  # canonical (x, y, z)
+    for axis in range(3):
+        file_axis, at = file_index(volume.axcodes, volume.data.shape, axis, found[axis])
+        assert at == (1, 4, 2)[file_axis]
+    assert [file_index(volume.axcodes, volume.data.shape, a, 0)[0] for a in range(3)] == [2, 0, 1]

@@ -11,7 +11,7 @@ import torch
 
 from lfmri.checkpoints.load import METADATA_KEY, build_network, load_checkpoint
 from lfmri.cli.predict import parse_args
-from lfmri.pretrained import __main__ as pretrained_cli
+from lfmri.cli import pretrained as pretrained_cli
 from lfmri.pretrained import available, checkpoint_path, resolve
 from tests.helpers.checkpoints import SHIPPED, make_checkpoint
 

@@ -25,3 +25,38 @@ def test_comparison_panels_keep_the_physical_aspect_and_label_orientation():
     assert {t.get_text() for t in top.texts} == {"L", "R", "A", "P"}
     assert "PSNR 30" in fig.axes[1].get_title()
     plt.close(fig)
+
+
+def test_orthogonal_views_are_large_show_the_sagittal_anterior_left_and_name_slices_by_file_index():
+    import matplotlib.pyplot as plt
+
+    from lfmri.scoring.figures import orthogonal_panels
+
+    data = np.zeros((20, 30, 24), dtype=np.float32)
+    data[:, 20:, :] = 1.0  # the anterior third (canonical y high) is bright
+    fig = orthogonal_panels({"scan": (data, np.ones(3))}, axcodes=("L", "P", "S"))
+    sagittal, coronal, axial = fig.axes[:3]
+    shown = sagittal.images[0].get_array()
+    assert shown[:, :10].mean() == 1.0 and shown[:, -10:].mean() == 0.0  # anterior on the left
+    left = min(sagittal.texts, key=lambda t: t.get_position()[0]).get_text()
+    assert left == "A"
+    # the file is L-P-S: canonical x (R+) is the file's i reversed, canonical y (A+) its j reversed
+    assert sagittal.get_title() == "scan: sagittal, i=9" and coronal.get_title() == "scan: coronal, j=14"
+    assert axial.get_title() == "scan: axial, k=12"
+    fig.canvas.draw()
+    boxes = [ax.get_window_extent() for ax in fig.axes[:3]]
+    assert min(max(b.width, b.height) for b in boxes) > 250  # pixels per view at the saved 100 dpi (was ~180)
+    plt.close(fig)
+
+
+def test_difference_map_compares_the_scan_where_it_sits_in_the_world():
+    from lfmri.scoring.figures import difference_on_grid
+
+    scan = np.random.default_rng(0).random((8, 8, 4)).astype(np.float32)
+    coarse = np.diag([2.0, 2.0, 2.0, 1.0])
+    fine = np.diag([1.0, 1.0, 2.0, 1.0])
+    fine[:2, 3] = -0.5  # the x2 grid's voxel centres, half a fine voxel before the coarse ones
+    upsampled = np.repeat(np.repeat(scan, 2, axis=0), 2, axis=1)
+    difference = difference_on_grid(upsampled, fine, scan, coarse)
+    assert difference.shape == upsampled.shape
+    assert difference[4:12, 4:12].mean() < np.abs(upsampled - upsampled.mean()).mean()  # aligned: small, not noise
