@@ -227,6 +227,17 @@ class RunChecks(Callback):
               flush=True)
 
 
+class WatchSlurmJobs(Callback):
+    """Hydra callback: a multirun launched on SLURM (``hydra/launcher=slurm``, ``slurm_cpu``) also
+    notices jobs that ended without a result where SLURM has no ``sacct`` (:mod:`lfmri.cli.slurm`)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(config.hydra.launcher.get("_target_", "")).endswith("submitit_launcher.SlurmLauncher"):
+            from lfmri.cli.slurm import watch_without_accounting  # imports submitit: only for SLURM sweeps
+
+            watch_without_accounting()
+
+
 def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """``task(cfg)``; a user mistake ends in one line, exit status 2 and no new run directory."""
     from hydra.core.hydra_config import HydraConfig
@@ -254,4 +265,4 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         fail(prog, str(err))
 
 
-__all__ = ["RunChecks", "run_entry", "ConfigError", "ExistingOutputError", "MissingFileError"]
+__all__ = ["RunChecks", "WatchSlurmJobs", "run_entry", "ConfigError", "ExistingOutputError", "MissingFileError"]

@@ -7,6 +7,7 @@ and each says why the message is safe to drop.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 
@@ -32,6 +33,12 @@ DROPPED_WARNINGS = (
     (r"It is recommended to use `self\.log\('(train/lr|test/[^']*|baselines/test/[^']*)', \.\.\., sync_dist=True\)`",
      r"lightning\..*"),
 )
+
+# Lightning's hint for a job that runs inside a SLURM allocation without srun, which it prints on
+# every run of a machine where the srun command exists (a login node, a workstation with SLURM
+# installed, the CI's test cluster). It is dropped only outside an allocation (no SLURM_JOB_ID),
+# where it does not apply; lfmri's SLURM jobs (hydra/launcher=slurm) always start under srun.
+SRUN_NOT_USED = (r"The `srun` command is available on your system but is not used", r"lightning\..*")
 
 
 class DropMessages(logging.Filter):
@@ -65,3 +72,5 @@ def quiet_lightning() -> None:
         rank_zero.addFilter(_FILTER)
     for message, module in DROPPED_WARNINGS:
         warnings.filterwarnings("ignore", message=message, module=module)
+    if "SLURM_JOB_ID" not in os.environ:
+        warnings.filterwarnings("ignore", message=SRUN_NOT_USED[0], module=SRUN_NOT_USED[1])

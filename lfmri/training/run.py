@@ -79,7 +79,9 @@ def check_rank_launch(trainer: L.Trainer) -> None:
     from hydra.types import RunMode
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
-    relaunches = isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
+    launcher = getattr(trainer.strategy, "launcher", None)
+    # under SLURM (srun) the same launcher starts nothing: the cluster started every rank
+    relaunches = isinstance(launcher, _SubprocessScriptLauncher) and not launcher.cluster_environment.creates_processes_externally
     if relaunches and trainer.num_devices > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise ValueError(
             "trainer.strategy re-runs train.py for each of its "

@@ -167,7 +167,7 @@ def test_slurm_launcher_config_composes_one_task_per_gpu():
     launcher = config["hydra"]["launcher"]
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert launcher["tasks_per_node"] == launcher["gpus_per_node"] == 4 and launcher["nodes"] == 2
-    assert launcher["partition"] == "gpu" and launcher["max_num_timeout"] > 0
+    assert launcher["partition"] == "gpu" and launcher["additional_parameters"]["signal"] == "USR1@120"  # to Lightning
     assert config["trainer"]["strategy"]["process_group_backend"] == "nccl"
     assert config["trainer"]["devices"] == 4 and config["trainer"]["num_nodes"] == 2
 

@@ -142,3 +142,24 @@ def test_debug_runs_log_lfmri_at_debug_without_matplotlib_font_lines():
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_slurm_launchers_fit_gpu_and_cpu_partitions_and_send_the_time_limit_signal_to_lightning():
+    def launcher(*overrides):
+        cfg = compose(*overrides, output_dir="/tmp/x", hydra=True)
+        return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+
+    gpu = launcher("hydra/launcher=slurm")
+    assert (gpu["gpus_per_node"], gpu["tasks_per_node"], gpu["cpus_per_task"]) == (1, 1, 4)
+    assert launcher("hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4")["tasks_per_node"] == 4  # one task per GPU
+    cpu = launcher("hydra/launcher=slurm_cpu")
+    assert (cpu["gpus_per_node"], cpu["tasks_per_node"], cpu["cpus_per_task"]) == (None, 1, 1)
+    assert cpu["setup"] == ["export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK"]
+    for conf in (gpu, cpu, launcher("hydra/launcher=slurm_cpu", "+hydra.launcher.additional_parameters.constraint=x")):
+        assert conf["_target_"].endswith("submitit_launcher.SlurmLauncher")
+        # USR1 (Lightning's SLURM requeue handler), not submitit's USR2 which requeues without saving
+        assert conf["additional_parameters"]["signal"] == f"USR1@{conf['signal_delay_s']}"
+        assert conf["additional_parameters"]["requeue"] is True
+    for app in ("train", "evaluate"):
+        callbacks = compose(config=app, output_dir=None, hydra=True).hydra.callbacks
+        assert callbacks.slurm_jobs._target_ == "lfmri.cli.common.WatchSlurmJobs"
