@@ -4,7 +4,8 @@ Command line: ``lfmri-export`` (:mod:`lfmri.cli.export`).
 
 The network is rebuilt from the checkpoint's own config with ``lfmri.checkpoints.load`` (read with
 ``weights_only=True``, so exporting never executes code from the checkpoint). Exported files take
-(B, 1, H, W) float32 images named ``image`` and return ``sr``; batch, height and width are dynamic.
+(B, C, H, W) float32 images named ``image`` (C = 1, or 2K+1 slices for a multi-slice network) and return
+``sr``; batch, height and width are dynamic.
 ``lr`` models read the LR image and return it ``scale`` times larger; ``upsampled`` models read the
 LR interpolated onto the HR grid; ``H`` and ``W`` must be multiples of the model's
 ``size_multiple`` (stored in the file's metadata, like the model card).
@@ -37,7 +38,7 @@ from omegaconf import MISSING, OmegaConf
 from torch import nn
 
 from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint
-from lfmri.contracts import as_image, input_mode, size_multiple
+from lfmri.contracts import as_image, context_slices, input_mode, size_multiple
 from lfmri.data.datasets import degraded_sample
 from lfmri.degrade.degradations import BicubicDegradation, Degradation
 from lfmri.files import atomic_write, safe_name
@@ -79,9 +80,10 @@ def _check_exportable(net: nn.Module) -> None:
 
 
 def example_input(net: nn.Module, batch: int = 2) -> torch.Tensor:
-    """A trace input whose batch, height and width all differ, so the exporter shares no symbols."""
+    """A trace input whose batch, height and width all differ, so the exporter shares no symbols;
+    a multi-slice network reads ``2 * context_slices + 1`` channels (the slice and its neighbours)."""
     m = size_multiple(net)
-    return torch.rand(batch, 1, m * -(-24 // m), m * -(-32 // m))
+    return torch.rand(batch, 2 * context_slices(net) + 1, m * -(-24 // m), m * -(-32 // m))
 
 
 def metadata(net: nn.Module, card: Mapping | None) -> dict[str, str]:
