@@ -4,7 +4,10 @@ A model is a plain ``nn.Module`` with three class or instance attributes:
 
 - ``scale``: the integer up-sampling factor it was built for;
 - ``input_mode``: which view of the degraded slice it reads (see ``INPUT_MODES``);
-- ``size_multiple`` (optional, default 1): in-plane sizes the network needs; inference pads to it.
+- ``size_multiple`` (optional, default 1): in-plane sizes the network needs; inference pads to it;
+- ``context_slices`` (optional, default 0): neighbouring slices on each side it reads with every
+  slice (2.5D input, ``2 * context_slices + 1`` channels, the centre slice in the middle); it
+  predicts the centre slice. Data, evaluation and predict feed them (``lfmri.geometry.slicing``).
 
 In training mode a model may return an :class:`SROutput` instead of a tensor, to have extra
 predictions supervised (MRLN's branch images) or an internal regulariser added (AMIR's expert
@@ -67,6 +70,36 @@ def input_mode(model: nn.Module) -> str:
 
 def size_multiple(model: nn.Module) -> int:
     return int(getattr(model, "size_multiple", 1))
+
+
+def context_slices(model: nn.Module) -> int:
+    """Neighbouring slices on each side the network reads with every slice (0: one slice, 2D)."""
+    return int(getattr(model, "context_slices", 0))
+
+
+def check_context_slices(value: int, owner: str) -> int:
+    """Validate a ``context_slices`` argument (neighbours on each side, 0 for 2D)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{owner}: context_slices must be a whole number >= 0 (neighbouring slices on each side), got {value!r}")
+    return value
+
+
+def centre_slice(x: torch.Tensor, context: int, channels: int = 1) -> torch.Tensor:
+    """The centre slice's ``channels`` of a multi-slice input (B, (2 * context + 1) * channels, h, w)."""
+    return x[:, context * channels : (context + 1) * channels] if context else x
+
+
+def check_context(model: nn.Module, data_context: int) -> None:
+    """Fail before training when the data feeds a different number of neighbouring slices than the
+    network reads (``context_slices=`` at the top level sets both)."""
+    wanted = context_slices(model)
+    if wanted != int(data_context):
+        supports = "context_slices" in getattr(type(model), "__init__").__code__.co_varnames
+        hint = ("set the top-level `context_slices=` override, which both read" if supports else
+                f"{type(model).__name__} reads one slice only (no context_slices argument); use model=srdensenet, "
+                "srcnn, vdsr or espcn for multi-slice input")
+        raise ConfigError(f"the data feeds {int(data_context)} neighbouring slice(s) on each side (data.context_slices) "
+                          f"but model {type(model).__name__} reads {wanted}; {hint}")
 
 
 def check_compatible(model: nn.Module, degradation) -> None:

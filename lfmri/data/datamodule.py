@@ -25,7 +25,8 @@ from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.resumable import ResumableLoader
 from lfmri.geometry.slicing import check_axis, foreground_fraction, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, split_from_dict, split_to_dict, write_split
-from lfmri.contracts import INPUT_MODES
+from lfmri.contracts import INPUT_MODES, check_context_slices
+from lfmri.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,11 @@ class SliceDataModule(L.LightningDataModule):
         split_file: str | None = None,
         unpaired: bool = False,
         augment: SliceAugmentation | None = None,
+        context_slices: int = 0,
     ) -> None:
+        """Arguments are the ``data.*`` options of ``conf/data/*.yaml`` (commented there);
+        ``context_slices``: neighbouring slices on each side fed with every slice as extra input
+        channels (2.5D; ``lr_context`` in the samples), each degraded with its own noise."""
         super().__init__()
         if input_mode not in INPUT_MODES:
             raise ValueError(f"data.input_mode={input_mode!r}; expected one of {sorted(INPUT_MODES)}")
@@ -88,6 +93,10 @@ class SliceDataModule(L.LightningDataModule):
         if augment is not None and not isinstance(augment, SliceAugmentation):
             raise ValueError(f"data.augment must be a SliceAugmentation config (with _target_), got {augment!r}")
         self.augment = augment
+        self.context_slices = check_context_slices(context_slices, "data")
+        if self.context_slices and self.unpaired:
+            raise ConfigError("data.context_slices > 0 with data.unpaired=true: cycle-consistent training reads one slice; "
+                              "set context_slices=0")
         for name in ("patch_size", "batch_size", "eval_batch_size", "patches_per_epoch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name}={getattr(self, name)}: must be a positive integer")
@@ -160,7 +169,12 @@ class SliceDataModule(L.LightningDataModule):
         indices = self.selected_slices(data, segment)
         slices = torch.from_numpy(np.ascontiguousarray(take_slices(data, self.slice_axis)[indices]))
         hr = self.degradation.prepare_hr(slices) if len(indices) else slices
-        return PreparedSegment(segment.subject, indices, hr.contiguous())
+        if not self.context_slices or not len(indices):
+            return PreparedSegment(segment.subject, indices, hr.contiguous())
+        # multi-slice input: every slice of the segment prepared, neighbours of unselected slices too
+        stack = self.degradation.prepare_hr(torch.from_numpy(np.ascontiguousarray(
+            take_slices(data, self.slice_axis, segment.start, segment.stop))))
+        return PreparedSegment(segment.subject, indices, hr.contiguous(), self.context_slices, stack.contiguous(), segment.start)
 
     def split_dict(self) -> dict:
         if self.split is None:
@@ -189,7 +203,7 @@ class SliceDataModule(L.LightningDataModule):
             self.foreground_threshold,
             unpaired=self.unpaired,
             augment=self.augment,
-        )
+        )  # multi-slice context travels in the prepared segments
 
     def train_dataloader(self) -> DataLoader:
         # a loader built when resuming starts at the restored epoch (Lightning calls set_epoch later);

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,7 @@ from torch.utils.data import Dataset, Sampler
 from lfmri.data.augment import SliceAugmentation
 from lfmri.degrade.degradations import Degradation
 from lfmri.errors import ConfigError
+from lfmri.geometry.slicing import context_indices
 
 
 def derive_seed(*parts: object) -> int:
@@ -37,11 +38,33 @@ def slice_generator(seed: int, subject: str, slice_index: int) -> torch.Generato
 
 @dataclass
 class PreparedSegment:
-    """Prepared HR slices (n, H, W) of one split segment, with their indices in the volume."""
+    """Prepared HR slices (n, H, W) of one split segment, with their indices in the volume.
+
+    For multi-slice input (``context > 0``), ``stack`` holds every prepared slice of the segment,
+    from volume index ``stack_start`` on, so that each selected slice finds its neighbours
+    (:meth:`neighbours`), including those with too little anatomy to be scored themselves.
+    """
 
     subject: str
     slice_indices: np.ndarray
     hr: torch.Tensor
+    context: int = 0
+    stack: torch.Tensor | None = None
+    stack_start: int = 0
+
+    def neighbour_indices(self, i: int) -> list[int]:
+        """Volume indices of the ``2 * context + 1`` slices centred on selected slice ``i``."""
+        start = self.stack_start
+        stop = start + (len(self.stack) if self.stack is not None else 0)
+        return context_indices(int(self.slice_indices[i]), self.context, start, stop)
+
+    def neighbours(self, i: int) -> tuple[torch.Tensor, list[int]]:
+        """The distinct prepared HR slices (n, H, W) around selected slice ``i``, and for each of the
+        ``2 * context + 1`` input channels the row of its slice (edges repeat a slice)."""
+        indices = self.neighbour_indices(i)
+        distinct = sorted(set(indices))
+        rows = [distinct.index(j) for j in indices]
+        return self.stack[[j - self.stack_start for j in distinct]], rows
 
 
 def degraded_sample(
@@ -53,6 +76,40 @@ def degraded_sample(
     if input_mode == "upsampled":
         sample["lr_up"] = degradation.upsample(lr[None], hr.shape)[0]
     return sample
+
+
+def context_sample(
+    hr_slices: torch.Tensor, rows: Sequence[int], degradation: Degradation, generator: torch.Generator, input_mode: str
+) -> dict[str, torch.Tensor]:
+    """Degrade distinct neighbouring HR slices (n, H, W) for a multi-slice network.
+
+    ``rows`` (2K+1 entries, centre in the middle) picks the slice of ``hr_slices`` at each input
+    channel; at a volume edge a slice appears twice and is then the same LR slice twice, as in a
+    measured volume. Returns the centre slice's views as :func:`degraded_sample` does, plus
+    ``lr_context`` (and ``lr_up_context`` for pre-upsampled networks). Every distinct slice has its
+    own noise draw: the degradation draws its noise level per leading index, as evaluation slices,
+    each degraded with its own seed, have theirs.
+    """
+    centre = rows[len(rows) // 2]
+    lr, lr_complex = degradation.degrade(hr_slices, generator)
+    context = lr[list(rows)]
+    sample = {"hr": hr_slices[centre : centre + 1], "lr": lr[centre : centre + 1],
+              "lr_complex": lr_complex[centre : centre + 1], "lr_context": context}
+    if input_mode == "upsampled":
+        sample["lr_up_context"] = degradation.upsample(context[None], hr_slices.shape)[0]
+        k = len(rows) // 2
+        sample["lr_up"] = sample["lr_up_context"][k : k + 1]
+    return sample
+
+
+def stacked_context(samples: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The ``lr_context`` (and ``lr_up_context``) views of a slice from the samples of its
+    neighbours, each degraded on its own (evaluation: every slice keeps its own seed, so the
+    neighbours a network reads are the same LR slices the volume holds)."""
+    out = {"lr_context": torch.cat([s["lr"] for s in samples])}
+    if all("lr_up" in s for s in samples):
+        out["lr_up_context"] = torch.cat([s["lr_up"] for s in samples])
+    return out
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -122,6 +179,9 @@ class PatchDataset(PatchGeometry, Dataset):
     ) -> None:
         self.hr = torch.cat([seg.hr for seg in segments]) if segments else torch.empty(0)
         self.subjects = [seg.subject for seg in segments for _ in range(len(seg.hr))]
+        # multi-slice input: (segment, slice) of every training slice, to find its neighbours
+        self.rows = [(seg, i) for seg in segments for i in range(len(seg.hr))]
+        self.context = segments[0].context if segments else 0
         self.unpaired = bool(unpaired)
         if len(self.hr) == 0:
             raise ValueError("the training split has no slices with foreground")
@@ -140,17 +200,25 @@ class PatchDataset(PatchGeometry, Dataset):
         epoch, i = key
         gen = torch.Generator().manual_seed(derive_seed("patch", self.seed, int(epoch), int(i)))
         index = int(torch.randint(len(self.hr), (1,), generator=gen))
-        hr = self.hr[index][None]
-        if self.augment is not None:
-            hr = self.augment.hr(hr, gen)
-        sample = degraded_sample(hr, self.train_degradation, gen, self.input_mode)
+        if self.context:  # the centre slice and its neighbours, augmented alike, each with its own noise
+            seg, i = self.rows[index]
+            stack, rows = seg.neighbours(i)
+            if self.augment is not None:
+                stack = self.augment.hr(stack, gen)
+            sample = context_sample(stack, rows, self.train_degradation, gen, self.input_mode)
+            hr = sample["hr"]
+        else:
+            hr = self.hr[index][None]
+            if self.augment is not None:
+                hr = self.augment.hr(hr, gen)
+            sample = degraded_sample(hr, self.train_degradation, gen, self.input_mode)
         step = self.degradation.grid_scale
         y0, x0 = self._patch_origin(hr[0], gen)
         crops = {}
         for name, image in sample.items():
             if name == "lr_complex":
                 continue  # complex LR is for whole-slice baselines only
-            on_lr_grid = name == "lr"
+            on_lr_grid = name in ("lr", "lr_context")
             size = self.lr_patch if on_lr_grid else self.hr_patch
             oy, ox = (y0, x0) if on_lr_grid else (y0 * step, x0 * step)
             crops[name] = image[..., oy : oy + size, ox : ox + size]
@@ -217,6 +285,15 @@ class SliceDataset(Dataset):
         slice_index = int(seg.slice_indices[i])
         gen = slice_generator(self.seed, seg.subject, slice_index)
         sample = degraded_sample(seg.hr[i][None], self.degradation, gen, self.input_mode)
+        if seg.context:  # each neighbour degraded with its own slice's seed, as the volume holds it
+            stack, rows = seg.neighbours(i)
+            distinct = sorted(set(seg.neighbour_indices(i)))
+            views = [
+                sample if j == slice_index else
+                degraded_sample(hr[None], self.degradation, slice_generator(self.seed, seg.subject, j), self.input_mode)
+                for j, hr in zip(distinct, stack)
+            ]
+            sample.update(stacked_context([views[r] for r in rows]))
         return {**sample, "subject": seg.subject, "slice": slice_index}
 
 

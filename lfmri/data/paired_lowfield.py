@@ -104,6 +104,12 @@ class PairedLowFieldDataModule(SliceDataModule):
         **kwargs,
     ) -> None:
         super().__init__(slice_axis=slice_axis, **kwargs)
+        if self.context_slices:
+            # the measured LR here is a thick-slice volume on its own grid, paired slice by slice with the
+            # HR: neighbours would have to come from that LR grid, which this module does not build yet
+            raise ConfigError("data=paired_lowfield reads one slice per sample: multi-slice input (context_slices="
+                              f"{self.context_slices}) is available for the synthetic data modules (folder, ixi, mni152, "
+                              "fastmri); set context_slices=0")
         if layout not in ("volumes", "slices"):
             raise ValueError(f"data.layout must be 'volumes' or 'slices', got {layout!r}")
         if not root and not synthetic_pattern:

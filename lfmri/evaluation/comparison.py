@@ -9,6 +9,7 @@ affines that match their grids, in the input's orientation and intensity range.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,16 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfmri.contracts import input_mode
-from lfmri.data.datasets import degraded_sample, slice_generator
+from lfmri.contracts import context_slices, input_mode
+from lfmri.data.datasets import degraded_sample, slice_generator, stacked_context
 from lfmri.degrade.baselines import make_baselines
 from lfmri.degrade.degradations import Degradation
-from lfmri.errors import ExistingOutputError
+from lfmri.errors import ConfigError, ExistingOutputError
 from lfmri.evaluation.volumes import EvalVolume
 from lfmri.files import written_together
 from lfmri.geometry.affines import output_affines, slab_affine
 from lfmri.geometry.nifti import NiftiError, voxel_sizes
-from lfmri.geometry.slicing import in_plane_axes, take_slices
+from lfmri.geometry.slicing import context_indices, in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
@@ -118,6 +119,8 @@ class Evaluator:
             raise ValueError(f"network names {self.networks} give clashing output file names {kinds}")
         self.kinds = (*kinds, "lr", "hr")
         self.mode = sample_mode(nets.values())
+        # multi-slice networks read neighbours: the batch carries the most any network reads
+        self.context = max([context_slices(net) for net in nets.values()], default=0)
         self.degradation = degradation
         self.slice_axis = slice_axis
         self.seed = seed
@@ -165,12 +168,20 @@ class Evaluator:
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
 
+        @functools.lru_cache(maxsize=4 * self.context + 2 * self.loop.batch_size)
+        def sample(i: int) -> dict[str, torch.Tensor]:
+            # each slice degraded once with its own seed, whether it is scored or a neighbour
+            if v.pair is not None:
+                return v.pair(i)
+            return degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
+
         def step(indices: list[int]) -> dict[str, torch.Tensor]:
-            samples = [
-                v.pair(i) if v.pair is not None else
-                degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
-                for i in indices
-            ]
+            samples = [sample(i) for i in indices]
+            if self.context:
+                if v.pair is not None:
+                    raise ConfigError("multi-slice networks are evaluated on synthetic degradations, not on measured pairs")
+                samples = [{**s, **stacked_context([sample(j) for j in context_indices(i, self.context, v.start, v.stop)])}
+                           for i, s in zip(indices, samples)]
             batch = {k: torch.stack([s[k] for s in samples]).to(self.device) for k in samples[0]}
             preds = {name: m.run(model_input(m.module, batch)) for name, m in self.methods.items()}
             keep = [j for j, i in enumerate(indices) if i in scored]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfmri.contracts import as_image, input_mode, size_multiple
+from lfmri.contracts import as_image, context_slices, input_mode, size_multiple
 from lfmri.export.options import TOLERANCE  # noqa: F401  (one value: the option default and the check)
 
 INPUT_NAME, OUTPUT_NAME = "image", "sr"
@@ -32,9 +32,10 @@ def _check_exportable(net: nn.Module) -> None:
 
 
 def example_input(net: nn.Module, batch: int = 2) -> torch.Tensor:
-    """A trace input whose batch, height and width all differ, so the exporter shares no symbols."""
+    """A trace input whose batch, height and width all differ, so the exporter shares no symbols;
+    a multi-slice network reads ``2 * context_slices + 1`` channels (the slice and its neighbours)."""
     m = size_multiple(net)
-    return torch.rand(batch, 1, m * -(-24 // m), m * -(-32 // m))
+    return torch.rand(batch, 2 * context_slices(net) + 1, m * -(-24 // m), m * -(-32 // m))
 
 
 def metadata(net: nn.Module, card: Mapping | None) -> dict[str, str]:

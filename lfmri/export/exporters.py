@@ -4,7 +4,8 @@ Command line: ``lfmri-export`` (:mod:`lfmri.cli.export`).
 
 The network is rebuilt from the checkpoint's own config with ``lfmri.checkpoints.stored_run`` (read with
 ``weights_only=True``, so exporting never executes code from the checkpoint). Exported files take
-(B, 1, H, W) float32 images named ``image`` and return ``sr``; batch, height and width are dynamic.
+(B, C, H, W) float32 images named ``image`` (C = 1, or 2K+1 slices for a multi-slice network) and return
+``sr``; batch, height and width are dynamic.
 ``lr`` models read the LR image and return it ``scale`` times larger; ``upsampled`` models read the
 LR interpolated onto the HR grid; ``H`` and ``W`` must be multiples of the model's
 ``size_multiple`` (stored in the file's metadata, like the model card).

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lfmri.contracts import as_image, input_mode, size_multiple
+from lfmri.contracts import as_image, context_slices, input_mode, size_multiple
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,24 @@ BF16_PARITY_LIMIT = 0.05
 
 
 def model_input(net: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The view of a degraded batch that ``net`` declares it reads (``lfmri.contracts``)."""
+    """The view of a degraded batch that ``net`` declares it reads (``lfmri.contracts``).
+
+    A multi-slice network reads the centre ``2 * context_slices + 1`` channels of the batch's
+    ``lr_context`` (``lr_up_context``) view, which may hold more neighbours for another network."""
     mode = input_mode(net)
+    k = context_slices(net)
+    if k:
+        if mode == "lr_complex":
+            raise ValueError(f"{type(net).__name__}: multi-slice input of complex LR is not supported")
+        key = "lr_up_context" if mode == "upsampled" else "lr_context"
+        if key not in batch:
+            raise KeyError(f"{type(net).__name__} reads {k} neighbouring slice(s) on each side but the batch has no "
+                           f"{key!r} (data.context_slices=0?)")
+        view = batch[key]
+        extra = (view.shape[1] - (2 * k + 1)) // 2
+        if extra < 0:
+            raise ValueError(f"{type(net).__name__} reads {2 * k + 1} slices but the batch holds {view.shape[1]}")
+        return view[:, extra : view.shape[1] - extra]
     if mode == "upsampled":
         if "lr_up" not in batch:
             raise KeyError(f"{type(net).__name__} reads pre-upsampled input but the batch has no 'lr_up'")

@@ -21,7 +21,7 @@ from torch import nn
 
 from lfmri.checkpoints.load import CheckpointError
 from lfmri.checkpoints.stored_run import StoredRun
-from lfmri.contracts import input_mode
+from lfmri.contracts import centre_slice, context_slices, input_mode
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import PairedLowFieldDataModule
 from lfmri.degrade.degradations import Degradation
@@ -31,7 +31,7 @@ from lfmri.files import safe_name, written_together
 from lfmri.geometry.inputs import Input, input_name
 from lfmri.geometry.nifti import Volume, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
-from lfmri.geometry.slicing import take_slices
+from lfmri.geometry.slicing import context_stack, take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
 from lfmri.inference.options import PredictConfig  # noqa: F401  (declared without torch, for a fast --help)
@@ -58,6 +58,7 @@ class Predictor:
         self.device = torch.device(resolve_device(cfg.device))
         self.net: nn.Module = run.network().to(self.device)
         self.mode = input_mode(self.net)
+        self.context = context_slices(self.net)  # neighbouring slices on each side it reads
         if self.mode == "lr_complex":
             raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
         self.scale = int(self.degradation.scale)
@@ -103,9 +104,11 @@ class Predictor:
 
     @torch.no_grad()
     def slices(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Outputs for a batch of (B, 1, h, w) LR slices: ``sr`` and the optional maps."""
+        """Outputs for a batch of (B, 1, h, w) LR slices (B, 2K+1, h, w with their K neighbours on each
+        side for a multi-slice network): ``sr`` and the optional maps."""
         lr = lr.to(self.device)
         x = self.network_input(lr)
+        lr = centre_slice(lr, self.context)
         out = {}
         spread = None
         if self.cfg.tta or self.cfg.mc_samples > 0:
@@ -150,7 +153,9 @@ class Predictor:
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
         scan = intensity.apply(volume.data)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(scan, self.slice_axis)))
-        volumes = self.loop.run(volume.name, range(len(lr_all)), lambda indices: self.slices(lr_all[indices, None]))
+        # a multi-slice network reads each slice with its neighbours (edges repeat the outermost slice)
+        volumes = self.loop.run(volume.name, range(len(lr_all)),
+                                lambda indices: self.slices(context_stack(lr_all, indices, self.context)))
         given = "output" if self.input_on_hr_grid else "scan"
         grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
         affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid

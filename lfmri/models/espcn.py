@@ -13,16 +13,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.contracts import check_scale
+from lfmri.contracts import check_context_slices, check_scale
 
 
 class ESPCN(nn.Module):
     input_mode = "lr"
 
-    def __init__(self, scale: int = 2, channels: int = 1, features: int = 64, hidden: int = 32) -> None:
+    def __init__(self, scale: int = 2, channels: int = 1, features: int = 64, hidden: int = 32,
+                 context_slices: int = 0) -> None:
+        """``context_slices``: neighbouring slices on each side read as extra input channels (2.5D)."""
         super().__init__()
         self.scale = check_scale(self, scale)
-        self.conv1 = nn.Conv2d(channels, features, 5, padding=2)
+        self.context_slices = check_context_slices(context_slices, "ESPCN")
+        self.conv1 = nn.Conv2d(channels * (2 * self.context_slices + 1), features, 5, padding=2)
         self.conv2 = nn.Conv2d(features, hidden, 3, padding=1)
         self.conv3 = nn.Conv2d(hidden, channels * scale**2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale)

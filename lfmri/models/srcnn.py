@@ -13,16 +13,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfmri.contracts import check_scale
+from lfmri.contracts import check_context_slices, check_scale
 
 
 class SRCNN(nn.Module):
     input_mode = "upsampled"
 
-    def __init__(self, scale: int = 2, channels: int = 1, features: int = 64, mapping: int = 32) -> None:
+    def __init__(self, scale: int = 2, channels: int = 1, features: int = 64, mapping: int = 32,
+                 context_slices: int = 0) -> None:
+        """``context_slices``: neighbouring slices on each side read as extra input channels (2.5D)."""
         super().__init__()
         self.scale = check_scale(self, scale)
-        self.extract = nn.Conv2d(channels, features, 9, padding=4)
+        self.context_slices = check_context_slices(context_slices, "SRCNN")
+        self.extract = nn.Conv2d(channels * (2 * self.context_slices + 1), features, 9, padding=4)
         self.map = nn.Conv2d(features, mapping, 1)
         self.reconstruct = nn.Conv2d(mapping, channels, 5, padding=2)
         for conv in (self.extract, self.map):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lfmri.geometry.grid import GRIDS, upsample_lr
-from lfmri.contracts import check_scale
+from lfmri.contracts import check_scale, centre_slice, check_context_slices
 
 
 class DenseBlock(nn.Module):
@@ -74,6 +74,9 @@ class SRDenseNet(nn.Module):
         bottleneck_channels: maps after the 1x1 bottleneck (and through the upsampler).
         residual: add the ``grid``-aligned bicubic upsampling of the input to the output.
         grid: where LR pixels sit on the HR grid (``kspace`` or ``area``, the degradation's).
+        context_slices: neighbouring slices on each side read with every slice (2.5D): the input
+            has ``(2 * context_slices + 1) * in_channels`` channels, the output is the centre
+            slice's ``in_channels`` (and the residual upsamples the centre slice).
     """
 
     input_mode = "lr"
@@ -92,15 +95,18 @@ class SRDenseNet(nn.Module):
         bottleneck_channels: int = 256,
         residual: bool = False,
         grid: str = "kspace",
+        context_slices: int = 0,
     ) -> None:
         super().__init__()
         self.scale = check_scale(self, scale)
+        self.context_slices = check_context_slices(context_slices, "SRDenseNet")
+        self.image_channels = in_channels
         if grid not in GRIDS:
             raise ValueError(f"model.grid={grid!r}; expected one of {GRIDS}")
         self.residual = bool(residual)
         self.grid = grid
         block_out = growth * layers_per_block
-        self.low_level = nn.Conv2d(in_channels, low_level_channels, 3, padding=1)
+        self.low_level = nn.Conv2d(in_channels * (2 * self.context_slices + 1), low_level_channels, 3, padding=1)
         self.blocks = nn.ModuleList(
             DenseBlock(low_level_channels + block_out * b, growth, layers_per_block) for b in range(blocks)
         )
@@ -142,7 +148,8 @@ class SRDenseNet(nn.Module):
         else:
             out = self.reconstruction(y)
         if self.residual:
-            out = out + upsample_lr(x, self.scale, self.grid).to(out.dtype)
+            centre = centre_slice(x, self.context_slices, self.image_channels)
+            out = out + upsample_lr(centre, self.scale, self.grid).to(out.dtype)
         return out
 
     def _dense_buffered(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,16 +14,21 @@ import math
 import torch
 from torch import nn
 
-from lfmri.contracts import check_scale
+from lfmri.contracts import centre_slice, check_context_slices, check_scale
 
 
 class VDSR(nn.Module):
     input_mode = "upsampled"
 
-    def __init__(self, scale: int = 2, channels: int = 1, features: int = 64, depth: int = 20, bias: bool = True) -> None:
+    def __init__(self, scale: int = 2, channels: int = 1, features: int = 64, depth: int = 20, bias: bool = True,
+                 context_slices: int = 0) -> None:
+        """``context_slices``: neighbouring slices on each side read as extra input channels (2.5D);
+        the residual is added to the centre slice."""
         super().__init__()
         self.scale = check_scale(self, scale)
-        widths = [channels] + [features] * (depth - 1) + [channels]
+        self.context_slices = check_context_slices(context_slices, "VDSR")
+        self.channels = channels
+        widths = [channels * (2 * self.context_slices + 1)] + [features] * (depth - 1) + [channels]
         self.convs = nn.ModuleList(
             nn.Conv2d(cin, cout, 3, padding=1, bias=bias) for cin, cout in zip(widths[:-1], widths[1:])
         )
@@ -36,4 +41,4 @@ class VDSR(nn.Module):
         y = x
         for conv in self.convs[:-1]:
             y = torch.relu(conv(y))
-        return x + self.convs[-1](y)
+        return centre_slice(x, self.context_slices, self.channels) + self.convs[-1](y)

@@ -23,7 +23,7 @@ from lfmri.training.callbacks import AveragedWeightsInTest, choose_progress, sta
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
-from lfmri.contracts import check_compatible, input_mode, model_name
+from lfmri.contracts import check_compatible, check_context, input_mode, model_name
 from lfmri.degrade.baselines import make_baselines
 from lfmri.training import resolvers  # noqa: F401  registers ${lfmri.multiple:...} and ${metric_mode:...} for configs resolved here
 from lfmri.training.run_record import requeued_by_slurm
@@ -141,6 +141,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     degradation = instantiate(cfg.degradation)
     net = instantiate(cfg.model)
     check_compatible(net, degradation)
+    check_context(net, cfg.data.get("context_slices", 0))
     trust = list(cfg.get("trust_targets") or [])
     # what this run's own config names is instantiated anyway: a stored copy of it is no new code
     known = sorted(config_targets(OmegaConf.to_container(cfg, resolve=False)))

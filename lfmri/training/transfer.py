@@ -5,6 +5,10 @@ the real ones (``experiment=lowfield_finetune``). ``init_from=CKPT`` copies the 
 network weights into the freshly built network; the optimizer, scheduler, epoch counter and data
 split start fresh (unlike ``resume=true``). ``freeze=[blocks.0,blocks.1]`` stops gradients of
 every parameter under those module names.
+
+A 2D checkpoint can start a multi-slice network (``context_slices=K``): the layers that read the
+input slices get the 2D weights on the centre slice and zeros on the neighbours, so the new network
+starts as exactly the 2D one and learns what the neighbours add (:func:`inflate_to_context`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from lfmri.checkpoints.load import CheckpointError, load_checkpoint, network_state
+from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, load_checkpoint, network_state
+from lfmri.contracts import context_slices
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +29,12 @@ log = logging.getLogger(__name__)
 def load_network_weights(net: nn.Module, path: str | Path, trust_targets: Sequence[str] | None = None,
                          known_targets: Sequence[str] = ()) -> None:
     """Copy a checkpoint's network weights into ``net``; every mismatch is named before anything loads."""
-    state = network_state(load_checkpoint(path, trust_targets, known_targets))
+    checkpoint = load_checkpoint(path, trust_targets, known_targets)
+    state = network_state(checkpoint)
     own = net.state_dict()
+    stored_context = int(((checkpoint.get(METADATA_KEY) or {}).get("config") or {}).get("model", {}).get("context_slices", 0) or 0)
+    if context_slices(net) and not stored_context:
+        state = inflate_to_context(state, own, context_slices(net), path)
     shapes = [f"{k}: checkpoint {tuple(v.shape)} vs network {tuple(own[k].shape)}"
               for k, v in state.items() if k in own and v.shape != own[k].shape]
     missing = sorted(set(own) - set(state))
@@ -41,6 +51,25 @@ def load_network_weights(net: nn.Module, path: str | Path, trust_targets: Sequen
         raise CheckpointError("\n".join(parts))
     net.load_state_dict(state)
     log.info("initialised %s from %s (%d tensors)", type(net).__name__, path, len(state))
+
+
+def inflate_to_context(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], context: int, path) -> dict[str, torch.Tensor]:
+    """2D weights for a network reading ``2 * context + 1`` slices: every tensor whose input-channel
+    axis (dim 1) is ``2 * context + 1`` times the stored one keeps the stored weights on the centre
+    slice's channels and zeros elsewhere; the network's output is then the 2D network's."""
+    slices = 2 * context + 1
+    out = dict(state)
+    for name, stored in state.items():
+        target = own.get(name)
+        if (target is None or target.shape == stored.shape or target.dim() < 2 or stored.dim() != target.dim()
+                or target.shape[1] != stored.shape[1] * slices or target.shape[2:] != stored.shape[2:]
+                or target.shape[0] != stored.shape[0]):
+            continue
+        inflated = stored.new_zeros(target.shape)
+        inflated[:, context * stored.shape[1] : (context + 1) * stored.shape[1]] = stored
+        out[name] = inflated
+        log.info("%s: %s widened from %d to %d input slices (neighbours start at zero)", path, name, 1, slices)
+    return out
 
 
 def freeze_layers(net: nn.Module, prefixes: Sequence[str]) -> list[str]:

@@ -101,3 +101,65 @@ def test_samplers_split_work_over_ranks_without_repeats(monkeypatch):
         assert len(sampler) == len(list(sampler))
     assert sorted(seen) == list(range(12))
     assert sorted(keys) == [(4, i) for i in range(10)]
+
+
+def with_context(segments, context):
+    """The segments as a multi-slice datamodule prepares them: every slice is also a neighbour."""
+    return [PreparedSegment(s.subject, s.slice_indices, s.hr, context, s.hr, int(s.slice_indices[0])) for s in segments]
+
+
+def test_two_dimensional_samples_are_the_plain_degraded_slice():
+    # context_slices=0 is the behaviour from before multi-slice input: the sample is degraded_sample
+    # of the drawn slice with the patch's own generator, and carries no neighbour views
+    from lfmri.data.datasets import degraded_sample, derive_seed, slice_generator
+
+    deg = KSpaceDegradation(noise_std=(0.01, 0.05), hr_size=64)
+    segments = prepared()
+    patches = PatchDataset(segments, deg, patch_size=64, input_mode="lr", seed=3)
+    gen = torch.Generator().manual_seed(derive_seed("patch", 3, 0, 2))
+    index = int(torch.randint(len(patches.hr), (1,), generator=gen))
+    expected = degraded_sample(patches.hr[index][None], deg, gen, "lr")
+    got = patches[(0, 2)]
+    assert set(got) == {"hr", "lr"} and torch.equal(got["hr"], expected["hr"]) and torch.equal(got["lr"], expected["lr"])
+    whole = SliceDataset(segments, deg, "lr", seed=3)[4]
+    reference = degraded_sample(segments[0].hr[4][None], deg, slice_generator(3, "subj", 14), "lr")
+    assert "lr_context" not in whole and all(torch.equal(whole[k], reference[k]) for k in reference)
+
+
+@pytest.mark.parametrize("mode", ["lr", "upsampled"])
+def test_evaluation_neighbours_are_the_volume_s_own_degraded_slices(mode):
+    deg = KSpaceDegradation(noise_std=(0.01, 0.05), hr_size=64)
+    flat = SliceDataset(prepared(), deg, mode, seed=3)
+    multi = SliceDataset(with_context(prepared(), 2), deg, mode, seed=3)
+    key = "lr_up" if mode == "upsampled" else "lr"
+    for i in range(6):
+        sample = multi[i]
+        assert sample["lr_context"].shape == (5, 32, 32)
+        # the centre is the 2D sample; each neighbour is that slice's own 2D sample (own seed, own noise)
+        assert torch.equal(sample["lr"], flat[i]["lr"]) and torch.equal(sample["hr"], flat[i]["hr"])
+        rows = [min(max(i + d, 0), 5) for d in range(-2, 3)]
+        expected = torch.cat([flat[r][key] for r in rows])
+        assert torch.equal(sample[f"{key}_context" if mode == "lr" else "lr_up_context"], expected)
+    # noise is independent between neighbours: two slices of the same anatomy differ
+    assert not torch.equal(multi[2]["lr_context"][1], multi[3]["lr_context"][1] * 0 + multi[2]["lr_context"][2])
+
+
+def test_training_neighbours_share_the_augmentation_and_keep_their_own_noise():
+    from lfmri.data.augment import SliceAugmentation
+
+    deg = KSpaceDegradation(noise_std=0.03, hr_size=64)
+    same = torch.zeros(5, 64, 64)
+    same[:, 8:40, 16:56] = 0.6  # identical anatomy in every slice, off-centre so flips show
+    segments = [PreparedSegment("subj", np.arange(5), same, 1, same, 0)]
+    aug = SliceAugmentation(flips=True, rot90=True)
+    patches = PatchDataset(segments, deg, patch_size=64, input_mode="lr", seed=0, augment=aug)
+    for key in [(0, i) for i in range(8)]:
+        s = patches[key]
+        assert s["lr_context"].shape == (3, 32, 32) and torch.equal(s["lr_context"][1:2], s["lr"])
+        for channel in s["lr_context"]:
+            # every neighbour shows the same (augmented) anatomy as the centre, up to its noise
+            assert torch.corrcoef(torch.stack([channel.flatten(), s["lr"][0].flatten()]))[0, 1] > 0.9
+        assert not torch.equal(s["lr_context"][0], s["lr_context"][2])  # own noise per slice
+    edge = patches.rows[0]  # slice 0: its lower neighbour is itself, the very same LR slice
+    stack, rows = edge[0].neighbours(edge[1])
+    assert rows == [0, 0, 1] and len(stack) == 2

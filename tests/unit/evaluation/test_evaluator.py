@@ -129,3 +129,41 @@ def test_evaluate_scores_networks_as_self_ensembles_when_asked(tmp_path):
     runner = evaluator.methods["net"].run
     lr = torch.from_numpy(np.ascontiguousarray(mean["lr"].transpose(2, 0, 1)))[:, None]
     assert runner.self_ensemble and runner.spread(lr)[0].shape[-2:] == (32, 32)
+
+
+def test_two_and_multi_slice_networks_are_scored_on_the_same_degraded_slices():
+    """A 2D network and a multi-slice one in one table: both read the same LR volume (each slice
+    degraded once with its own seed); with silent neighbour weights the multi-slice network scores
+    as the 2D one."""
+    import torch
+
+    from lfmri.data.normalize import Intensity
+    from lfmri.degrade.degradations import KSpaceDegradation
+    from lfmri.evaluation.evaluator import EvalVolume, Evaluator
+    from lfmri.geometry.nifti import Volume
+    from lfmri.models.srdensenet import SRDenseNet
+    from tests.helpers.predict import TINY_NET
+    from tests.helpers.volumes import phantom
+
+    torch.manual_seed(0)
+    flat = SRDenseNet(scale=2, **TINY_NET).eval()
+    torch.nn.init.normal_(flat.reconstruction.weight, std=0.05)
+    multi = SRDenseNet(scale=2, context_slices=2, **TINY_NET).eval()
+    state = flat.state_dict()
+    state["low_level.weight"] = torch.cat([torch.zeros_like(state["low_level.weight"])] * 2 + [state["low_level.weight"]]
+                                          + [torch.zeros_like(state["low_level.weight"])] * 2, dim=1)
+    multi.load_state_dict(state)
+    data = (phantom((32, 32, 6)) / 1000).astype("float32")
+    v = EvalVolume("x", "x", Volume(data, np.eye(4), "x.nii.gz", ("R", "A", "S")), Intensity(0.0, 1.0), 0, 6, np.arange(6))
+    evaluator = Evaluator({"flat": flat, "multi": multi}, KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02),
+                          slice_axis=2, seed=0, batch_size=4)
+    evaluator.progress = False
+    outputs, table = evaluator.run_volume(v)
+    assert outputs["sr_multi"].shape == outputs["sr_flat"].shape == (32, 32, 6)
+    np.testing.assert_allclose(outputs["sr_multi"], outputs["sr_flat"], atol=1e-5)
+    scores = {m: [r["psnr"] for r in table.rows if r["method"] == m] for m in ("flat", "multi", "zerofill")}
+    assert len(scores["multi"]) == 6 and np.allclose(scores["multi"], scores["flat"], atol=1e-3)
+    # the LR written for the volume is the same whichever networks are compared
+    alone = Evaluator({"flat": flat}, KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02), slice_axis=2, seed=0)
+    alone.progress = False
+    assert np.array_equal(alone.run_volume(v)[0]["lr"], outputs["lr"])
