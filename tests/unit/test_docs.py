@@ -121,7 +121,7 @@ def check(words: list[str]) -> None:
     words = list(words)
     while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # VAR=value before the command
         words.pop(0)
-    if words and words[0] == "exec":
+    if words and words[0] in ("exec", "sudo"):
         words.pop(0)
     program, args = Path(words[0]).name, words[1:]
     if program in ("python", "python3") and args:
@@ -146,6 +146,10 @@ def check(words: list[str]) -> None:
         return check_hydra_app(program.removeprefix("lfmri-"), args)
     if program.startswith("lfmri-"):
         return check_key_value_tool(program.removeprefix("lfmri-"), args)
+    if program == "slurm-cluster":  # .ci/slurm-cluster: the repository's script and its actions
+        script = (ROOT / words[0]).read_text()
+        assert args and all(re.search(rf"^\s*{re.escape(a)}\)", script, re.M) for a in args), words
+        return
     if program == "make":
         makefile = (ROOT / "Makefile").read_text()
         assert all(re.search(rf"^{re.escape(t)}:", makefile, re.M) for t in args), words

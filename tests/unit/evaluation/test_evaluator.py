@@ -155,8 +155,9 @@ def test_two_and_multi_slice_networks_are_scored_on_the_same_degraded_slices():
     multi.load_state_dict(state)
     data = (phantom((32, 32, 6)) / 1000).astype("float32")
     v = EvalVolume("x", "x", Volume(data, np.eye(4), "x.nii.gz", ("R", "A", "S")), Intensity(0.0, 1.0), 0, 6, np.arange(6))
+    options = RunOptions(device="cpu", precision="fp32", batch_size=4)
     evaluator = Evaluator({"flat": flat, "multi": multi}, KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02),
-                          slice_axis=2, seed=0, batch_size=4)
+                          slice_axis=2, seed=0, options=options)
     evaluator.progress = False
     outputs, table = evaluator.run_volume(v)
     assert outputs["sr_multi"].shape == outputs["sr_flat"].shape == (32, 32, 6)
@@ -164,6 +165,7 @@ def test_two_and_multi_slice_networks_are_scored_on_the_same_degraded_slices():
     scores = {m: [r["psnr"] for r in table.rows if r["method"] == m] for m in ("flat", "multi", "zerofill")}
     assert len(scores["multi"]) == 6 and np.allclose(scores["multi"], scores["flat"], atol=1e-3)
     # the LR written for the volume is the same whichever networks are compared
-    alone = Evaluator({"flat": flat}, KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02), slice_axis=2, seed=0)
+    alone = Evaluator({"flat": flat}, KSpaceDegradation(scale=2, hr_size=None, noise_std=0.02), slice_axis=2, seed=0,
+                      options=options)
     alone.progress = False
     assert np.array_equal(alone.run_volume(v)[0]["lr"], outputs["lr"])
