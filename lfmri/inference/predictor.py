@@ -171,7 +171,7 @@ class Predictor:
         """Super-resolve one volume and write its outputs (all of them, or none when anything fails)."""
         paths = self.output_paths(volume)
         Path(self.cfg.output_dir).mkdir(parents=True, exist_ok=True)
-        with written_together(paths) as staging:
+        with written_together(paths, overwrite=self.cfg.overwrite) as staging:
             self._volume(volume, staging)
         return paths
 
@@ -193,4 +193,5 @@ class Predictor:
             orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
                              colour_maps=("consistency", "uncertainty"))
         # std and |difference| maps are scaled, not shifted, back to the input's units
-        self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"))
+        self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"),
+                        space_code=volume.space_code)

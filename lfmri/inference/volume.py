@@ -129,14 +129,26 @@ class VolumeLoop:
         intensity,
         description: str = "",
         maps: Collection[str] = (),
+        space_code: int = 1,
     ) -> None:
         """Write each ``volumes[kind]`` to ``paths[kind]`` with ``affines[kind]``, in the input's
-        orientation ``axcodes`` and intensity range (``intensity.restore``). Kinds in ``maps``
-        (standard deviations, absolute differences) are scaled back, not shifted."""
+        orientation ``axcodes``, space (``space_code``, :attr:`lfmri.geometry.nifti.Volume.space_code`)
+        and intensity range (``intensity.restore``). Kinds in ``maps`` (standard deviations, absolute
+        differences) are scaled back, not shifted.
+
+        A network output with NaN or Inf voxels (diverged or overflowing weights, a bf16 overflow) is
+        refused (``ValueError`` naming the volume and the output) before anything is written: a NaN
+        volume with exit status 0 looks like a result.
+        """
+        for kind, data in volumes.items():
+            bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+            if bad:
+                raise ValueError(f"{Path(paths[kind]).name}: the network gave {bad} NaN/Inf voxels of {np.size(data)}; "
+                                 "nothing written (non-finite weights or an overflow in this precision?)")
         for kind, data in volumes.items():
             if kind in maps:
                 data = data * (intensity.high - intensity.low)
             else:
                 data = intensity.restore(data)
             save_nifti(paths[kind], data, affines[kind], axcodes, overwrite=True,  # staging names
-                       description=f"{kind} {description}".strip())
+                       description=f"{kind} {description}".strip(), space_code=space_code)
