@@ -162,6 +162,38 @@ def written_together(paths: Mapping[K, Path], overwrite: bool = True) -> Iterato
                 path.unlink(missing_ok=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) raised as an exception, like SIGINT's ``KeyboardInterrupt``, so that every
+    ``finally`` between the signal and the entry point runs: temporaries are removed, nothing half
+    written stays. ``signum``: the signal; the entry point exits ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Interrupted` (the default handlers end the
+    process on the spot and leave the temporaries of the writes under way); handlers restored after."""
+    import signal
+
+    def handler(signum: int, frame) -> None:
+        raise Interrupted(signum)
+
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    try:
+        previous = {name: signal.signal(getattr(signal, name), handler) for name in names}
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for name, old in previous.items():
+            signal.signal(getattr(signal, name), old)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -23,21 +23,21 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lfmri.checkpoints.load import METADATA_KEY, build_network, instantiate_stored, load_checkpoint, provenance
-from lfmri.contracts import input_mode
+from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, instantiate_stored, load_checkpoint, provenance
+from lfmri.contracts import check_compatible, input_mode
 from lfmri.data.datamodule import SliceDataModule
 from lfmri.data.datasets import degraded_sample, slice_generator
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.splits import Segment, subject_groups
 from lfmri.degrade.baselines import make_baselines
 from lfmri.degrade.degradations import Degradation
-from lfmri.errors import ExistingOutputError
+from lfmri.errors import ConfigError, ExistingOutputError
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 from lfmri.geometry.affines import output_affines, slab_affine
 from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
 from lfmri.files import safe_name, written_together
 from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
-from lfmri.geometry.slicing import in_plane_axes, take_slices
+from lfmri.geometry.slicing import in_plane_axes, plane_problem, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
 from lfmri.inference.volume import NetworkRunner, VolumeLoop
@@ -80,14 +80,18 @@ def volumes_from_files(paths: Sequence[Input | str], datamodule: SliceDataModule
             if names.count(name) > 1:
                 raise NiftiError(path, f"shares the output name {name!r} with another input; evaluate them separately")
             volume = load_input(path)
+            problem = plane_problem(volume.data.shape, datamodule.slice_axis)
+            if problem:
+                raise NiftiError(path, problem)
             intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
             volume.data = intensity.apply(volume.data)
             whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
             scored = datamodule.selected_slices(volume.data, whole)
             out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored))
-        except (NiftiError, ValueError, OSError, MemoryError) as err:
+        except Exception as err:  # whatever one input raises is its failure: the others are still evaluated
             failed[str(path)] = str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}"
             log.error("%s", failed[str(path)])
+            log.debug("the failure of %s", path, exc_info=True)
     return out, failed
 
 
@@ -322,9 +326,10 @@ class Evaluator:
                     self.loop.write(staging, outputs, affines, v.volume.axcodes, v.intensity, self.description,
                                     space_code=v.volume.space_code)
                     self._figure(staging["figure"], v, outputs, volume_table)
-            except (NiftiError, ValueError, OSError, MemoryError, RuntimeError) as err:
+            except Exception as err:  # one volume's failure (full disk, out of memory, a NaN output...) never stops the others
                 table.failures[v.volume.source] = str(err) if isinstance(err, NiftiError) else f"{v.volume.source}: {type(err).__name__}: {err}"
                 log.error("%s", table.failures[v.volume.source])
+                log.debug("the failure of %s", v.volume.source, exc_info=True)
                 continue
             table.rows += volume_table.rows
         title = f"Evaluation: {', '.join(self.networks)} vs baselines" + self.ensemble_note
@@ -371,11 +376,14 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     share them (checked before any work), and all are scored on the same degraded slices.
     """
     if int(cfg.batch_size) < 1:
-        raise ValueError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
+        raise ConfigError(f"batch_size={cfg.batch_size}: must be a positive number of slices")
     tile, overlap = int(cfg.get("tile_size", 256)), int(cfg.get("tile_overlap", 32))
     if tile < 1 or not 0 <= overlap < tile:
-        raise ValueError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
-    resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
+        raise ConfigError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
+    try:
+        resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
     checkpoints = [load_checkpoint(p, trust) for p in paths]
@@ -384,6 +392,11 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     train_cfg = OmegaConf.create(meta["config"])
     degradation = instantiate_stored(train_cfg.degradation, paths[0], trust, f"{METADATA_KEY}.config.degradation")
     nets = [build_network(c, trust, p) for c, p in zip(checkpoints, paths)]
+    for net, path in zip(nets, paths):
+        try:
+            check_compatible(net, degradation)  # a checkpoint whose model.scale and degradation disagree
+        except ConfigError as err:
+            raise CheckpointError(f"{path}: {err}") from None
     cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
     names = method_names(card_names, paths, reserved=make_baselines(degradation))

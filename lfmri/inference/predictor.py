@@ -23,16 +23,17 @@ from omegaconf import MISSING, OmegaConf
 from torch import nn
 
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, build_network, instantiate_stored, provenance
-from lfmri.contracts import input_mode
+from lfmri.contracts import check_compatible, input_mode
+from lfmri.errors import ConfigError
 from lfmri.data.normalize import percentile_intensity
 from lfmri.degrade.degradations import Degradation
 from lfmri.degrade.kspace import resize_complex
 from lfmri.geometry.affines import output_affines
 from lfmri.files import safe_name, written_together
 from lfmri.geometry.inputs import Input, input_name
-from lfmri.geometry.nifti import Volume, voxel_sizes
+from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
-from lfmri.geometry.slicing import take_slices
+from lfmri.geometry.slicing import plane_problem, take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout
@@ -88,6 +89,10 @@ class Predictor:
         self.percentiles = list(train_cfg.data.percentiles)
         self.device = torch.device(resolve_device(cfg.device))
         self.net: nn.Module = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).to(self.device)
+        try:
+            check_compatible(self.net, self.degradation)  # a checkpoint whose model.scale and degradation disagree
+        except ConfigError as err:
+            raise CheckpointError(f"{cfg.ckpt_path}: {err}") from None
         self.mode = input_mode(self.net)
         if self.mode == "lr_complex":
             raise CheckpointError(f"{cfg.ckpt_path}: {type(self.net).__name__} reads complex k-space data, which NIfTI magnitude scans do not hold")
@@ -178,6 +183,9 @@ class Predictor:
     def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
+        problem = plane_problem(volume.data.shape, self.slice_axis)
+        if problem:
+            raise NiftiError(volume.source, problem)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
         scan = intensity.apply(volume.data)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(scan, self.slice_axis)))
