@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointMetadata, config_targets, load_checkpoint, record_test_metrics
 from lfmri.files import remove_stale_temporaries
-from lfmri.training.callbacks import AveragedWeightsInTest
+from lfmri.training.callbacks import AveragedWeightsInTest, FiniteLoss
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
@@ -172,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     callbacks.append(AveragedWeightsInTest())  # callbacks.ema: test the weights validation selected
+    callbacks.append(FiniteLoss())  # a NaN loss stops the run with one line, not 0 after training on NaN
     loggers = instantiate_group(cfg.get("logger"))
     # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
     bar = {} if cfg.trainer.get("enable_progress_bar") is not None else {"enable_progress_bar": sys.stdout.isatty()}
