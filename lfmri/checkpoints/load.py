@@ -344,7 +344,13 @@ def instantiate_stored(node: Any, source: str | os.PathLike, trust_targets: Iter
     """Hydra-instantiate a config node taken from a checkpoint, after :func:`check_targets` passed on it."""
     container = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
     check_targets(container, source, trust_targets, path=key)
-    return instantiate(node, **kwargs)
+    try:
+        return instantiate(node, **kwargs)
+    except Exception as err:  # a stored value this lfmri refuses (hr_size not divisible by scale...): the file's problem
+        cause = err.__cause__ or err
+        message = str(cause).strip().splitlines()
+        raise CheckpointError(f"{source}: cannot build its stored {key or 'config'} ({type(cause).__name__}: "
+                              f"{message[0] if message else ''})") from err
 
 
 def build_network(checkpoint: Mapping, trust_targets: Iterable[str] | None = None, source: str = "checkpoint") -> nn.Module:

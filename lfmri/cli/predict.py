@@ -171,6 +171,16 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
     return done, failed
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be (created as) a folder: it, or the first of its parents that exists, is a file."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if path.is_dir():
+                return None
+            return f"{folder} is an existing file, not a folder" if path == folder else f"{path} is a file, not a folder"
+    return None
+
+
 def option_problem(cfg: PredictConfig) -> str | None:
     """The first option with an impossible value, as one line naming it, or ``None``."""
     for name in ("batch_size", "tile_size"):
@@ -182,8 +192,9 @@ def option_problem(cfg: PredictConfig) -> str | None:
         return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
     if int(cfg.tile_overlap) >= int(cfg.tile_size):
         return f"bad value for option 'tile_overlap': {cfg.tile_overlap}; must be smaller than tile_size={cfg.tile_size}"
-    if Path(cfg.output_dir).exists() and not Path(cfg.output_dir).is_dir():
-        return f"bad value for option 'output_dir': {cfg.output_dir} is an existing file, not a folder; give a folder for the outputs"
+    problem = folder_problem(Path(cfg.output_dir))
+    if problem:
+        return f"bad value for option 'output_dir': {problem}; give a folder for the outputs"
     if cfg.onnx_path and not Path(cfg.onnx_path).is_file():
         return f"bad value for option 'onnx_path': {cfg.onnx_path} does not exist (or is not a file)"
     if len(cfg.inputs) == 0:

@@ -77,7 +77,7 @@ class NetworkRunner:
         if tile >= PROBED_TILES or isinstance(self.net, nn.Identity):
             return
         multiple = int(getattr(self.net, "size_multiple", 1) or 1)
-        size = -(-(2 * tile + 1) // multiple) * multiple
+        size = -(-max(4 * tile + 1, 65) // multiple) * multiple  # wide enough to measure what it refuses
         try:
             was_training = self.net.training
             self.net.eval()
