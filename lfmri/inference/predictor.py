@@ -86,6 +86,8 @@ class Predictor:
         train_cfg = OmegaConf.create(meta["config"])
         self.degradation: Degradation = instantiate_stored(train_cfg.degradation, cfg.ckpt_path, cfg.trust_targets, f"{METADATA_KEY}.config.degradation")
         self.slice_axis = int(train_cfg.data.slice_axis)
+        if self.slice_axis not in (0, 1, 2):
+            raise CheckpointError(f"{cfg.ckpt_path}: its stored data.slice_axis={self.slice_axis} is not an axis of a volume (0, 1 or 2)")
         self.percentiles = list(train_cfg.data.percentiles)
         self.device = torch.device(resolve_device(cfg.device))
         self.net: nn.Module = build_network(checkpoint, cfg.trust_targets, cfg.ckpt_path).to(self.device)
