@@ -168,7 +168,7 @@ class Predictor:
         if self.cfg.tta or self.cfg.mc_samples > 0:
             kinds.append("uncertainty")
         # FreeSurfer input, FreeSurfer output; NIfTI for everything else (DICOM series included)
-        suffix = ".mgz" if str(source.source if isinstance(source, Volume) else source).endswith(".mgz") else ".nii.gz"
+        suffix = ".mgz" if str(source.source if isinstance(source, Volume) else source).lower().endswith(".mgz") else ".nii.gz"
         paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}{suffix}" for k in kinds}
         if self.cfg.preview:
             paths["views"] = Path(self.cfg.output_dir) / f"{name}_views.png"
