@@ -92,6 +92,8 @@ def expand_inputs(inputs: str | Iterable[str] | None) -> list[Input]:
         if path.is_dir() and not is_volume_file(path):
             found = found_volumes(path.iterdir())
             series = [] if found else dicom_series(path)  # volume files win: DICOM beside them are their sources
+            if not found and not series and any(is_volume_file(p) for p in path.iterdir()):
+                raise NiftiError(path, "holds only lfmri's own outputs and temporaries of interrupted writes (skipped as inputs)")
             if not found and not series:
                 subfolders = sorted(p.name for p in path.iterdir() if p.is_dir())
                 hint = f"; its subfolders ({', '.join(subfolders[:3])}{', ...' if len(subfolders) > 3 else ''}) are not searched: name them as entries" if subfolders else ""

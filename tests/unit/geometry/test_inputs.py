@@ -71,3 +71,14 @@ def test_every_reader_error_of_one_input_is_its_niftierror(tmp_path):
     for name in ("code0.nii", "cut.mgz"):
         with pytest.raises(NiftiError, match=name):
             load_input(tmp_path / name)
+
+
+def test_a_folder_of_only_lfmri_outputs_says_so(tmp_path):
+    import numpy as np
+
+    from lfmri.geometry.inputs import expand_inputs
+    from lfmri.geometry.nifti import NiftiError, save_nifti
+
+    save_nifti(tmp_path / "a_sr.nii.gz", np.ones((8, 8, 4), np.float32), np.eye(4), description="sr lfmri 0.1.0 m x2 m.ckpt")
+    with pytest.raises(NiftiError, match="holds only lfmri's own outputs"):
+        expand_inputs(str(tmp_path))
