@@ -38,7 +38,7 @@ def test_command_line_on_a_trained_checkpoint_folder_of_scans_bad_inputs_and_ove
     assert nib.load(out / "a_sr.nii.gz").shape == (64, 60, 5) and nib.load(out / "b_sr.nii.gz").shape == (52, 68, 3)
     before = (out / "a_sr.nii.gz").read_bytes()
     proc = run_script(*args[:3], f"inputs=[{scans / 'a.nii.gz'}]", *args[4:])
-    assert proc.returncode == 1 and "overwrite=true" in proc.stderr
+    assert proc.returncode == 2 and "overwrite=true" in proc.stderr  # existing outputs: the user's choice, exit 2
     assert (out / "a_sr.nii.gz").read_bytes() == before
     check(run_script(*args[:3], f"inputs=[{scans / 'a.nii.gz'}]", *args[4:], "overwrite=true"))
 
