@@ -23,3 +23,7 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class ExistingOutputError(UserError, FileExistsError):
     """Outputs or a run directory already exist and would be replaced."""
+
+
+class DivergedError(UserError, FloatingPointError):
+    """Training produced a NaN or Inf loss: stopped there (a learning rate, data or initialisation to change)."""

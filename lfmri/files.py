@@ -6,6 +6,11 @@ folder, is flushed to disk, and is renamed over the target only when complete. A
 file system is atomic on POSIX, so readers see the old file or the new one, never a mix, and a
 process killed mid-write leaves only a temporary that :func:`remove_stale_temporaries` recognises.
 :func:`written_together` extends this to the several files of one input (all or none appear).
+
+Without ``overwrite`` the final step itself refuses an existing target: the complete temporary is
+hard-linked to the target's name (``link`` fails when the name exists, atomically, unlike a check
+made before the work), so two runs writing into one folder can never replace each other's file;
+the one that comes second gets :class:`~lfmri.errors.ExistingOutputError` naming the file.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
+
+from lfmri.errors import ExistingOutputError
 
 K = TypeVar("K")
 log = logging.getLogger(__name__)
@@ -66,20 +73,48 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like a temporary of :func:`atomic_write` (a live or a killed writer's)."""
+    return _TEMPORARY.fullmatch(Path(path).name) is not None
+
+
+def _no_clobber(what: str) -> str:
+    return f"{what} already exists (written by another run meanwhile?); pass overwrite=true to replace it"
+
+
+def _place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give the complete ``tmp`` the name ``path``: replace it, or (``overwrite=False``) refuse an
+    existing ``path`` at this very step (``os.link`` fails atomically when the name is taken)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ExistingOutputError(_no_clobber(str(path))) from None
+    except OSError:  # a file system without hard links (some network and FAT mounts): the same test, two steps
+        if os.path.lexists(path):
+            raise ExistingOutputError(_no_clobber(str(path))) from None
+        os.rename(tmp, path)
+        return
+    tmp.unlink()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """A temporary path to write ``path``'s content to; renamed onto ``path`` when the block succeeds.
 
     Args:
         path: the file to (re)place; its folder is created.
-        overwrite: ``False`` refuses (``FileExistsError`` naming the file) when ``path`` exists.
+        overwrite: ``False`` refuses (:class:`~lfmri.errors.ExistingOutputError` naming the file) when
+            ``path`` exists, before the work and again at the final step (a concurrent writer).
 
     The file gets the permissions of any new file under the user's umask (0644 under 022). When the
     block raises, the temporary is removed and ``path`` is as it was.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=true to replace it")
+    if os.path.lexists(path) and not overwrite:
+        raise ExistingOutputError(f"{path} already exists; pass overwrite=true to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
     try:
@@ -88,27 +123,75 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pa
             os.chmod(tmp, 0o666 & ~current_umask())
             with open(tmp, "rb+") as file:
                 os.fsync(file.fileno())
-        os.replace(tmp, path)
+        _place(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
     _sync_folder(path.parent)
 
 
 @contextlib.contextmanager
-def written_together(paths: Mapping[K, Path]) -> Iterator[dict[K, Path]]:
+def written_together(paths: Mapping[K, Path], overwrite: bool = True) -> Iterator[dict[K, Path]]:
     """Temporary names for ``paths``: all renamed into place when the block succeeds, all removed
     when it fails, so one input's outputs appear completely or not at all (no orphan preview that
     blocks a rerun, nothing half-written after a full disk), and existing files stay as they were.
+
+    ``overwrite=False``: a name taken meanwhile (another run writing into the same folder) is
+    refused at the final step with :class:`~lfmri.errors.ExistingOutputError`; the files of this
+    block placed before it are taken back, so the other run's files stay and none of this one's do.
     """
     staging = {k: temporary_name(Path(p)) for k, p in paths.items()}
+    placed: list[Path] = []
     try:
         yield staging
         for key, path in paths.items():
-            os.replace(staging[key], path)
+            try:
+                _place(staging[key], Path(path), overwrite)
+            except ExistingOutputError:
+                for done in placed:  # our own links, made a moment ago: this input's outputs appear together or not at all
+                    with contextlib.suppress(OSError):
+                        done.unlink()
+                raise ExistingOutputError(
+                    f"{path} appeared while this run was writing it (another run into the same folder?): "
+                    f"left untouched, and this run's outputs ({', '.join(Path(p).name for p in paths.values())}) "
+                    "were not written; rerun with another output_dir, or overwrite=true to replace them"
+                ) from None
+            placed.append(Path(path))
     finally:
         for path in staging.values():
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) raised as an exception, like SIGINT's ``KeyboardInterrupt``, so that every
+    ``finally`` between the signal and the entry point runs: temporaries are removed, nothing half
+    written stays. ``signum``: the signal; the entry point exits ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Interrupted` (the default handlers end the
+    process on the spot and leave the temporaries of the writes under way); handlers restored after."""
+    import signal
+
+    def handler(signum: int, frame) -> None:
+        raise Interrupted(signum)
+
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    try:
+        previous = {name: signal.signal(getattr(signal, name), handler) for name in names}
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for name, old in previous.items():
+            signal.signal(getattr(signal, name), old)
 
 
 def _alive(pid: int) -> bool:

@@ -67,7 +67,21 @@ def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None
         )
     rewrite_moved_targets(meta)
     check_targets(meta, path, trust_targets, path=METADATA_KEY, known_targets=known_targets)
+    check_finite_weights(checkpoint, path)
     return checkpoint
+
+
+def check_finite_weights(checkpoint: Mapping, source: str | os.PathLike) -> None:
+    """Refuse (:class:`CheckpointError` naming the file and a tensor) weights holding NaN or Inf: what a
+    diverged run leaves in ``last.ckpt``; predicting with them writes an all-NaN volume, training from
+    them trains on NaN."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{source}: has no state_dict (the network's weights)")
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int(value.numel() - torch.isfinite(value).sum())
+            raise CheckpointError(f"{source}: weights {key} hold {bad} NaN/Inf values (a diverged run?); use an earlier checkpoint")
 
 
 def record_test_metrics(path: str | Path, metrics: Mapping[str, float]) -> None:
@@ -96,7 +110,13 @@ def instantiate_stored(node: Any, source: str | os.PathLike, trust_targets: Iter
     """Hydra-instantiate a config node taken from a checkpoint, after :func:`check_targets` passed on it."""
     container = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
     check_targets(container, source, trust_targets, path=key)
-    return instantiate(node, **kwargs)
+    try:
+        return instantiate(node, **kwargs)
+    except Exception as err:  # a stored value this lfmri refuses (hr_size not divisible by scale...): the file's problem
+        cause = err.__cause__ or err
+        message = str(cause).strip().splitlines()
+        raise CheckpointError(f"{source}: cannot build its stored {key or 'config'} ({type(cause).__name__}: "
+                              f"{message[0] if message else ''})") from err
 
 
 def build_network(checkpoint: Mapping, trust_targets: Iterable[str] | None = None, source: str = "checkpoint") -> nn.Module:
@@ -107,7 +127,17 @@ def build_network(checkpoint: Mapping, trust_targets: Iterable[str] | None = Non
     """
     stored = checkpoint[METADATA_KEY]["config"]
     check_targets(stored.get("model"), source, trust_targets, path=f"{METADATA_KEY}.config.model")
-    config = OmegaConf.create(stored)
-    net = instantiate(config.model)
-    net.load_state_dict(network_state(checkpoint))
+    try:
+        config = OmegaConf.create(stored)
+        net = instantiate(config.model)
+    except Exception as err:  # keywords this lfmri's network does not take, a value it refuses: the checkpoint's problem
+        cause = err.__cause__ or err
+        raise CheckpointError(f"{source}: cannot build its network from the stored config.model "
+                              f"({type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''})") from err
+    try:
+        net.load_state_dict(network_state(checkpoint))
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:  # missing/unexpected keys, shape mismatches
+        first = str(err).strip().splitlines()
+        raise CheckpointError(f"{source}: its weights do not fit its network {type(net).__name__} "
+                              f"({' '.join(line.strip() for line in first[:3])[:400]})") from err
     return net.eval()

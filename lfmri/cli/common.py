@@ -12,10 +12,13 @@ created, and exits 2. Every other exception keeps its traceback: bugs stay visib
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import glob
 import os
+import re
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -178,6 +181,8 @@ def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
         for path in paths:
             if not Path(str(path)).is_file():
                 raise MissingFileError(f"{key}: {path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ExistingOutputError(f"output_dir={run_dir} is an existing file, not a folder; give a folder for the outputs")
     if config.get("inputs"):
         expand_inputs(config.inputs)  # a folder without volumes or a glob matching nothing
     table = run_dir / "metrics.csv"
@@ -248,12 +253,28 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
 
     from hydra.errors import InstantiationException
 
+    from lfmri.files import signals_raise
+
     user_errors = (UserError, NiftiError, CheckpointError)
+    # evaluate: SIGTERM unwinds like Ctrl-C, so the outputs being written remove their temporaries
+    # (train.py keeps Lightning's own SIGTERM handling: a checkpoint at the end of the step)
+    stop_signals = signals_raise() if prog == "evaluate.py" else contextlib.nullcontext()
     try:
-        return task(cfg)
+        with stop_signals:
+            return task(cfg)
+    except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM/SIGHUP raised by signals_raise: one line, no traceback
+        signum = getattr(stopped, "signum", signal.SIGINT)
+        print(f"{prog}: interrupted ({signal.Signals(signum).name}); files already written are complete, nothing partial "
+              "was left", file=sys.stderr, flush=True)
+        raise SystemExit(128 + int(signum)) from None
     except (*user_errors, InstantiationException) as caught:
-        # hydra.utils.instantiate wraps what a constructor raises (e.g. degradation.hr_size)
+        # hydra.utils.instantiate wraps what a constructor raises (e.g. degradation.hr_size); a
+        # constructor refusing a value's type or range (scale=abc) is the option's mistake, named by its key
         err = caught.__cause__ if isinstance(caught, InstantiationException) else caught
+        if isinstance(caught, InstantiationException) and isinstance(err, (ValueError, TypeError)) and not isinstance(err, user_errors):
+            found = re.search(r"full_key: (\S+)", str(caught))
+            key = found[1] if found else ""
+            err = ConfigError(f"{key + ': ' if key and key not in str(err) else ''}{err}")
         if not isinstance(err, user_errors):
             raise
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -21,14 +21,17 @@ number and description where it holds several series): ``NAME_sr.nii.gz``; with 
 consistency plus ``NAME_consistency.nii.gz`` (|D(SR) - LR| of the network's raw output, on the
 input grid); with ``tta=true`` or ``mc_samples>0`` ``NAME_uncertainty.nii.gz`` (per-voxel std of
 the predictions); ``NAME_views.png``, three orthogonal views of scan, SR and |SR - scan| (``preview=false`` skips). Existing files are never replaced unless ``overwrite=true``; a bad input is
-reported by name and the other volumes still run (exit status 1 if any failed).
+reported by name and the other volumes still run (exit status 1 if any failed; 2 if outputs existed, also when
+another run wrote them meanwhile: files are placed without replacing anything). Ctrl-C or SIGTERM stops with
+one line (exit status 130 or 143) and leaves no temporary file; lfmri's own outputs and the temporaries of a
+killed run are skipped when their folder is an input.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lfmri.cli.options import fail, parse_options
+from lfmri.errors import ExistingOutputError
+from lfmri.files import Interrupted, remove_stale_temporaries, signals_raise
 from lfmri.inference.options import PredictConfig
 
 if TYPE_CHECKING:
@@ -56,6 +61,14 @@ INPUTS_HELP = ("\ninputs: a file, a list '[a.nii.gz,b.mgz]', a folder, a quoted 
 _WORKER: Predictor | None = None  # the Predictor of a workers=N process
 
 
+class ExistingOutputs(str):
+    """The failure message of an input whose outputs exist: the user's choice to make (exit status 2)."""
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
 def _start_worker(cfg: PredictConfig) -> None:
     import torch
 
@@ -63,6 +76,8 @@ def _start_worker(cfg: PredictConfig) -> None:
     from lfmri.inference.predictor import Predictor
 
     global _WORKER
+    # the parent stops its workers with SIGTERM: raised, so a volume being written removes its temporaries
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     # one thread per process: N single-threaded forwards beat one N-threaded forward on small CPUs,
     # where ~270 short parallel regions per forward each wait for the slowest (descheduled) thread
     torch.set_num_threads(1)
@@ -76,14 +91,42 @@ def _predict_file(predictor: Predictor, path: Input) -> tuple[dict[str, Path] | 
 
     try:
         return predictor.volume(load_input(path)), None
+    except ExistingOutputError as err:  # another run wrote this input's outputs meanwhile
+        return None, ExistingOutputs(f"{path}: {err}")
     except (NiftiError, FileExistsError, ValueError) as err:  # messages that name the file already
         return None, str(err)
-    except (OSError, MemoryError, RuntimeError) as err:  # full disk, unwritable folder, out of memory
+    except Exception as err:  # full disk, unwritable folder, out of memory, a reader's or the network's error
+        log.debug("the failure of %s", path, exc_info=True)
         return None, f"{path}: {type(err).__name__}: {err}"
 
 
 def _predict_in_worker(path: Input) -> tuple[dict[str, Path] | None, str | None]:
     return _predict_file(_WORKER, path)
+
+
+def _in_workers(cfg: PredictConfig, todo: list[Input]):
+    """Each input's result, in order, from ``min(workers, inputs)`` spawned processes; a worker that dies
+    (killed, out of memory) fails its inputs by name, and an interrupt stops the workers, which clean up."""
+    # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker, initargs=(cfg,))
+    try:
+        futures = [pool.submit(_predict_in_worker, path) for path in todo]
+        for path, future in zip(todo, futures):
+            try:
+                yield future.result()
+            except Exception as err:  # BrokenProcessPool: a worker died; the checkpoint failing in a worker
+                yield None, f"{path}: not predicted, a worker process failed ({type(err).__name__}: {err})"
+    except BaseException:
+        # Ctrl-C or SIGTERM: the workers get SIGTERM, raise, and remove the temporaries of their writes
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public handle on them
+            if process.is_alive():
+                process.terminate()
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.join(timeout=30)
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
@@ -108,6 +151,7 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
         torch.set_num_threads(int(cfg.threads))
     cfg.ckpt_path = str(resolve_checkpoint(cfg.ckpt_path, cfg.pretrained))  # messages name the file
     predictor = Predictor(StoredRun.load(cfg.ckpt_path, cfg.trust_targets), cfg)
+    remove_stale_temporaries(cfg.output_dir)  # what a killed run left (only its writers are gone)
     done, failed = {}, {}
     try:
         paths = expand_inputs(cfg.inputs)
@@ -121,22 +165,21 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
                 raise NiftiError(str(path), f"shares the output name {input_name(path)!r} with another input; predict them separately")
             existing = [str(p) for p in predictor.output_paths(path).values() if p.exists()]
             if existing and not cfg.overwrite:
-                raise FileExistsError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")
+                raise ExistingOutputError(f"{path}: outputs already exist ({', '.join(existing)}); pass overwrite=true to replace them")
             todo.append(path)
-        except (NiftiError, FileExistsError) as err:
+        except ExistingOutputError as err:
+            failed[str(path)] = ExistingOutputs(str(err))
+            log.error("%s", err)
+        except NiftiError as err:
             failed[str(path)] = str(err)
             log.error("%s", err)
     log_setup(predictor, cfg, len(todo))
     start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        if cfg.workers > 1 and len(todo) > 1:
-            # spawn, not fork: a forked child of a process that has run OpenMP regions can deadlock
-            context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(ProcessPoolExecutor(min(cfg.workers, len(todo)), context, initializer=_start_worker,
-                                                           initargs=(cfg,)))
-            results = pool.map(_predict_in_worker, todo)
-        else:
-            results = (_predict_file(predictor, path) for path in todo)
+    if cfg.workers > 1 and len(todo) > 1:
+        results = _in_workers(cfg, todo)
+    else:
+        results = (_predict_file(predictor, path) for path in todo)
+    try:
         for count, (path, (outputs, problem)) in enumerate(zip(todo, results), 1):
             if problem is not None:
                 failed[str(path)] = problem
@@ -148,6 +191,8 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
                 elapsed = time.perf_counter() - start
                 log.info("%d/%d volumes in %.0f s; about %.0f s left", count, len(todo), elapsed,
                          elapsed / count * (len(todo) - count))
+    finally:  # an interrupt here, between volumes: the workers are stopped now, not when garbage is collected
+        results.close()
     return done, failed
 
 
@@ -172,6 +217,16 @@ def log_setup(predictor: Predictor, cfg: PredictConfig, volumes: int) -> None:
              predictor.scale, predictor.device, how)
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be (created as) a folder: it, or the first of its parents that exists, is a file."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if path.is_dir():
+                return None
+            return f"{folder} is an existing file, not a folder" if path == folder else f"{path} is a file, not a folder"
+    return None
+
+
 def option_problem(cfg: PredictConfig) -> str | None:
     """The first option with an impossible value, as one line naming it, or ``None``."""
     for name in ("batch_size", "tile_size"):
@@ -181,6 +236,13 @@ def option_problem(cfg: PredictConfig) -> str | None:
         return f"bad value for option 'threads': {cfg.threads}; must be a positive integer (or leave it out)"
     if int(cfg.tile_overlap) < 0 or int(cfg.mc_samples) < 0:
         return "bad value for option 'tile_overlap' or 'mc_samples': must not be negative"
+    if int(cfg.tile_overlap) >= int(cfg.tile_size):
+        return f"bad value for option 'tile_overlap': {cfg.tile_overlap}; must be smaller than tile_size={cfg.tile_size}"
+    problem = folder_problem(Path(cfg.output_dir))
+    if problem:
+        return f"bad value for option 'output_dir': {problem}; give a folder for the outputs"
+    if cfg.onnx_path and not Path(cfg.onnx_path).is_file():
+        return f"bad value for option 'onnx_path': {cfg.onnx_path} does not exist (or is not a file)"
     if len(cfg.inputs) == 0:
         return "option 'inputs' is empty: give NIfTI files and/or folders, e.g. inputs='[scan.nii.gz]'"
     from lfmri.inference.network import resolve_device
@@ -206,17 +268,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
     from lfmri.checkpoints.load import CheckpointError
+    from lfmri.export.exporters import ExportError
 
     try:
-        done, failed = run_predict(cfg)
-    except (CheckpointError, ValueError) as err:
+        with signals_raise():  # SIGTERM unwinds like Ctrl-C: every write under way removes its temporaries
+            done, failed = run_predict(cfg)
+    except (CheckpointError, ExportError, ValueError) as err:  # ExportError: an onnx_path of another network
         fail(PROG, str(err))
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM/SIGHUP (Interrupted): one line, no traceback
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"{PROG}: interrupted ({signal.Signals(signum).name}); outputs already written are complete, "
+              "nothing partial was left", file=sys.stderr, flush=True)
+        return 128 + int(signum)
     print(f"{len(done)} volume(s) written to {cfg.output_dir}")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)
         for message in failed.values():
             print(f"  {message}", file=sys.stderr)
-        return 1
+        # outputs that exist (found before the work or written by another run meanwhile): a choice for the user, 2
+        return 2 if any(isinstance(m, ExistingOutputs) for m in failed.values()) else 1
     return 0
 
 

@@ -256,20 +256,24 @@ class Evaluator:
             paths["figure"] = output_dir / f"{v.name}_comparison.png"
             try:
                 # one volume's files appear together or not at all; a failure never stops the others
-                with written_together(paths) as staging:
+                with written_together(paths, overwrite=overwrite) as staging:
                     outputs, volume_table = self.run_volume(v)
                     grids = self.affines(v)
                     affines = {kind: grids["lr" if kind == "lr" else "hr"] for kind in outputs}
-                    self.loop.write(staging, outputs, affines, v.volume.axcodes, v.intensity, self.description)
+                    self.loop.write(staging, outputs, affines, v.volume.axcodes, v.intensity, self.description,
+                                    space_code=v.volume.space_code)
                     self._figure(staging["figure"], v, outputs, volume_table)
-            except (NiftiError, ValueError, OSError, MemoryError, RuntimeError) as err:
+            except Exception as err:  # one volume's failure (full disk, out of memory, a NaN output...) never stops the others
                 table.failures[v.volume.source] = str(err) if isinstance(err, NiftiError) else f"{v.volume.source}: {type(err).__name__}: {err}"
                 log.error("%s", table.failures[v.volume.source])
+                log.debug("the failure of %s", v.volume.source, exc_info=True)
                 continue
             table.rows += volume_table.rows
-        table.write_csv(output_dir / "metrics.csv")
         title = f"Evaluation: {', '.join(self.networks)} vs baselines" + self.ensemble_note
-        (output_dir / "metrics.md").write_text(table.to_markdown(title, self.groups))
+        # not clobbering at the final step either: a concurrent evaluation into this folder keeps its tables
+        with written_together({"csv": output_dir / "metrics.csv", "md": output_dir / "metrics.md"}, overwrite) as tables:
+            table.write_csv(tables["csv"])
+            tables["md"].write_text(table.to_markdown(title, self.groups))
         if self.tta:
             self.write_uncertainty(output_dir)
         return table

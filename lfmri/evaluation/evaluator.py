@@ -14,9 +14,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from lfmri.checkpoints.load import CheckpointError
 from lfmri.checkpoints.stored_run import StoredRun
+from lfmri.contracts import check_compatible
 from lfmri.data.splits import subject_groups
 from lfmri.degrade.baselines import make_baselines
+from lfmri.errors import ConfigError
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 # the comparison and its volumes have modules of their own; their names stay importable from here
 from lfmri.evaluation.comparison import Evaluator, Method, file_label, sample_mode  # noqa: F401
@@ -37,11 +40,14 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     """
     options = RunOptions.from_config(cfg)  # evaluate.yaml's run options; RunOptions' defaults where a key is left out
     if int(options.batch_size) < 1:
-        raise ValueError(f"batch_size={options.batch_size}: must be a positive number of slices")
+        raise ConfigError(f"batch_size={options.batch_size}: must be a positive number of slices")
     tile, overlap = int(options.tile_size), int(options.tile_overlap)
     if tile < 1 or not 0 <= overlap < tile:
-        raise ValueError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
-    resolve_device(options.device)  # an unknown device fails before any checkpoint is read
+        raise ConfigError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
+    try:
+        resolve_device(options.device)  # an unknown device fails before any checkpoint is read
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
     runs = [StoredRun.load(p, trust) for p in paths]
@@ -49,6 +55,11 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     train_cfg = runs[0].config
     degradation = runs[0].degradation()
     nets = [run.network() for run in runs]
+    for net, run in zip(nets, runs):
+        try:
+            check_compatible(net, degradation)  # a checkpoint whose model.scale and degradation disagree
+        except ConfigError as err:
+            raise CheckpointError(f"{run.source}: {err}") from None
     cards = [run.card for run in runs]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
     names = method_names(card_names, paths, reserved=make_baselines(degradation))

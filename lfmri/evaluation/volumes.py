@@ -16,6 +16,7 @@ from lfmri.data.splits import Segment
 from lfmri.files import safe_name
 from lfmri.geometry.inputs import Input, input_name, load_input
 from lfmri.geometry.nifti import NiftiError, Volume
+from lfmri.geometry.slicing import plane_problem
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,18 @@ def volumes_from_files(paths: Sequence[Input | str], datamodule: SliceDataModule
             if names.count(name) > 1:
                 raise NiftiError(path, f"shares the output name {name!r} with another input; evaluate them separately")
             volume = load_input(path)
+            problem = plane_problem(volume.data.shape, datamodule.slice_axis)
+            if problem:
+                raise NiftiError(path, problem)
             intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
             volume.data = intensity.apply(volume.data)
             whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
             scored = datamodule.selected_slices(volume.data, whole)
             out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored))
-        except (NiftiError, ValueError, OSError, MemoryError) as err:
+        except Exception as err:  # whatever one input raises is its failure: the others are still evaluated
             failed[str(path)] = str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}"
             log.error("%s", failed[str(path)])
+            log.debug("the failure of %s", path, exc_info=True)
     return out, failed
 
 

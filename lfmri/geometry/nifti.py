@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import glob
 import os
-import zlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import axcodes2ornt, ornt_transform
 
 from lfmri.files import atomic_write
@@ -44,6 +43,9 @@ class Volume:
     source: str
     axcodes: tuple[str, str, str] = CANONICAL  # orientation of the file it came from
     label: str | None = None  # the name where the source's file name is not it (a DICOM series: its folder)
+    # NIfTI xform code of the source's affine (1 scanner, 2 aligned, 3 Talairach, 4 MNI; 0 unknown: the
+    # file had no orientation, nibabel guessed one from the voxel sizes); outputs are written with it
+    space_code: int = 1
 
     @property
     def name(self) -> str:
@@ -54,13 +56,34 @@ class Volume:
         return voxel_sizes(self.affine)
 
 
+def has_volume_suffix(path: str | os.PathLike) -> bool:
+    """Whether a file name ends like a volume (:data:`VOLUME_SUFFIXES`), in any case (``SCAN.NII.GZ``)."""
+    return Path(path).name.lower().endswith(VOLUME_SUFFIXES)
+
+
 def subject_name(path: str | os.PathLike) -> str:
-    """File name without directory and NIfTI extensions (``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``)."""
+    """File name without directory and NIfTI extensions (``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``, any case)."""
     name = Path(path).name
     for ext in (".nii.gz", ".nii", ".mgz", ".mgh", ".gz"):
-        if name.endswith(ext):
+        if name.lower().endswith(ext):
             return name[: -len(ext)]
     return name
+
+
+# what lfmri writes into the NIfTI ``descrip`` of its outputs: "<kind> lfmri <version> ..." (see save_nifti)
+_OWN_OUTPUT = re.compile(rb"[A-Za-z0-9_.+-]+ lfmri \d")
+
+
+def written_by_lfmri(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an output of lfmri (predict, evaluate), from its header's provenance
+    (``descrip`` = ``<kind> lfmri <version> <model> x<scale> <checkpoint>``); reads the header only.
+    An unreadable file is not (its reader names the problem later)."""
+    try:
+        img = nib.load(str(path))
+        descrip = bytes(np.asarray(img.header.get("descrip", b"")).tobytes()) if isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)) else b""
+    except Exception:  # any reader error: not recognisably ours
+        return False
+    return _OWN_OUTPUT.match(descrip) is not None
 
 
 def glob_files(pattern: str | os.PathLike) -> list[Path]:
@@ -137,7 +160,7 @@ def check_header(img: nib.spatialimages.SpatialImage, source: str) -> None:
         )
     file_map = getattr(img, "file_map", {}).get("image")
     filename = getattr(file_map, "filename", None)
-    if filename and not str(filename).endswith((".gz", ".mgz")) and os.path.isfile(filename):  # .mgz: gzipped MGH
+    if filename and not str(filename).lower().endswith((".gz", ".mgz")) and os.path.isfile(filename):  # .mgz: gzipped MGH
         needed = int(img.header.get_data_offset()) + voxels * dtype.itemsize
         held = os.path.getsize(filename)
         if held < needed:
@@ -168,7 +191,7 @@ def volume_from_image(img: nib.spatialimages.SpatialImage, source: str) -> Volum
         data = canonical.get_fdata(dtype=np.float32)
     except MemoryError as err:
         raise NiftiError(source, f"does not fit in memory (shape {tuple(img.shape)})") from err
-    except (EOFError, OSError, zlib.error, ValueError) as err:
+    except Exception as err:  # nibabel, gzip, zlib and numpy raise many types for one damaged file: all are its problem
         raise NiftiError(source, f"is truncated or corrupt ({type(err).__name__}: {err})") from err
     if any(code is None for code in axcodes):
         raise NiftiError(source, f"has a degenerate affine (axis codes {axcodes}); cannot orient it")
@@ -177,23 +200,54 @@ def volume_from_image(img: nib.spatialimages.SpatialImage, source: str) -> Volum
         raise NiftiError(source, f"contains {bad} NaN/Inf voxels")
     if not np.any(data):
         raise NiftiError(source, "is all zeros")
-    return Volume(data=data, affine=np.asarray(canonical.affine, dtype=np.float64), source=source, axcodes=axcodes)
+    return Volume(data=data, affine=np.asarray(canonical.affine, dtype=np.float64), source=source, axcodes=axcodes,
+                  space_code=space_code(img))
+
+
+def space_code(img: nib.spatialimages.SpatialImage) -> int:
+    """The NIfTI code of the space ``img.affine`` maps to: the sform's code, else the qform's (nibabel's
+    order), 0 when both are unknown (nibabel made the affine up from the voxel sizes); 1 for MGH."""
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        return 1
+    sform, qform = int(img.header["sform_code"]), int(img.header["qform_code"])
+    return sform or qform
+
+
+def missing_problem(path: Path) -> str:
+    """Why ``path``, which is not a regular file, cannot be read: missing, a folder, a broken or looping link."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return "is a symbolic link that loops (it never reaches a file)"
+        except OSError as err:
+            if getattr(err, "errno", None) == 40:  # ELOOP
+                return "is a symbolic link that loops (it never reaches a file)"
+            return f"is a broken symbolic link (its target {os.readlink(path)} does not exist)"
+    if path.is_dir():
+        return "is a folder, not a volume file"
+    return "does not exist" if not path.exists() else "is not a regular file"
 
 
 def load_nifti(path: str | os.PathLike) -> Volume:
     """Read a 3D NIfTI file as a canonical float32 :class:`Volume`, or raise :class:`NiftiError`."""
     path = Path(path)
     if not path.is_file():
-        raise NiftiError(path, "does not exist" if not path.exists() else "is not a file")
-    if not path.name.endswith(VOLUME_SUFFIXES):
+        raise NiftiError(path, missing_problem(path))
+    if not has_volume_suffix(path):
         raise NiftiError(path, f"is not a NIfTI file (nor MGH; expected a name ending {', '.join(VOLUME_SUFFIXES)})")
     try:
         img = nib.load(str(path))
-    except (ImageFileError, EOFError, OSError, zlib.error, ValueError) as err:
-        raise NiftiError(path, f"is not a readable NIfTI file: truncated, corrupt or another format ({err})") from err
+    except Exception as err:  # ImageFileError, HeaderDataError (datatype code 0), EOFError, zlib.error, OSError...
+        raise NiftiError(path, f"is not a readable NIfTI file: truncated, corrupt or another format ({type(err).__name__}: {err})") from err
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.MGHImage)):
         raise NiftiError(path, f"is a {type(img).__name__}, not a NIfTI or MGH image")
-    return volume_from_image(img, str(path))
+    try:
+        return volume_from_image(img, str(path))
+    except (NiftiError, MemoryError):
+        raise
+    except Exception as err:  # a header nibabel accepted but cannot apply: still this file's problem, not the run's
+        raise NiftiError(path, f"has a header that cannot be read ({type(err).__name__}: {err})") from err
 
 
 def save_nifti(
@@ -203,6 +257,7 @@ def save_nifti(
     axcodes: tuple[str, ...] = CANONICAL,
     overwrite: bool = False,
     description: str | None = None,
+    space_code: int = 1,
 ) -> Path:
     """Write a canonical (RAS+) ``data``/``affine`` pair as float32 NIfTI, reoriented to ``axcodes``.
 
@@ -211,6 +266,12 @@ def save_nifti(
     gets the permissions of any new file (0644 under umask 022). A ``.mgz``/``.mgh`` name writes
     FreeSurfer's MGH format. ``description`` (provenance: model, checkpoint, lfmri version) goes
     into the NIfTI ``descrip`` field, cut to its 80 bytes.
+
+    ``space_code``: the NIfTI code of the space the affine maps to (the input's, :attr:`Volume.space_code`;
+    0 when the input had no orientation: the output does not claim scanner space either). The sform
+    holds the affine; the qform (rotation and voxel sizes only) holds it too unless the affine has
+    shear, which a qform cannot hold: then the qform is marked unknown (code 0), never a different
+    transform under the same code.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -219,12 +280,15 @@ def save_nifti(
     if tuple(axcodes) != CANONICAL:
         img = img.as_reoriented(ornt_transform(axcodes2ornt(CANONICAL), axcodes2ornt(tuple(axcodes))))
     img.header.set_xyzt_units("mm", "sec")
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
+    code = int(space_code)
+    img.set_sform(img.affine, code=code)
+    img.set_qform(img.affine, code=code)
+    if code and not np.allclose(img.get_qform(), img.affine, atol=1e-4 * float(np.abs(img.affine).max())):
+        img.set_qform(img.affine, code=0)  # sheared: the qform would drop the shear; the sform alone says where voxels are
     if description:
         img.header["descrip"] = description.encode("utf-8")[:80]
     if path.name.endswith((".mgz", ".mgh")):
         img = nib.MGHImage(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-    with atomic_write(path) as tmp:  # the temporary keeps the suffixes: nibabel picks the format by name
+    with atomic_write(path, overwrite=overwrite) as tmp:  # the temporary keeps the suffixes: nibabel picks the format by name
         nib.save(img, tmp)
     return path

@@ -74,7 +74,8 @@ def resample_volume(volume: Volume, shape: Sequence[int], spacing: float | Seque
     if shape == volume.data.shape and np.allclose(affine, volume.affine, atol=1e-6):
         return volume
     data = resample_onto(volume.data, volume.affine, shape, affine, order)
-    return Volume(data=data, affine=affine, source=volume.source, axcodes=volume.axcodes, label=volume.label)
+    return Volume(data=data, affine=affine, source=volume.source, axcodes=volume.axcodes, label=volume.label,
+                  space_code=volume.space_code)
 
 
 def hr_grid_shape(hf_shape: Sequence[int], slice_axis: int, step: int) -> list[int]:
@@ -109,4 +110,5 @@ def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: 
     shape = hr_grid_shape(data_cfg["hf_shape"], int(data_cfg["slice_axis"]), degradation.grid_scale)
     target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, int(data_cfg["slice_axis"]), degradation)
     data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
-    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes, label=scan.label)
+    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes, label=scan.label,
+                  space_code=scan.space_code)

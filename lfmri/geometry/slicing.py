@@ -19,6 +19,26 @@ def in_plane_axes(axis: int) -> tuple[int, int]:
     return tuple(a for a in range(3) if a != axis)  # type: ignore[return-value]
 
 
+MIN_IN_PLANE = 8  # pixels along each in-plane axis below which a network's output is not an image
+
+
+def plane_problem(shape: tuple[int, ...], axis: int, minimum: int = MIN_IN_PLANE) -> str | None:
+    """Why slices along ``axis`` of a volume of ``shape`` cannot be super-resolved, or ``None``.
+
+    The plane is the network's (the recipe's ``slice_axis``), never guessed from the volume's
+    smallest dimension: a single coronal slice given to an axially trained network would otherwise
+    be cut into 1-pixel-wide strips and super-resolved in the wrong plane.
+    """
+    names = "xyz"
+    thin = [a for a in in_plane_axes(axis) if int(shape[a]) < minimum]
+    if not thin:
+        return None
+    sizes = ", ".join(f"{int(shape[a])} along {names[a]}" for a in thin)
+    return (f"has shape {tuple(int(n) for n in shape)}: {sizes} in the plane the network works in (slices along "
+            f"{names[axis]}, the checkpoint's slice_axis={axis}); it needs at least {minimum} pixels each way "
+            "(a single slice must be acquired in that plane)")
+
+
 def take_slices(data: np.ndarray, axis: int, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Slices ``start:stop`` along ``axis`` as an (n, H, W) array."""
     return np.moveaxis(data, axis, 0)[start:stop]

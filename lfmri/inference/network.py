@@ -143,12 +143,24 @@ def onnxruntime_forward(net: nn.Module, onnx_path: str | Path | None = None, car
     """
     import onnxruntime as ort
 
-    from lfmri.export.exporters import INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, reference_images
+    from lfmri.export.exporters import INPUT_NAME, OUTPUT_NAME, ExportError, check_onnx, export_onnx, reference_images
 
     net = net.float().eval().to(memory_format=torch.contiguous_format)
+    if onnx_path and not Path(onnx_path).is_file():
+        raise ValueError(f"onnx_path={onnx_path} does not exist (or is not a file); give an lfmri-export .onnx file of this checkpoint")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(onnx_path) if onnx_path else export_onnx(net, Path(tmp) / "model.onnx", card)
-        worst = check_onnx(path, net, reference_images(net))
+        try:
+            worst = check_onnx(path, net, reference_images(net))
+        except ExportError as err:  # a file of another network: named with the option
+            if not onnx_path:
+                raise
+            raise ExportError(f"onnx_path={onnx_path}: {err}") from err
+        except Exception as err:  # onnxruntime raises its own types for a corrupt or foreign file
+            if not onnx_path:
+                raise
+            raise ValueError(f"onnx_path={onnx_path} is not an ONNX export of this checkpoint's network "
+                             f"({type(err).__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''})") from err
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # as many threads as torch uses, so threads=N means the same for both backends

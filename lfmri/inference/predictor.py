@@ -21,7 +21,8 @@ from torch import nn
 
 from lfmri.checkpoints.load import CheckpointError
 from lfmri.checkpoints.stored_run import StoredRun
-from lfmri.contracts import centre_slice, context_slices, input_mode
+from lfmri.contracts import centre_slice, check_compatible, context_slices, input_mode
+from lfmri.errors import ConfigError
 from lfmri.data.normalize import percentile_intensity
 from lfmri.data.paired_lowfield import PairedLowFieldDataModule
 from lfmri.degrade.degradations import Degradation
@@ -29,9 +30,9 @@ from lfmri.degrade.kspace import resize_complex
 from lfmri.geometry.affines import output_affines
 from lfmri.files import safe_name, written_together
 from lfmri.geometry.inputs import Input, input_name
-from lfmri.geometry.nifti import Volume, voxel_sizes
+from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
-from lfmri.geometry.slicing import context_stack, take_slices
+from lfmri.geometry.slicing import context_stack, plane_problem, take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
 from lfmri.inference.options import PredictConfig  # noqa: F401  (declared without torch, for a fast --help)
@@ -54,9 +55,15 @@ class Predictor:
         train_cfg = run.config
         self.degradation: Degradation = run.degradation()
         self.slice_axis = int(train_cfg.data.slice_axis)
+        if self.slice_axis not in (0, 1, 2):
+            raise CheckpointError(f"{run.source}: its stored data.slice_axis={self.slice_axis} is not an axis of a volume (0, 1 or 2)")
         self.percentiles = list(train_cfg.data.percentiles)
         self.device = torch.device(resolve_device(cfg.device))
         self.net: nn.Module = run.network().to(self.device)
+        try:
+            check_compatible(self.net, self.degradation)  # a checkpoint whose model.scale and degradation disagree
+        except ConfigError as err:
+            raise CheckpointError(f"{run.source}: {err}") from None
         self.mode = input_mode(self.net)
         self.context = context_slices(self.net)  # neighbouring slices on each side it reads
         if self.mode == "lr_complex":
@@ -133,7 +140,7 @@ class Predictor:
         if self.cfg.tta or self.cfg.mc_samples > 0:
             kinds.append("uncertainty")
         # FreeSurfer input, FreeSurfer output; NIfTI for everything else (DICOM series included)
-        suffix = ".mgz" if str(source.source if isinstance(source, Volume) else source).endswith(".mgz") else ".nii.gz"
+        suffix = ".mgz" if str(source.source if isinstance(source, Volume) else source).lower().endswith(".mgz") else ".nii.gz"
         paths = {k: Path(self.cfg.output_dir) / f"{name}_{k}{suffix}" for k in kinds}
         if self.cfg.preview:
             paths["views"] = Path(self.cfg.output_dir) / f"{name}_views.png"
@@ -143,13 +150,16 @@ class Predictor:
         """Super-resolve one volume and write its outputs (all of them, or none when anything fails)."""
         paths = self.output_paths(volume)
         Path(self.cfg.output_dir).mkdir(parents=True, exist_ok=True)
-        with written_together(paths) as staging:
+        with written_together(paths, overwrite=self.cfg.overwrite) as staging:
             self._volume(volume, staging)
         return paths
 
     def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
+        problem = plane_problem(volume.data.shape, self.slice_axis)
+        if problem:
+            raise NiftiError(volume.source, problem)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
         scan = intensity.apply(volume.data)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(scan, self.slice_axis)))
@@ -169,4 +179,5 @@ class Predictor:
             orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
                              colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes)
         # std and |difference| maps are scaled, not shifted, back to the input's units
-        self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"))
+        self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"),
+                        space_code=volume.space_code)

@@ -80,3 +80,24 @@ def tiled(
             out[..., rows, cols] += piece * window
             weight[rows, cols] += window
     return out / weight
+
+
+def receptive_radius(run: Callable[[torch.Tensor], torch.Tensor], channels: int, size: int, scale: int) -> int:
+    """How many input pixels around a pixel change its output: ``run``'s receptive radius, measured.
+
+    The gradient of the centre output pixel of a ``size`` x ``size`` random input reaches exactly
+    the input pixels that pixel depends on (exact zeros elsewhere, whatever the weights); the
+    result is at most ``size // 2`` (a network that sees the whole probe, e.g. with global pooling).
+    """
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(1, channels, size, size, generator=generator).requires_grad_(True)
+    with torch.enable_grad():
+        out = run(x)
+        centre = size // 2
+        out[..., centre * scale + scale // 2, centre * scale + scale // 2].sum().backward()
+    reached = x.grad.abs().sum(dim=(0, 1)) > 0
+    rows = torch.nonzero(reached.any(dim=1)).flatten()
+    cols = torch.nonzero(reached.any(dim=0)).flatten()
+    if len(rows) == 0:
+        return 0
+    return int(max(centre - rows.min(), rows.max() - centre, centre - cols.min(), cols.max() - centre))

@@ -25,7 +25,8 @@ from lfmri.degrade.degradations import Degradation
 from lfmri.geometry.nifti import save_nifti
 from lfmri.geometry.slicing import put_slices
 from lfmri.inference.network import output_scale, predict
-from lfmri.inference.tiling import tiled
+from lfmri.errors import ConfigError
+from lfmri.inference.tiling import receptive_radius, tiled
 from lfmri.inference.uncertainty import DIHEDRAL, Transform, mirror_shifts, predictive_spread
 from lfmri.progress import progress
 
@@ -60,6 +61,37 @@ class NetworkRunner:
     def __post_init__(self) -> None:
         if self.self_ensemble and self.degradation is None:
             raise ValueError("self_ensemble needs the checkpoint's degradation (where mirrored outputs lie)")
+        if int(self.tile_size) < 1 or not 0 <= int(self.tile_overlap) < int(self.tile_size):
+            raise ConfigError(f"tile_size={self.tile_size}, tile_overlap={self.tile_overlap}: need tile_size >= 1 "
+                              "and 0 <= tile_overlap < tile_size")
+        self.check_tile_size()
+
+    def check_tile_size(self) -> None:
+        """Refuse tiles smaller than what the network sees around a pixel, before any volume is read.
+
+        A tile narrower than the receptive field gives every output pixel a padded, wrong context:
+        plausible-looking but wrong output. Measured (:func:`lfmri.inference.tiling.receptive_radius`)
+        only for tiles below :data:`PROBED_TILES` pixels: no network of lfmri sees that far.
+        """
+        tile = int(self.tile_size)
+        if tile >= PROBED_TILES or isinstance(self.net, nn.Identity):
+            return
+        multiple = int(getattr(self.net, "size_multiple", 1) or 1)
+        size = -(-max(4 * tile + 1, 65) // multiple) * multiple  # wide enough to measure what it refuses
+        try:
+            was_training = self.net.training
+            self.net.eval()
+            channels = next((m.in_channels for m in self.net.modules() if hasattr(m, "in_channels")), 1)
+            radius = receptive_radius(lambda x: predict(self.net, x.to(next(self.net.parameters()).device)).float().cpu(),
+                                      int(channels), size, output_scale(self.net))
+            self.net.train(was_training)
+        except Exception:  # no parameters, complex input, a size it refuses: not measurable, not refused
+            return
+        if 2 * radius + 1 > tile:
+            raise ConfigError(
+                f"tile_size={tile} is smaller than what {type(self.net).__name__} sees around each pixel "
+                f"({2 * radius + 1} pixels): tiles would give wrong output; use tile_size >= {2 * radius + 1} (default 256)"
+            )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> float32 output, padded to the network's size multiple and cropped back."""
@@ -87,6 +119,7 @@ class NetworkRunner:
         return predictive_spread(self.single, x, transforms, repeats, shifts)
 
 
+PROBED_TILES = 128  # tiles at least this large are not probed against the receptive field (lfmri's networks see < 64 pixels)
 Step = Callable[[list[int]], Mapping[str, torch.Tensor]]
 
 
@@ -129,14 +162,26 @@ class VolumeLoop:
         intensity,
         description: str = "",
         maps: Collection[str] = (),
+        space_code: int = 1,
     ) -> None:
         """Write each ``volumes[kind]`` to ``paths[kind]`` with ``affines[kind]``, in the input's
-        orientation ``axcodes`` and intensity range (``intensity.restore``). Kinds in ``maps``
-        (standard deviations, absolute differences) are scaled back, not shifted."""
+        orientation ``axcodes``, space (``space_code``, :attr:`lfmri.geometry.nifti.Volume.space_code`)
+        and intensity range (``intensity.restore``). Kinds in ``maps`` (standard deviations, absolute
+        differences) are scaled back, not shifted.
+
+        A network output with NaN or Inf voxels (diverged or overflowing weights, a bf16 overflow) is
+        refused (``ValueError`` naming the volume and the output) before anything is written: a NaN
+        volume with exit status 0 looks like a result.
+        """
+        for kind, data in volumes.items():
+            bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+            if bad:
+                raise ValueError(f"{Path(paths[kind]).name}: the network gave {bad} NaN/Inf voxels of {np.size(data)}; "
+                                 "nothing written (non-finite weights or an overflow in this precision?)")
         for kind, data in volumes.items():
             if kind in maps:
                 data = data * (intensity.high - intensity.low)
             else:
                 data = intensity.restore(data)
             save_nifti(paths[kind], data, affines[kind], axcodes, overwrite=True,  # staging names
-                       description=f"{kind} {description}".strip())
+                       description=f"{kind} {description}".strip(), space_code=space_code)

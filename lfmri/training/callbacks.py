@@ -19,6 +19,36 @@ from lfmri.training.schedules import fit_to_run
 log = logging.getLogger(__name__)
 
 
+class FiniteLoss(L.Callback):
+    """Stops training with :class:`~lfmri.errors.DivergedError` (one line, exit status 2) at the
+    first step whose training loss is NaN or Inf, instead of training to the end on NaN and exiting 0.
+
+    It reads the loss the step returned and every ``train/...loss`` value logged in the step (the
+    adversarial and cycle modules optimise by hand and only log theirs): a few scalars per step, far
+    cheaper than Lightning's ``detect_anomaly``, which checks every backward operation.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        import torch
+
+        from lfmri.errors import DivergedError
+
+        values = {}
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            values["loss"] = loss
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("train/") and key.endswith("loss") and isinstance(value, torch.Tensor) and value.numel() == 1:
+                values[key] = value
+        bad = {key: float(value) for key, value in values.items() if not bool(torch.isfinite(value.detach()))}
+        if bad:
+            described = ", ".join(f"{key}={value}" for key, value in bad.items())
+            raise DivergedError(
+                f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): {described}. "
+                "Stopped; lower the learning rate (optimizer.lr), check the data, or start from an earlier checkpoint"
+            )
+
+
 class CheckpointOnSigterm(L.Callback):
     """Writes ``path`` (``last.ckpt``) when a SIGTERM stops training, so that nothing is lost.
 

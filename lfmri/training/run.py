@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lfmri.checkpoints.load import METADATA_KEY, config_targets, load_checkpoint, record_test_metrics
 from lfmri.checkpoints.stored_run import CheckpointMetadata
 from lfmri.files import remove_stale_temporaries
-from lfmri.training.callbacks import AveragedWeightsInTest, choose_progress, start_averaging_within_run
+from lfmri.training.callbacks import AveragedWeightsInTest, FiniteLoss, choose_progress, start_averaging_within_run
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
@@ -176,6 +176,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks.append(CheckpointMetadata(config, name=model_name(net)))
     callbacks.append(AveragedWeightsInTest())  # callbacks.ema: test the weights validation selected
+    callbacks.append(FiniteLoss())  # a NaN loss stops the run with one line, not 0 after training on NaN
     loggers = instantiate_group(cfg.get("logger"))
     # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
     callbacks, bar = choose_progress(callbacks, sys.stdout.isatty(), cfg.trainer.get("enable_progress_bar"))

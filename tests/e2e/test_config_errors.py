@@ -24,3 +24,19 @@ def test_incompatible_scale_fails_before_training(tmp_path):
     assert proc.returncode != 0
     assert "returns its LR on the HR grid" in proc.stderr
     assert not Path(tmp_path / "run" / "checkpoints").exists()
+
+
+def test_scale_abc_is_one_line_and_a_diverging_run_stops_with_exit_2(tmp_path):
+    """``scale=abc`` was Hydra's multi-line error (exit 1); a learning rate that makes the loss NaN
+    trained to the end and exited 0."""
+    from tests.helpers.run import TINY
+    from tests.helpers.volumes import write_phantom_volumes
+
+    write_phantom_volumes(tmp_path / "volumes")
+    data = [*TINY, f"data.pattern={tmp_path}/volumes/*.nii.gz"]
+    proc = run_script("train.py", *data, "scale=abc", f"hydra.run.dir={tmp_path}/run1")
+    assert proc.returncode == 2 and "train.py: error: degradation.scale must be a positive integer, got 'abc'" in proc.stderr
+    proc = run_script("train.py", *data, "module.optimizer.lr=1e30", "trainer.max_steps=6", "trainer.limit_val_batches=0",
+                      f"hydra.run.dir={tmp_path}/run2")
+    assert proc.returncode == 2 and "train.py: error: training diverged at step" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

@@ -9,6 +9,7 @@ import pytest
 
 from lfmri.checkpoints.load import METADATA_KEY, load_checkpoint
 from lfmri.cli.predict import run_predict
+from tests.helpers.bad_volumes import datatype_zero
 from tests.helpers.checkpoints import make_checkpoint
 from tests.helpers.predict import TINY_MODEL, predict_config
 from tests.helpers.run import TINY, check, run_script
@@ -37,7 +38,7 @@ def test_command_line_on_a_trained_checkpoint_folder_of_scans_bad_inputs_and_ove
     assert nib.load(out / "a_sr.nii.gz").shape == (64, 60, 5) and nib.load(out / "b_sr.nii.gz").shape == (52, 68, 3)
     before = (out / "a_sr.nii.gz").read_bytes()
     proc = run_script(*args[:3], f"inputs=[{scans / 'a.nii.gz'}]", *args[4:])
-    assert proc.returncode == 1 and "overwrite=true" in proc.stderr
+    assert proc.returncode == 2 and "overwrite=true" in proc.stderr  # existing outputs: the user's choice, exit 2
     assert (out / "a_sr.nii.gz").read_bytes() == before
     check(run_script(*args[:3], f"inputs=[{scans / 'a.nii.gz'}]", *args[4:], "overwrite=true"))
 
@@ -45,12 +46,13 @@ def test_command_line_on_a_trained_checkpoint_folder_of_scans_bad_inputs_and_ove
 def test_predict_workers_give_the_single_process_outputs(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.ckpt", *TINY_MODEL)
     inputs = [write_phantom(tmp_path / f"in/s{i}.nii.gz", shape=(24, 28, 6), seed=i) for i in range(3)]
+    bad = datatype_zero(tmp_path / "in/bad.nii.gz")  # its reader's HeaderDataError used to stop the batch
     outputs = {}
     for workers in (1, 2):
-        cfg = predict_config(tmp_path, ckpt, *inputs, workers=workers, threads=1, preview=False)
+        cfg = predict_config(tmp_path, ckpt, *inputs[:2], bad, inputs[2], workers=workers, threads=1, preview=False)
         cfg.output_dir = str(tmp_path / f"out{workers}")
         done, failed = run_predict(cfg)
-        assert not failed and len(done) == 3
+        assert list(failed) == [str(bad)] and "data code 0" in failed[str(bad)] and len(done) == 3
         outputs[workers] = [np.asarray(nib.load(done[str(p)]["sr"]).dataobj) for p in inputs]
     for one, two in zip(outputs[1], outputs[2]):
         assert np.array_equal(one, two)

@@ -43,6 +43,37 @@ def huge_header(path: Path) -> Path:
     return path
 
 
-# kind -> (writer, what the refusal names)
+def datatype_zero(path: Path) -> Path:
+    """A header with datatype code 0 (DT_UNKNOWN): nibabel raises HeaderDataError, which used to escape."""
+    path = path.with_name(path.name.replace(".nii.gz", ".nii"))
+    nib.save(nib.Nifti1Image(np.ones(SHAPE, np.float32), np.eye(4)), str(path))
+    header = bytearray(path.read_bytes())
+    header[70:72] = (0).to_bytes(2, "little")
+    path.write_bytes(bytes(header))
+    return path
+
+
+def corrupt_mgz(path: Path) -> Path:
+    """FreeSurfer's gzipped MGH cut short: gzip's EOFError from the reader used to escape."""
+    path = path.with_name(path.name.split(".")[0] + ".mgz")
+    nib.save(nib.MGHImage(np.random.default_rng(0).random(SHAPE, dtype=np.float32), np.eye(4)), str(path))
+    path.write_bytes(path.read_bytes()[:40])
+    return path
+
+
+def folder(path: Path) -> Path:
+    """A folder named like a volume (an unpacked archive) given as an input."""
+    path.mkdir()
+    return path
+
+
+def broken_link(path: Path) -> Path:
+    path.symlink_to(path.with_name("moved-away.nii.gz"))
+    return path
+
+
+# kind -> (writer, what the refusal names); a writer returns the path it made (its suffix may differ)
 BAD = {"degenerate": (degenerate, "degenerate affine"), "rgb": (rgb, "single-channel"),
-       "complex": (complex_valued, "complex voxels"), "huge": (huge_header, "memory budget")}
+       "complex": (complex_valued, "complex voxels"), "huge": (huge_header, "memory budget"),
+       "datatype0": (datatype_zero, "data code 0"), "corrupt_mgz": (corrupt_mgz, "truncated, corrupt"),
+       "folder": (folder, "is a folder"), "broken_link": (broken_link, "broken symbolic link")}

@@ -36,3 +36,38 @@ def test_a_long_dotted_name_is_staged_and_saved_within_the_file_name_limit(tmp_p
     stale = tmp_path / f".{name[:60]}.999999999.0123abcd.tmp.nii.gz"
     stale.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [stale]
+
+
+def test_the_final_step_refuses_a_file_another_writer_created_meanwhile(tmp_path):
+    """Two runs into one folder both passed the check before their work: the second one's final
+    step must refuse, name the file and leave the first one's content (it used to replace it)."""
+    import pytest
+
+    from lfmri.errors import ExistingOutputError
+    from lfmri.files import atomic_write, written_together
+
+    target = tmp_path / "a_sr.nii.gz"
+    with pytest.raises(ExistingOutputError, match="a_sr.nii.gz"):
+        with atomic_write(target, overwrite=False) as tmp:
+            tmp.write_bytes(b"second")
+            target.write_bytes(b"first")  # the other run finishes while this one writes
+    assert target.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == ["a_sr.nii.gz"]
+
+    views = tmp_path / "a_views.png"
+    with pytest.raises(ExistingOutputError, match="not written") as caught:
+        with written_together({"views": views, "sr": target}, overwrite=False) as staging:
+            for path in staging.values():
+                path.write_bytes(b"second")
+    assert "a_sr.nii.gz" in str(caught.value)
+    # the first output this block placed is taken back: the input's files appear together or not at all
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_sr.nii.gz"] and target.read_bytes() == b"first"
+    with written_together({"sr": target}) as staging:  # overwrite=True (the default) replaces
+        staging["sr"].write_bytes(b"replaced")
+    assert target.read_bytes() == b"replaced"
+    assert is_temporary_name(tmp_path)
+
+
+def is_temporary_name(tmp_path):
+    from lfmri.files import is_temporary, temporary_name
+
+    return is_temporary(temporary_name(tmp_path / "x.nii.gz")) and not is_temporary(tmp_path / "x.nii.gz")

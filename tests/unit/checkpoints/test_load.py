@@ -65,3 +65,21 @@ def test_loading_never_executes_code_from_the_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="evil.ckpt"):
         load_checkpoint(tmp_path / "evil.ckpt")
     assert not os.path.exists(marker)
+
+
+def test_non_finite_weights_are_refused_at_load_with_the_file_and_tensor_named(tmp_path):
+    """What a diverged run leaves in last.ckpt: predict wrote all-NaN volumes, init_from trained on NaN."""
+    import pytest
+    import torch
+
+    from lfmri.checkpoints.load import CheckpointError, load_checkpoint
+    from tests.helpers.checkpoints import make_checkpoint
+    from tests.helpers.predict import TINY_MODEL
+
+    path = make_checkpoint(tmp_path / "last.ckpt", *TINY_MODEL)
+    checkpoint = torch.load(path, weights_only=True)
+    key = sorted(checkpoint["state_dict"])[-1]
+    checkpoint["state_dict"][key].view(-1)[0] = float("inf")
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match=f"{path}: weights {key} hold 1 NaN/Inf"):
+        load_checkpoint(path)

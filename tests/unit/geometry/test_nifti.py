@@ -165,3 +165,43 @@ def test_file_index_names_a_canonical_slice_as_the_file_does(tmp_path):
         file_axis, at = file_index(volume.axcodes, volume.data.shape, axis, found[axis])
         assert at == (1, 4, 2)[file_axis]
     assert [file_index(volume.axcodes, volume.data.shape, a, 0)[0] for a in range(3)] == [2, 0, 1]
+
+
+def test_outputs_keep_the_input_space_code_and_qform_and_sform_never_disagree(tmp_path):
+    """A sheared affine used to get a qform without the shear, both marked scanner space; an input
+    without orientation codes got nibabel's guess written as scanner space."""
+    import nibabel as nib
+    import numpy as np
+
+    from lfmri.geometry.nifti import load_nifti, save_nifti
+
+    data = np.random.default_rng(0).random((6, 7, 5)).astype(np.float32) + 1
+    sheared = np.array([[1.0, 0.3, 0, -3], [0, 1.2, 0, -4], [0, 0, 2.0, 5], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(data, sheared)
+    img.set_sform(sheared, code=1)
+    img.set_qform(None, code=0)
+    nib.save(img, tmp_path / "sheared.nii.gz")
+    volume = load_nifti(tmp_path / "sheared.nii.gz")
+    assert volume.space_code == 1
+    save_nifti(tmp_path / "out.nii.gz", volume.data, volume.affine, volume.axcodes, space_code=volume.space_code)
+    header = nib.load(tmp_path / "out.nii.gz").header
+    assert np.allclose(header.get_sform(), sheared) and int(header["sform_code"]) == 1
+    assert int(header["qform_code"]) == 0  # a qform cannot hold the shear: unknown, not a different transform
+
+    plain = nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0]))
+    plain.set_sform(None, code=0)
+    plain.set_qform(None, code=0)
+    nib.save(plain, tmp_path / "nocodes.nii")
+    volume = load_nifti(tmp_path / "nocodes.nii")
+    assert volume.space_code == 0
+    save_nifti(tmp_path / "out2.nii.gz", volume.data, volume.affine, volume.axcodes, space_code=volume.space_code)
+    header = nib.load(tmp_path / "out2.nii.gz").header
+    assert int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0
+
+    aligned = nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0]))  # nibabel's default: sform code 2 (aligned)
+    nib.save(aligned, tmp_path / "aligned.nii.gz")
+    volume = load_nifti(tmp_path / "aligned.nii.gz")
+    save_nifti(tmp_path / "out3.nii.gz", volume.data, volume.affine, volume.axcodes, space_code=volume.space_code)
+    header = nib.load(tmp_path / "out3.nii.gz").header
+    assert int(header["sform_code"]) == int(header["qform_code"]) == 2
+    assert np.allclose(header.get_qform(), header.get_sform())

@@ -57,3 +57,22 @@ def test_without_weight_averaging_it_changes_nothing(tmp_path):
     trainer.fit(model)
     trainer.test(model, verbose=False)
     assert torch.equal(model.tested_weights, model.layer.weight.detach())
+
+
+def test_a_non_finite_loss_stops_training_with_one_clear_error():
+    """``init_from=`` diverged weights or a too-high learning rate trained to the end on NaN and exited 0."""
+    from types import SimpleNamespace
+
+    import pytest
+    import torch
+
+    from lfmri.errors import DivergedError
+    from lfmri.training.callbacks import FiniteLoss
+
+    trainer = SimpleNamespace(global_step=7, current_epoch=1, callback_metrics={"train/loss": torch.tensor(0.5)})
+    FiniteLoss().on_train_batch_end(trainer, None, torch.tensor(0.5), None, 0)
+    with pytest.raises(DivergedError, match="diverged at step 7.*loss=nan"):
+        FiniteLoss().on_train_batch_end(trainer, None, {"loss": torch.tensor(float("nan"))}, None, 0)
+    trainer.callback_metrics["train/generator_loss"] = torch.tensor(float("inf"))  # modules that optimise by hand only log
+    with pytest.raises(DivergedError, match="train/generator_loss=inf"):
+        FiniteLoss().on_train_batch_end(trainer, None, None, None, 0)
