@@ -31,7 +31,9 @@ from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.splits import Segment, subject_groups
 from lfmri.degrade.baselines import make_baselines
 from lfmri.degrade.degradations import Degradation
+from lfmri.degrade.denoise3d import VolumeDenoiser, make_denoisers
 from lfmri.errors import ExistingOutputError
+from lfmri.evaluation.classical import classical_outputs
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 from lfmri.geometry.affines import output_affines, slab_affine
 from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
@@ -145,6 +147,9 @@ class Evaluator:
         self_ensemble: each network's output is the mean over the 8 flips/rotations of its input
             (:class:`lfmri.inference.volume.NetworkRunner`).
         tile_size, tile_overlap: networks run tile by tile above ``tile_size`` input pixels, as predict does.
+        classical: 3D denoisers of the zero-filled volume reported as baseline rows, by name (``nlm3d``,
+            ``bm4d``: :mod:`lfmri.degrade.denoise3d`) or as ``{row name: denoiser}``, computed once per volume before the batches
+            (:func:`lfmri.evaluation.classical.classical_outputs`).
     """
 
     def __init__(
@@ -164,10 +169,12 @@ class Evaluator:
         tile_size: int = 256,
         tile_overlap: int = 32,
         self_ensemble: bool = False,
+        classical: Sequence[str] | Mapping[str, VolumeDenoiser] = (),
     ) -> None:
         if not nets:
             raise ValueError("Evaluator needs at least one network")
-        baselines = make_baselines(degradation)
+        self.classical = dict(classical) if isinstance(classical, Mapping) else make_denoisers(classical)
+        baselines = {**make_baselines(degradation), **self.classical}
         clash = sorted(set(nets) & set(baselines))
         if clash:
             raise ValueError(f"network names {clash} are taken by the baselines; rename them")
@@ -182,7 +189,10 @@ class Evaluator:
             # the runner predict uses: tiled above tile_size, so evaluate fits in predict's memory
             self.methods[name] = Method(net, NetworkRunner(net, forward, tile_size, tile_overlap, self_ensemble, degradation), kind)
         for name, baseline in baselines.items():
-            self.methods[name] = Method(baseline, lambda x, b=baseline: predict(b, x).float(), name)
+            if name in self.classical:  # its rows are read from the volume run_volume denoised beforehand
+                self.methods[name] = Method(nn.Identity(), nn.Identity(), name)
+            else:
+                self.methods[name] = Method(baseline, lambda x, b=baseline: predict(b, x).float(), name)
         kinds = [m.kind for m in self.methods.values()]
         if len(set(kinds)) < len(kinds):
             raise ValueError(f"network names {self.networks} give clashing output file names {kinds}")
@@ -235,14 +245,20 @@ class Evaluator:
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
 
+        def sample(i: int) -> dict[str, torch.Tensor]:
+            if v.pair is not None:
+                return v.pair(i)
+            return degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
+
+        classical = classical_outputs(v.name, range(v.start, v.stop), sample, self.methods["zerofill"].module,
+                                      self.classical, self.loop.batch_size, self.device) if self.classical else {}
+
         def step(indices: list[int]) -> dict[str, torch.Tensor]:
-            samples = [
-                v.pair(i) if v.pair is not None else
-                degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
-                for i in indices
-            ]
+            samples = [sample(i) for i in indices]
             batch = {k: torch.stack([s[k] for s in samples]).to(self.device) for k in samples[0]}
-            preds = {name: m.run(model_input(m.module, batch)) for name, m in self.methods.items()}
+            preds = {name: m.run(model_input(m.module, batch)) for name, m in self.methods.items() if name not in classical}
+            rows = [i - v.start for i in indices]
+            preds.update({name: volume[rows][:, None].to(self.device) for name, volume in classical.items()})
             keep = [j for j, i in enumerate(indices) if i in scored]
             if keep:
                 hr = batch["hr"][keep]
@@ -373,6 +389,8 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     if tile < 1 or not 0 <= overlap < tile:
         raise ValueError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
     resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
+    classical = [str(name) for name in cfg.get("classical") or []]
+    make_denoisers(classical)  # an unknown name, or bm4d not installed, fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
     checkpoints = [load_checkpoint(p, trust) for p in paths]
@@ -383,7 +401,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     nets = [build_network(c, trust, p) for c, p in zip(checkpoints, paths)]
     cards = [c[METADATA_KEY].get("card") or {} for c in checkpoints]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
-    names = method_names(card_names, paths, reserved=make_baselines(degradation))
+    names = method_names(card_names, paths, reserved=[*make_baselines(degradation), *classical])
     # the first checkpoint's split: data added to a folder since training cannot leak into the test set
     datamodule = instantiate_stored(
         train_cfg.data,
@@ -419,6 +437,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         tile_size=int(cfg.get("tile_size", 256)),
         tile_overlap=int(cfg.get("tile_overlap", 32)),
         self_ensemble=bool(cfg.get("self_ensemble", False)),
+        classical=classical,
     )
     evaluator.progress = bool(cfg.get("progress", True))
     evaluator.description = provenance(cards[0], int(degradation.scale), str(paths[0])) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
