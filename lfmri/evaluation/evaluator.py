@@ -32,13 +32,14 @@ from lfmri.data.splits import Segment, subject_groups
 from lfmri.degrade.baselines import make_baselines
 from lfmri.degrade.degradations import Degradation
 from lfmri.degrade.denoise3d import VolumeDenoiser, make_denoisers
-from lfmri.errors import ExistingOutputError
+from lfmri.errors import ConfigError, ExistingOutputError
 from lfmri.evaluation.classical import classical_outputs
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 from lfmri.geometry.affines import output_affines, slab_affine
 from lfmri.geometry.inputs import Input, expand_inputs, input_name, load_input
 from lfmri.files import safe_name, written_together
 from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
+from lfmri.geometry.scan_contract import check_mode, contract_of, enforce_contract
 from lfmri.geometry.slicing import in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
@@ -389,6 +390,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     if tile < 1 or not 0 <= overlap < tile:
         raise ValueError(f"tile_size={tile}, tile_overlap={overlap}: need tile_size >= 1 and 0 <= tile_overlap < tile_size")
     resolve_device(cfg.device)  # an unknown device fails before any checkpoint is read
+    check_mode(str(cfg.get("contract", "warn")))
     classical = [str(name) for name in cfg.get("classical") or []]
     make_denoisers(classical)  # an unknown name, or bm4d not installed, fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
@@ -417,6 +419,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     failed: dict[str, str] = {}
     if cfg.get("inputs") is not None:
         volumes, failed = volumes_from_files(expand_inputs(cfg.inputs), datamodule)
+        volumes = within_contract(volumes, cards[0], names[0], str(cfg.get("contract", "warn")), failed)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, checkpoints)
@@ -444,6 +447,21 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     evaluator.groups = subject_groups([v.name for v in volumes], meta.get("split"))
     evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures
     return evaluator, volumes, paths
+
+
+def within_contract(volumes: list[EvalVolume], card: Mapping, model: str, mode: str, failed: dict[str, str]) -> list[EvalVolume]:
+    """The volumes ``contract=mode`` lets through: each input is checked against the input the first
+    checkpoint's card says it expects (:mod:`lfmri.geometry.scan_contract`; a warning by default),
+    and a refused one joins ``failed`` with the reason, like an unreadable file."""
+    kept = []
+    for v in volumes:
+        try:
+            enforce_contract(v.volume, contract_of(card), model, mode, role="reference")
+            kept.append(v)
+        except ConfigError as err:
+            failed[v.volume.source] = str(err)
+            log.error("%s", err)
+    return kept
 
 
 def evaluate(cfg: DictConfig) -> MetricsTable:

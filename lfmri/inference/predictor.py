@@ -32,6 +32,7 @@ from lfmri.files import safe_name, written_together
 from lfmri.geometry.inputs import Input, input_name
 from lfmri.geometry.nifti import Volume, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
+from lfmri.geometry.scan_contract import check_mode, contract_of, enforce_contract
 from lfmri.geometry.slicing import take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
@@ -68,6 +69,10 @@ class PredictConfig:
     progress: bool = True
     preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
     trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
+    # each scan is compared with the input the checkpoint's card says it expects (voxel sizes, slice
+    # thickness, field of view): warn (default: the output is still written, the log names what is off),
+    # refuse (that scan fails with the reason, the others run) or ignore. lfmri.geometry.scan_contract
+    contract: str = "warn"
 
 
 class Predictor:
@@ -117,6 +122,8 @@ class Predictor:
             )
         self.cfg = cfg
         self.description = provenance(self.card, self.scale, cfg.ckpt_path)
+        self.contract = contract_of(self.card)
+        check_mode(cfg.contract)
 
     @property
     def input_on_hr_grid(self) -> bool:
@@ -176,6 +183,7 @@ class Predictor:
         return paths
 
     def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
+        enforce_contract(volume, self.contract, self.card.get("name") or str(self.cfg.ckpt_path), self.cfg.contract, "scan")
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)

@@ -131,12 +131,17 @@ class VolumeLoop:
         maps: Collection[str] = (),
     ) -> None:
         """Write each ``volumes[kind]`` to ``paths[kind]`` with ``affines[kind]``, in the input's
-        orientation ``axcodes`` and intensity range (``intensity.restore``). Kinds in ``maps``
-        (standard deviations, absolute differences) are scaled back, not shifted."""
+        orientation ``axcodes`` and intensity range (``intensity.restore``). Images are clipped to
+        the normalisation window first; kinds in ``maps`` (standard deviations, absolute
+        differences) are scaled back, neither shifted nor clipped."""
         for kind, data in volumes.items():
             if kind in maps:
                 data = data * (intensity.high - intensity.low)
             else:
-                data = intensity.restore(data)
+                # clipped to [0, 1], the normalisation window [low, high] of the input's own intensities
+                # (inside its [min, max]): the network read its input clipped to that window, so values
+                # outside it are overshoot (Gibbs ringing, negative magnitudes: min -117, max 525 for an
+                # input of 0-860 before), not anatomy. Scores are computed on [0, 1] too (clipped).
+                data = intensity.restore(np.clip(data, 0.0, 1.0))
             save_nifti(paths[kind], data, affines[kind], axcodes, overwrite=True,  # staging names
                        description=f"{kind} {description}".strip())

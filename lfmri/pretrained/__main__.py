@@ -18,6 +18,7 @@ from omegaconf import MISSING
 from lfmri.cli.options import fail, parse_command
 from lfmri.checkpoints.load import METADATA_KEY, CheckpointError, load_checkpoint, network_state
 from lfmri.files import written_together
+from lfmri.geometry.scan_contract import CONTRACT_KEY, contract_of
 from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.pretrained import NAME_PATTERN, PRETRAINED_DIR, available, card_text, checkpoint_path, half_state
 
@@ -31,7 +32,8 @@ def summary_line(name: str) -> str:
     headline = (f"{unseen['psnr_brain']:.2f} dB, {unseen['brain_vs_zerofill']:+.2f} dB over zero-fill, "
                 f"{unseen['brain_vs_bicubic']:+.2f} over bicubic ({unseen['slices']} slices)") if unseen else "-"
     degradation = (card.get("degradation") or {}).get("_target_", "?").rsplit(".", 1)[-1]
-    return f"{name:24s} {card.get('model', '?'):12s} x{card.get('scale', '?')}  {degradation:28s} {headline}"
+    expects = (contract_of(card) or {}).get("summary", "not stated")
+    return f"{name:24s} {card.get('model', '?'):12s} x{card.get('scale', '?')}  {degradation:28s} {expects:52s} {headline}"
 
 
 def cmd_list(_: object) -> int:
@@ -39,7 +41,8 @@ def cmd_list(_: object) -> int:
     if not names:
         print("no pretrained networks are installed")
         return 0
-    print(f"{'name':24s} {'model':12s} {'scale':4s} {'degradation':28s} unseen subjects (in-brain PSNR vs zero-fill)")
+    print(f"{'name':24s} {'model':12s} {'scale':4s} {'degradation':28s} {'expected input (lfmri-predict scan)':52s} "
+          "unseen subjects (in-brain PSNR vs zero-fill)")
     for name in names:
         print(summary_line(name))
     print("\ncards: python -m lfmri.pretrained show name=NAME; use: lfmri-predict pretrained=NAME inputs=... output_dir=...")
@@ -67,6 +70,25 @@ def unseen_table(unseen: dict) -> str:
             f"{'' if rho is None else f'{rho:.3f}'} |"
         )
     return "\n".join(lines)
+
+
+def _ranges(bounds) -> str:
+    return " x ".join("any" if b is None else f"{b[0]:g}-{b[1]:g}" for b in bounds) + " mm"
+
+
+def contract_lines(contract: dict) -> list[str]:
+    """The card's "Expected input" section, from the contract (:mod:`lfmri.geometry.scan_contract`)."""
+    lines = [f"- in short: {contract.get('summary', '')}",
+             f"- contrast: {contract.get('contrast', 'not stated')}",
+             f"- orientation: {contract.get('orientation', 'not stated')}"]
+    if contract.get("scan_voxel_mm"):
+        lines.append(f"- scans for lfmri-predict: voxels {_ranges(contract['scan_voxel_mm'])} (R-L x A-P x S-I; "
+                     f"slice axis {contract.get('slice_axis')})")
+    if contract.get("reference_voxel_mm"):
+        lines.append(f"- references for evaluate.py: voxels {_ranges(contract['reference_voxel_mm'])}")
+    lines.append(f"- field of view: {contract.get('field_of_view', 'not stated')}")
+    lines.append("- outside these, lfmri-predict and evaluate.py warn (contract=refuse stops, contract=ignore silences)")
+    return lines
 
 
 def card_markdown(name: str, card: dict) -> str:
@@ -99,6 +121,9 @@ def card_markdown(name: str, card: dict) -> str:
         "std with |error| inside the brain.",
         "",
     ]
+    contract = contract_of(card)
+    if contract:
+        lines += ["## Expected input", "", *contract_lines(contract), ""]
     for heading, key in (("Notes", "notes"), ("Limits", "limits")):
         if facts.get(key):
             lines += [f"## {heading}", "", *[f"- {n}" for n in facts[key]], ""]
@@ -117,6 +142,11 @@ def cmd_pack(args: PackOptions) -> int:
     card["pretrained"] = json.loads(Path(args.facts).read_text()) if args.facts else {}
     if BF16_PARITY_KEY in card["pretrained"]:  # where precision=auto looks for the measured bf16 parity
         card[BF16_PARITY_KEY] = float(card["pretrained"][BF16_PARITY_KEY])
+    # the input the network expects travels with the weights, where predict and evaluate look for it;
+    # repacking a shipped checkpoint without a new one keeps its own
+    contract = card["pretrained"].get(CONTRACT_KEY) or contract_of(meta["card"])
+    if contract:
+        card[CONTRACT_KEY] = contract
     shipped = {
         "state_dict": {f"net.{k}": v for k, v in half_state(state).items()},
         METADATA_KEY: {"schema": meta["schema"], "config": meta["config"], "split": meta.get("split"), "card": card},
@@ -154,7 +184,7 @@ class ShowOptions:
 class PackOptions:
     checkpoint: str = MISSING  # a trained checkpoint
     name: str = MISSING  # the shipped name (lower-case letters, digits, '-', '_', '.')
-    facts: Optional[str] = None  # JSON file of card facts (command, commit, steps, wall time, metrics)
+    facts: Optional[str] = None  # JSON file of card facts (command, commit, steps, wall time, metrics, input_contract)
     card: Optional[str] = None  # Markdown card to install as NAME.md (default: generated from the facts)
     dest: Optional[str] = None  # folder to write to (default: the installed lfmri/pretrained)
     overwrite: bool = False  # replace an existing NAME.ckpt / NAME.md
