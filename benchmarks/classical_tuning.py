@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--input", required=True, help="ONE validation volume (never an unseen subject)")
     parser.add_argument("--patch-size", type=int, nargs="+", default=[3, 5])
     parser.add_argument("--patch-distance", type=int, nargs="+", default=[3, 5])
-    parser.add_argument("--h-factor", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2])
+    parser.add_argument("--h-factor", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.6])
     parser.add_argument("--level-ratio", type=float, nargs="+", default=[2.0])
     args = parser.parse_args()
     cfg = OmegaConf.load(ROOT / "conf" / "evaluate.yaml")

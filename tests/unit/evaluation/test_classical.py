@@ -35,7 +35,7 @@ def noisy_volume(slices: int = 10) -> EvalVolume:
 
 def evaluator(classical) -> Evaluator:
     torch.manual_seed(0)
-    degradation = KSpaceDegradation(scale=2, hr_size=None, noise_std=(0.04, 0.06))
+    degradation = KSpaceDegradation(scale=2, hr_size=None, noise_std=(0.08, 0.1))
     ev = Evaluator({"net": ESPCN(scale=2).eval()}, degradation, slice_axis=2, seed=0, batch_size=3, classical=classical)
     ev.progress = False
     return ev
