@@ -56,8 +56,11 @@ def cmd_show(args: ShowOptions) -> int:
 
 def unseen_table(unseen: dict) -> str:
     """The per-subject and pooled gains of ``benchmarks/quality.py`` as Markdown."""
+    # the classical 3D rows quality.py measured (nlm3d, bm4d), when the facts have them
+    classical = [row for row in ("nlm3d", "bm4d") if f"{row}_vs_zerofill" in unseen["pooled"].get("all unseen", {})]
     head = ("| subject | group | slices | in-brain PSNR (dB) | vs zero-fill | vs bicubic | in-brain SSIM vs zero-fill "
-            "| whole-slice PSNR vs zero-fill | vs bicubic | bf16 - fp32 (dB) | TTA Spearman |")
+            "| whole-slice PSNR vs zero-fill | vs bicubic | bf16 - fp32 (dB) | TTA Spearman |"
+            + "".join(f" {row} in-brain vs zero-fill | network vs {row} |" for row in classical))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     rows = [(s, g["group"], g) for s, g in unseen["subjects"].items()]
     rows += [(f"**{label}**", "pooled", g) for label, g in unseen["pooled"].items()]
@@ -68,6 +71,8 @@ def unseen_table(unseen: dict) -> str:
             f"{g['brain_vs_bicubic']:+.2f} | {g['ssim_vs_zerofill']:+.4f} | {g['whole_vs_zerofill']:+.2f} | "
             f"{g['whole_vs_bicubic']:+.2f} | {g.get('bf16_delta_brain', float('nan')):+.3f} | "
             f"{'' if rho is None else f'{rho:.3f}'} |"
+            + "".join(f" {g.get(f'{row}_vs_zerofill', float('nan')):+.2f} | {g.get(f'brain_vs_{row}', float('nan')):+.2f} |"
+                      for row in classical)
         )
     return "\n".join(lines)
 
