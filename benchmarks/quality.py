@@ -1,11 +1,13 @@
-"""Quality of trained networks on subjects they never saw, against zero-filling and bicubic.
+"""Quality of trained networks on subjects they never saw, against zero-filling, bicubic and a 3D denoiser.
 
 For each network (a shipped one by name, or any checkpoint) this runs ``evaluate.py``'s code on
 the checkpoint's own test split (the held-out subjects), in float32 and under bf16 autocast, scores
 the TTA uncertainty map against the actual error on every ``--tta-every``-th slice, and prints:
 
 - per subject and pooled per group: in-brain PSNR/SSIM and whole-slice PSNR, each as the gain
-  over zero-fill and over bicubic; "unseen, other site" and "unseen, same site" are pooled apart
+  over zero-fill and over bicubic; the classical 3D row (``nlm3d``: non-local means on the
+  zero-filled volume, noise estimated from the data, :mod:`lfmri.degrade.denoise3d`) as its own
+  in-brain gain over zero-fill and the network's in-brain gain over it; "unseen, other site" and "unseen, same site" are pooled apart
   (site = the name's leading letters, e.g. ``IXI012-HH-...`` -> IXI, ``nichart_Subj22`` -> nichart);
 - the bf16 - float32 change of in-brain PSNR, and the Spearman correlation of uncertainty and error;
 - each target of the model (issue "beat the baselines on unseen brains") as met or not.
@@ -40,11 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # the targets each shipped network must meet on unseen subjects (gains in dB or SSIM)
 TARGETS = {
     "srdensenet-kspace-x2": {"brain_vs_zerofill": 1.5, "brain_vs_bicubic": 1.5, "ssim_vs_zerofill": 0.03,
-                             "whole_vs_zerofill": 3.0},
+                             "whole_vs_zerofill": 3.0, "brain_vs_nlm3d": 0.0},
     "lowfield-sim": {"brain_vs_bicubic": 2.0},
     "gan-cpce-kspace-x2": {"brain_vs_zerofill": 0.0},
 }
 BF16_TOLERANCE_DB = 0.05
+CLASSICAL = ["nlm3d"]  # evaluate's classical rows scored here (add "bm4d" after pip install bm4d: --classical nlm3d bm4d)
 
 
 def site(subject: str) -> str:
@@ -53,17 +56,18 @@ def site(subject: str) -> str:
     return match.group(1).lower() if match else subject
 
 
-def eval_config(ckpt: str | None, pretrained: str | None, output_dir: Path, tta: bool = False):
+def eval_config(ckpt: str | None, pretrained: str | None, output_dir: Path, tta: bool = False, classical=()):
     cfg = OmegaConf.load(ROOT / "conf" / "evaluate.yaml")
     cfg.pop("hydra")
     # precision=fp32: the network runs as the caller's autocast says; evaluate's default (auto) would
     # pick bf16 for a card that records its bf16 parity, and the "float32" pass would not be one
     return OmegaConf.merge(cfg, {"ckpt_path": ckpt, "pretrained": pretrained, "output_dir": str(output_dir),
-                                 "overwrite": True, "tta": tta, "batch_size": 16, "precision": "fp32"})
+                                 "overwrite": True, "tta": tta, "batch_size": 16, "precision": "fp32",
+                                 "classical": list(classical)})
 
 
-def run(ckpt: str | None, pretrained: str | None, out: Path, bf16: bool, tta_every: int = 0):
-    cfg = eval_config(ckpt, pretrained, out, tta=tta_every > 0)
+def run(ckpt: str | None, pretrained: str | None, out: Path, bf16: bool, tta_every: int = 0, classical=()):
+    cfg = eval_config(ckpt, pretrained, out, tta=tta_every > 0, classical=classical)
     evaluator, volumes, paths = prepare(cfg)
     if tta_every > 0:
         for v in volumes:  # TTA costs 8 forward passes a slice: score it on a regular subsample
@@ -89,12 +93,18 @@ def gains(table: MetricsTable, subjects: list[str], model: str) -> dict[str, flo
         "whole_vs_bicubic": m["psnr"][0] - bc["psnr"][0],
         "zerofill_psnr_brain": zf["psnr_brain"][0],
         "bicubic_psnr_brain": bc["psnr_brain"][0],
+        **{key: value for row in CLASSICAL if row in summary for key, value in {
+            f"{row}_psnr_brain": summary[row]["psnr_brain"][0],
+            f"{row}_vs_zerofill": summary[row]["psnr_brain"][0] - zf["psnr_brain"][0],
+            f"brain_vs_{row}": m["psnr_brain"][0] - summary[row]["psnr_brain"][0],
+        }.items()},
     }
 
 
 def measure(ckpt: str | None, pretrained: str | None, tta_every: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        evaluator, t32, seconds32 = run(ckpt, pretrained, Path(tmp) / "fp32", bf16=False)
+        # the classical rows do not depend on the network's precision: scored once, in the float32 pass
+        evaluator, t32, seconds32 = run(ckpt, pretrained, Path(tmp) / "fp32", bf16=False, classical=CLASSICAL)
         _, t16, seconds16 = run(ckpt, pretrained, Path(tmp) / "bf16", bf16=True)
         tta_evaluator, _, _ = run(ckpt, pretrained, Path(tmp) / "tta", bf16=True, tta_every=tta_every) if tta_every else (None, None, None)
         model = evaluator.networks[0]
@@ -134,7 +144,8 @@ def evaluator_path(ckpt: str | None, pretrained: str | None) -> Path:
 
 def markdown(name: str, result: dict) -> str:
     head = ("| subject | group | slices | in-brain PSNR (dB) | vs zero-fill | vs bicubic | in-brain SSIM vs zero-fill "
-            "| vs bicubic | whole-slice PSNR vs zero-fill | vs bicubic | bf16 - fp32 (dB) | TTA Spearman |")
+            "| vs bicubic | whole-slice PSNR vs zero-fill | vs bicubic | bf16 - fp32 (dB) | TTA Spearman |"
+            + "".join(f" {row} in-brain vs zero-fill | network vs {row} |" for row in CLASSICAL))
     lines = [f"### {name} on unseen subjects", "", head, "|" + "---|" * (head.count("|") - 1)]
 
     def fmt(label: str, group: str, g: dict) -> str:
@@ -142,7 +153,9 @@ def markdown(name: str, result: dict) -> str:
         return (f"| {label} | {group} | {g['slices']} | {g['psnr_brain']:.2f} | {g['brain_vs_zerofill']:+.2f} | "
                 f"{g['brain_vs_bicubic']:+.2f} | {g['ssim_vs_zerofill']:+.4f} | {g['ssim_vs_bicubic']:+.4f} | "
                 f"{g['whole_vs_zerofill']:+.2f} | {g['whole_vs_bicubic']:+.2f} | "
-                f"{g.get('bf16_delta_brain', math.nan):+.3f} | {'' if math.isnan(rho) else f'{rho:.3f}'} |")
+                f"{g.get('bf16_delta_brain', math.nan):+.3f} | {'' if math.isnan(rho) else f'{rho:.3f}'} |"
+                + "".join(f" {g.get(f'{row}_vs_zerofill', math.nan):+.2f} | {g.get(f'brain_vs_{row}', math.nan):+.2f} |"
+                          for row in CLASSICAL))
 
     for subject, g in result["subjects"].items():
         lines.append(fmt(subject, g["group"], g))
@@ -151,7 +164,8 @@ def markdown(name: str, result: dict) -> str:
     lines += ["", "Gains are the network's mean minus the baseline's mean over the same slices (in-brain: reference "
               "> 0.05, dilated 2 px). Zero-fill reconstructs from the complex LR (it has the phase). TTA Spearman: "
               "per-slice rank correlation of the 8-fold flip/rotation std with |error| inside the brain, on every "
-              "few slices.", ""]
+              "few slices. Classical rows: a 3D denoiser of the zero-filled volume with the noise std estimated per "
+              "slice from the complex LR (nlm3d: scikit-image non-local means, lfmri/degrade/denoise3d.py).", ""]
     return "\n".join(lines)
 
 
@@ -160,7 +174,7 @@ def check_targets(name: str, result: dict) -> list[str]:
     for key, minimum in TARGETS.get(name, {}).items():
         for label, g in [("all unseen", result["pooled"]["all unseen"]),
                          *[(s, g) for s, g in result["subjects"].items() if g["group"] == "unseen, other site"]]:
-            value = g[key]
+            value = g.get(key, math.nan)
             lines.append(f"{'MET ' if value >= minimum else 'MISS'} {name} {label}: {key} {value:+.3f} (target >= {minimum:+.2f})")
     delta = result["pooled"]["all unseen"]["bf16_delta_brain"]
     lines.append(f"{'MET ' if abs(delta) <= BF16_TOLERANCE_DB else 'MISS'} {name}: bf16 in-brain PSNR change {delta:+.3f} dB "
@@ -175,7 +189,10 @@ def main() -> None:
     parser.add_argument("--name", help="target set to check a --ckpt against (a shipped name)")
     parser.add_argument("--tta-every", type=int, default=4, help="score TTA uncertainty on every n-th slice (0: off)")
     parser.add_argument("--json", help="write the figures of the (last) network to this JSON file")
+    parser.add_argument("--classical", nargs="*", default=CLASSICAL,
+                        help="classical 3D rows (nlm3d; bm4d after pip install bm4d; none: --classical)")
     args = parser.parse_args()
+    CLASSICAL[:] = args.classical
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     jobs = [(None, p, p) for p in args.pretrained] + [(c, None, args.name or Path(c).stem) for c in args.ckpt]
     for ckpt, pretrained, name in jobs:

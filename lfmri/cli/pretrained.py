@@ -26,13 +26,15 @@ PROG = "lfmri-pretrained"
 
 def summary_line(name: str) -> str:
     from lfmri.checkpoints.stored_run import StoredRun  # torch: after the options are read
+    from lfmri.geometry.scan_contract import contract_of
 
     card = StoredRun.load(checkpoint_path(name)).card
     unseen = (card.get("pretrained", {}).get("unseen") or {}).get("pooled", {}).get("all unseen")
     headline = (f"{unseen['psnr_brain']:.2f} dB, {unseen['brain_vs_zerofill']:+.2f} dB over zero-fill, "
                 f"{unseen['brain_vs_bicubic']:+.2f} over bicubic ({unseen['slices']} slices)") if unseen else "-"
     degradation = (card.get("degradation") or {}).get("_target_", "?").rsplit(".", 1)[-1]
-    return f"{name:24s} {card.get('model', '?'):12s} x{card.get('scale', '?')}  {degradation:28s} {headline}"
+    expects = (contract_of(card) or {}).get("summary", "not stated")
+    return f"{name:24s} {card.get('model', '?'):12s} x{card.get('scale', '?')}  {degradation:28s} {expects:52s} {headline}"
 
 
 def cmd_list(_: object) -> int:
@@ -40,7 +42,8 @@ def cmd_list(_: object) -> int:
     if not names:
         print("no pretrained networks are installed")
         return 0
-    print(f"{'name':24s} {'model':12s} {'scale':4s} {'degradation':28s} unseen subjects (in-brain PSNR vs zero-fill)")
+    print(f"{'name':24s} {'model':12s} {'scale':4s} {'degradation':28s} {'expected input (lfmri-predict scan)':52s} "
+          "unseen subjects (in-brain PSNR vs zero-fill)")
     for name in names:
         print(summary_line(name))
     print(f"\ncards: {PROG} show name=NAME; use: lfmri-predict pretrained=NAME inputs=... output_dir=...")
@@ -54,8 +57,11 @@ def cmd_show(args: ShowOptions) -> int:
 
 def unseen_table(unseen: dict) -> str:
     """The per-subject and pooled gains of ``benchmarks/quality.py`` as Markdown."""
+    # the classical 3D rows quality.py measured (nlm3d, bm4d), when the facts have them
+    classical = [row for row in ("nlm3d", "bm4d") if f"{row}_vs_zerofill" in unseen["pooled"].get("all unseen", {})]
     head = ("| subject | group | slices | in-brain PSNR (dB) | vs zero-fill | vs bicubic | in-brain SSIM vs zero-fill "
-            "| whole-slice PSNR vs zero-fill | vs bicubic | bf16 - fp32 (dB) | TTA Spearman |")
+            "| whole-slice PSNR vs zero-fill | vs bicubic | bf16 - fp32 (dB) | TTA Spearman |"
+            + "".join(f" {row} in-brain vs zero-fill | network vs {row} |" for row in classical))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     rows = [(s, g["group"], g) for s, g in unseen["subjects"].items()]
     rows += [(f"**{label}**", "pooled", g) for label, g in unseen["pooled"].items()]
@@ -66,8 +72,29 @@ def unseen_table(unseen: dict) -> str:
             f"{g['brain_vs_bicubic']:+.2f} | {g['ssim_vs_zerofill']:+.4f} | {g['whole_vs_zerofill']:+.2f} | "
             f"{g['whole_vs_bicubic']:+.2f} | {g.get('bf16_delta_brain', float('nan')):+.3f} | "
             f"{'' if rho is None else f'{rho:.3f}'} |"
+            + "".join(f" {g.get(f'{row}_vs_zerofill', float('nan')):+.2f} | {g.get(f'brain_vs_{row}', float('nan')):+.2f} |"
+                      for row in classical)
         )
     return "\n".join(lines)
+
+
+def _ranges(bounds) -> str:
+    return " x ".join("any" if b is None else f"{b[0]:g}-{b[1]:g}" for b in bounds) + " mm"
+
+
+def contract_lines(contract: dict) -> list[str]:
+    """The card's "Expected input" section, from the contract (:mod:`lfmri.geometry.scan_contract`)."""
+    lines = [f"- in short: {contract.get('summary', '')}",
+             f"- contrast: {contract.get('contrast', 'not stated')}",
+             f"- orientation: {contract.get('orientation', 'not stated')}"]
+    if contract.get("scan_voxel_mm"):
+        lines.append(f"- scans for lfmri-predict: voxels {_ranges(contract['scan_voxel_mm'])} (R-L x A-P x S-I; "
+                     f"slice axis {contract.get('slice_axis')})")
+    if contract.get("reference_voxel_mm"):
+        lines.append(f"- references for evaluate.py: voxels {_ranges(contract['reference_voxel_mm'])}")
+    lines.append(f"- field of view: {contract.get('field_of_view', 'not stated')}")
+    lines.append("- outside these, lfmri-predict and evaluate.py warn (contract=refuse stops, contract=ignore silences)")
+    return lines
 
 
 def card_markdown(name: str, card: dict) -> str:
@@ -100,6 +127,11 @@ def card_markdown(name: str, card: dict) -> str:
         "std with |error| inside the brain.",
         "",
     ]
+    from lfmri.geometry.scan_contract import contract_of
+
+    contract = contract_of(card)
+    if contract:
+        lines += ["## Expected input", "", *contract_lines(contract), ""]
     for heading, key in (("Notes", "notes"), ("Limits", "limits")):
         if facts.get(key):
             lines += [f"## {heading}", "", *[f"- {n}" for n in facts[key]], ""]
@@ -111,6 +143,7 @@ def cmd_pack(args: PackOptions) -> int:
     import torch
 
     from lfmri.checkpoints.stored_run import StoredRun
+    from lfmri.geometry.scan_contract import CONTRACT_KEY, contract_of
     from lfmri.inference.network import BF16_PARITY_KEY
 
     if not NAME_PATTERN.match(args.name):
@@ -121,6 +154,11 @@ def cmd_pack(args: PackOptions) -> int:
     card["pretrained"] = json.loads(Path(args.facts).read_text()) if args.facts else {}
     if BF16_PARITY_KEY in card["pretrained"]:  # where precision=auto looks for the measured bf16 parity
         card[BF16_PARITY_KEY] = float(card["pretrained"][BF16_PARITY_KEY])
+    # the input the network expects travels with the weights, where predict and evaluate look for it;
+    # repacking a shipped checkpoint without a new one keeps its own
+    contract = card["pretrained"].get(CONTRACT_KEY) or contract_of(run.card)
+    if contract:
+        card[CONTRACT_KEY] = contract
     shipped = run.shipped(card).checkpoint
     out = Path(args.dest or PRETRAINED_DIR) / f"{args.name}.ckpt"
     card_file = out.with_suffix(".md")
@@ -155,7 +193,7 @@ class ShowOptions:
 class PackOptions:
     checkpoint: str = MISSING  # a trained checkpoint
     name: str = MISSING  # the shipped name (lower-case letters, digits, '-', '_', '.')
-    facts: Optional[str] = None  # JSON file of card facts (command, commit, steps, wall time, metrics)
+    facts: Optional[str] = None  # JSON file of card facts (command, commit, steps, wall time, metrics, input_contract)
     card: Optional[str] = None  # Markdown card to install as NAME.md (default: generated from the facts)
     dest: Optional[str] = None  # folder to write to (default: the installed lfmri/pretrained)
     overwrite: bool = False  # replace an existing NAME.ckpt / NAME.md

@@ -24,6 +24,8 @@ from lfmri.contracts import context_slices, input_mode
 from lfmri.data.datasets import degraded_sample, slice_generator, stacked_context
 from lfmri.degrade.baselines import make_baselines
 from lfmri.degrade.degradations import Degradation
+from lfmri.degrade.denoise3d import VolumeDenoiser, make_denoisers
+from lfmri.evaluation.classical import classical_outputs
 from lfmri.errors import ConfigError, ExistingOutputError
 from lfmri.evaluation.volumes import EvalVolume
 from lfmri.files import written_together
@@ -79,6 +81,9 @@ class Evaluator:
         tta: also score each network's test-time-augmentation uncertainty against its error.
         self_ensemble: each network's output is the mean over the 8 flips/rotations of its input
             (:class:`lfmri.inference.volume.NetworkRunner`).
+        classical: 3D denoisers of the zero-filled volume reported as baseline rows, by name (``nlm3d``,
+            ``bm4d``: :mod:`lfmri.degrade.denoise3d`) or as ``{row name: denoiser}``, computed once per volume before the batches
+            (:func:`lfmri.evaluation.classical.classical_outputs`).
     """
 
     def __init__(
@@ -92,13 +97,15 @@ class Evaluator:
         tta: bool = False,
         cards: Mapping[str, Mapping] | None = None,
         self_ensemble: bool = False,
+        classical: Sequence[str] | Mapping[str, VolumeDenoiser] = (),
     ) -> None:
         if not nets:
             raise ValueError("Evaluator needs at least one network")
         options = options or RunOptions()
         device, precision, backend, channels_last = resolve_device(options.device), options.precision, options.backend, options.channels_last
         batch_size, tile_size, tile_overlap = options.batch_size, options.tile_size, options.tile_overlap
-        baselines = make_baselines(degradation)
+        self.classical = dict(classical) if isinstance(classical, Mapping) else make_denoisers(classical)
+        baselines = {**make_baselines(degradation), **self.classical}
         clash = sorted(set(nets) & set(baselines))
         if clash:
             raise ValueError(f"network names {clash} are taken by the baselines; rename them")
@@ -113,7 +120,10 @@ class Evaluator:
             # the runner predict uses: tiled above tile_size, so evaluate fits in predict's memory
             self.methods[name] = Method(net, NetworkRunner(net, forward, tile_size, tile_overlap, self_ensemble, degradation), kind)
         for name, baseline in baselines.items():
-            self.methods[name] = Method(baseline, lambda x, b=baseline: predict(b, x).float(), name)
+            if name in self.classical:  # its rows are read from the volume run_volume denoised beforehand
+                self.methods[name] = Method(nn.Identity(), nn.Identity(), name)
+            else:
+                self.methods[name] = Method(baseline, lambda x, b=baseline: predict(b, x).float(), name)
         kinds = [m.kind for m in self.methods.values()]
         if len(set(kinds)) < len(kinds):
             raise ValueError(f"network names {self.networks} give clashing output file names {kinds}")
@@ -175,6 +185,9 @@ class Evaluator:
                 return v.pair(i)
             return degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
 
+        classical = classical_outputs(v.name, range(v.start, v.stop), sample, self.methods["zerofill"].module,
+                                      self.classical, self.loop.batch_size, self.device) if self.classical else {}
+
         def step(indices: list[int]) -> dict[str, torch.Tensor]:
             samples = [sample(i) for i in indices]
             if self.context:
@@ -183,7 +196,9 @@ class Evaluator:
                 samples = [{**s, **stacked_context([sample(j) for j in context_indices(i, self.context, v.start, v.stop)])}
                            for i, s in zip(indices, samples)]
             batch = {k: torch.stack([s[k] for s in samples]).to(self.device) for k in samples[0]}
-            preds = {name: m.run(model_input(m.module, batch)) for name, m in self.methods.items()}
+            preds = {name: m.run(model_input(m.module, batch)) for name, m in self.methods.items() if name not in classical}
+            rows = [i - v.start for i in indices]
+            preds.update({name: volume[rows][:, None].to(self.device) for name, volume in classical.items()})
             keep = [j for j, i in enumerate(indices) if i in scored]
             if keep:
                 hr = batch["hr"][keep]

@@ -10,6 +10,7 @@ and the zero-fill and bicubic baselines run on the same degraded slices.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -19,12 +20,14 @@ from lfmri.checkpoints.stored_run import StoredRun
 from lfmri.contracts import check_compatible
 from lfmri.data.splits import subject_groups
 from lfmri.degrade.baselines import make_baselines
+from lfmri.degrade.denoise3d import make_denoisers
 from lfmri.errors import ConfigError
 from lfmri.evaluation.checkpoints import check_comparable, check_unseen, checkpoint_paths, method_names
 # the comparison and its volumes have modules of their own; their names stay importable from here
 from lfmri.evaluation.comparison import Evaluator, Method, file_label, sample_mode  # noqa: F401
 from lfmri.evaluation.volumes import EvalVolume, volumes_from_datamodule, volumes_from_files
 from lfmri.geometry.inputs import expand_inputs
+from lfmri.geometry.scan_contract import check_mode, contract_of, enforce_contract
 from lfmri.inference.network import resolve_device
 from lfmri.run_options import RunOptions
 from lfmri.scoring.report import MetricsTable
@@ -48,6 +51,9 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         resolve_device(options.device)  # an unknown device fails before any checkpoint is read
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    check_mode(str(cfg.get("contract", "warn")))
+    classical = [str(name) for name in cfg.get("classical") or []]
+    make_denoisers(classical)  # an unknown name, or bm4d not installed, fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])
     runs = [StoredRun.load(p, trust) for p in paths]
@@ -62,7 +68,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
             raise CheckpointError(f"{run.source}: {err}") from None
     cards = [run.card for run in runs]
     card_names = [card.get("name") or type(net).__name__.lower() for card, net in zip(cards, nets)]
-    names = method_names(card_names, paths, reserved=make_baselines(degradation))
+    names = method_names(card_names, paths, reserved=[*make_baselines(degradation), *classical])
     # the first checkpoint's split: data added to a folder since training cannot leak into the test set
     datamodule = runs[0].datamodule(
         degradation=degradation,
@@ -74,6 +80,7 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     failed: dict[str, str] = {}
     if cfg.get("inputs") is not None:
         volumes, failed = volumes_from_files(expand_inputs(cfg.inputs), datamodule)
+        volumes = within_contract(volumes, cards[0], names[0], str(cfg.get("contract", "warn")), failed)
     else:
         datamodule.setup("test")
         check_unseen(datamodule.split["test"], paths, runs)
@@ -88,11 +95,27 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         tta=bool(cfg.get("tta", False)),
         cards=dict(zip(names, cards)),
         self_ensemble=bool(cfg.get("self_ensemble", False)),
+        classical=classical,
     )
     evaluator.description = runs[0].provenance(int(degradation.scale)) + (f" +{len(paths) - 1}" if len(paths) > 1 else "")
     evaluator.groups = subject_groups([v.name for v in volumes], runs[0].split)
     evaluator.input_failures = failed  # inputs that could not be read: reported with the run's own failures
     return evaluator, volumes, paths
+
+
+def within_contract(volumes: list[EvalVolume], card: Mapping, model: str, mode: str, failed: dict[str, str]) -> list[EvalVolume]:
+    """The volumes ``contract=mode`` lets through: each input is checked against the input the first
+    checkpoint's card says it expects (:mod:`lfmri.geometry.scan_contract`; a warning by default),
+    and a refused one joins ``failed`` with the reason, like an unreadable file."""
+    kept = []
+    for v in volumes:
+        try:
+            enforce_contract(v.volume, contract_of(card), model, mode, role="reference")
+            kept.append(v)
+        except ConfigError as err:
+            failed[v.volume.source] = str(err)
+            log.error("%s", err)
+    return kept
 
 
 def evaluate(cfg: DictConfig) -> MetricsTable:

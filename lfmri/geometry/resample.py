@@ -98,16 +98,37 @@ def lr_grid(hr_shape: Sequence[int], hr_affine: np.ndarray, slice_axis: int, deg
     return lr_shape, map_affine(hr_affine, dict(zip(axes, maps)))
 
 
+def covering_shape(shape: Sequence[int], spacing: float | Sequence[float], extent_mm: Sequence[float], multiple: Sequence[int] = (1, 1, 1)) -> list[int]:
+    """``shape`` grown, axis by axis, until ``shape * spacing`` covers ``extent_mm`` to within half a
+    voxel; a grown axis is rounded up to its ``multiple``, an axis that already covers keeps its size
+    (the 179 mm of ``lowfield-sim``'s 1 mm box covers the 179.2 mm of its 112 x 1.6 mm low-field box)."""
+    out = []
+    for n, step, length, m in zip(shape, _triple(spacing, "spacing"), extent_mm, multiple):
+        need = int(np.ceil(float(length) / float(step) - 0.5))
+        out.append(int(n) if need <= int(n) else int(np.ceil(need / int(m)) * int(m)))
+    return out
+
+
 def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool) -> Volume:
     """A real low-field scan on the grid a network trained on paired data reads (for ``lfmri.cli.predict``).
 
     The same steps as training: cubic resampling to ``data.lf_shape``/``lf_spacing``, then onto the
     LR grid of a high-field grid (``data.hf_shape``/``hf_spacing``) centred on the scan, or onto
     that high-field grid itself for pre-upsampled networks.
+
+    Those boxes (179 x 221 x 200 mm for ``lowfield-sim``) are the training field of view, not a
+    limit of the network (it runs on slices of any size): a scan that reaches beyond them would
+    lose the top of the head. Each box therefore grows, axis by axis, until it covers the scan's
+    extent (:func:`covering_shape`); a scan inside them gets exactly the training grids.
     """
-    lf = resample_volume(scan, data_cfg["lf_shape"], data_cfg["lf_spacing"])
-    hf_affine = centred_grid(lf.affine, lf.data.shape, data_cfg["hf_shape"], data_cfg["hf_spacing"])
-    shape = hr_grid_shape(data_cfg["hf_shape"], int(data_cfg["slice_axis"]), degradation.grid_scale)
+    extent = np.asarray(scan.data.shape[:3], dtype=np.float64) * voxel_sizes(scan.affine)
+    lf_shape = covering_shape(data_cfg["lf_shape"], data_cfg["lf_spacing"], extent)
+    lf = resample_volume(scan, lf_shape, data_cfg["lf_spacing"])
+    slice_axis, step = int(data_cfg["slice_axis"]), degradation.grid_scale
+    multiple = [1 if a == slice_axis else step for a in range(3)]
+    hf_shape = covering_shape(data_cfg["hf_shape"], data_cfg["hf_spacing"], extent, multiple)
+    hf_affine = centred_grid(lf.affine, lf.data.shape, hf_shape, data_cfg["hf_spacing"])
+    shape = hr_grid_shape(hf_shape, slice_axis, step)
     target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, int(data_cfg["slice_axis"]), degradation)
     data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
     return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes, label=scan.label,

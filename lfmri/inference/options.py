@@ -34,3 +34,7 @@ class PredictConfig(RunOptions):
     mc_samples: int = 0  # uncertainty from N Monte-Carlo dropout passes (networks with dropout)
     preview: bool = True  # NAME_views.png: three orthogonal views of the scan and the SR output
     trust_targets: list[str] = field(default_factory=list)  # module prefixes (besides lfmri) a checkpoint may name
+    # each scan is compared with the input the checkpoint's card says it expects (voxel sizes, slice
+    # thickness, field of view): warn (default: the output is still written, the log names what is off),
+    # refuse (that scan fails with the reason, the others run) or ignore. lfmri.geometry.scan_contract
+    contract: str = "warn"

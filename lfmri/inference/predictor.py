@@ -32,6 +32,7 @@ from lfmri.files import safe_name, written_together
 from lfmri.geometry.inputs import Input, input_name
 from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
 from lfmri.geometry.resample import scan_on_model_grid
+from lfmri.geometry.scan_contract import check_mode, contract_of, enforce_contract
 from lfmri.geometry.slicing import context_stack, plane_problem, take_slices
 from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
@@ -94,6 +95,8 @@ class Predictor:
             )
         self.cfg = cfg
         self.description = run.provenance(self.scale)
+        self.contract = contract_of(self.card)
+        check_mode(cfg.contract)
 
     @property
     def input_on_hr_grid(self) -> bool:
@@ -155,6 +158,7 @@ class Predictor:
         return paths
 
     def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
+        enforce_contract(volume, self.contract, self.card.get("name") or str(self.cfg.ckpt_path), self.cfg.contract, "scan")
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         problem = plane_problem(volume.data.shape, self.slice_axis)

@@ -166,8 +166,9 @@ class VolumeLoop:
     ) -> None:
         """Write each ``volumes[kind]`` to ``paths[kind]`` with ``affines[kind]``, in the input's
         orientation ``axcodes``, space (``space_code``, :attr:`lfmri.geometry.nifti.Volume.space_code`)
-        and intensity range (``intensity.restore``). Kinds in ``maps`` (standard deviations, absolute
-        differences) are scaled back, not shifted.
+        and intensity range (``intensity.restore``). Images are clipped to the normalisation window
+        first; kinds in ``maps`` (standard deviations, absolute differences) are scaled back, neither
+        shifted nor clipped.
 
         A network output with NaN or Inf voxels (diverged or overflowing weights, a bf16 overflow) is
         refused (``ValueError`` naming the volume and the output) before anything is written: a NaN
@@ -182,6 +183,10 @@ class VolumeLoop:
             if kind in maps:
                 data = data * (intensity.high - intensity.low)
             else:
-                data = intensity.restore(data)
+                # clipped to [0, 1], the normalisation window [low, high] of the input's own intensities
+                # (inside its [min, max]): the network read its input clipped to that window, so values
+                # outside it are overshoot (Gibbs ringing, negative magnitudes: min -117, max 525 for an
+                # input of 0-860 before), not anatomy. Scores are computed on [0, 1] too (clipped).
+                data = intensity.restore(np.clip(data, 0.0, 1.0))
             save_nifti(paths[kind], data, affines[kind], axcodes, overwrite=True,  # staging names
                        description=f"{kind} {description}".strip(), space_code=space_code)

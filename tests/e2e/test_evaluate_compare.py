@@ -25,7 +25,7 @@ from tests.helpers.volumes import write_phantom, write_phantom_volumes
 pytestmark = pytest.mark.e2e
 
 
-METHODS = {"srdensenet", "vdsr", "zerofill", "bicubic"}
+METHODS = {"srdensenet", "vdsr", "zerofill", "bicubic", "nlm3d"}  # nlm3d: evaluate's default classical row
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_one_table_with_every_checkpoint_and_baseline_per_subject(compared):
     assert "| sub-00 | vdsr |" in proc.stdout
     for path in inputs:
         name = path.name.replace(".nii.gz", "")
-        for kind in ("sr_srdensenet", "sr_vdsr", "zerofill", "bicubic", "lr", "hr"):
+        for kind in ("sr_srdensenet", "sr_vdsr", "zerofill", "bicubic", "nlm3d", "lr", "hr"):
             assert (out / f"{name}_{kind}.nii.gz").is_file(), kind
         assert not (out / f"{name}_sr.nii.gz").exists()
         assert (out / f"{name}_comparison.png").stat().st_size > 10_000
@@ -94,7 +94,7 @@ def test_each_checkpoint_gets_what_a_single_evaluation_gives_it(runs, compared, 
     for ckpt, method in zip(ckpts, ("srdensenet", "vdsr")):
         single = tmp_path / method
         alone = rows_by_key(run_evaluate(single, ckpt_path=str(ckpt), inputs=[str(p) for p in inputs]))
-        assert {k[2] for k in alone} == {method, "zerofill", "bicubic"}
+        assert {k[2] for k in alone} == {method, "zerofill", "bicubic", "nlm3d"}
         for key, row in alone.items():
             for metric in METRICS:  # the CSV keeps 6 decimals
                 assert together[key][metric] == pytest.approx(row[metric], abs=2e-6), (key, metric)
@@ -161,7 +161,7 @@ def test_duplicate_model_names_are_disambiguated_by_run_directory(runs, tmp_path
     out = tmp_path / "out"
     args = {"ckpt_paths": [str(ckpts[0]), str(twin)], "inputs": [str(volume)]}
     table = run_evaluate(out, **args)
-    assert set(table.methods) == {"srdensenet (0)", "srdensenet (run2)", "zerofill", "bicubic"}
+    assert set(table.methods) == {"srdensenet (0)", "srdensenet (run2)", "zerofill", "bicubic", "nlm3d"}
     means = table.means("tiny")
     assert means["srdensenet (0)"] == means["srdensenet (run2)"]  # same weights, separate rows
     a, b = (nib.load(out / f"tiny_sr_srdensenet_{run}.nii.gz").get_fdata() for run in ("0", "run2"))

@@ -72,7 +72,7 @@ def test_evaluate_on_input_volumes_writes_correct_niftis_tables_and_figures(trai
         name = path.name.replace(".nii.gz", "")
         src = nib.load(path)
         src_zooms = np.array(src.header.get_zooms())
-        for kind in ("sr", "lr", "hr", "zerofill", "bicubic"):
+        for kind in ("sr", "lr", "hr", "zerofill", "bicubic", "nlm3d"):
             img = nib.load(out / f"{name}_{kind}.nii.gz")
             assert nib.aff2axcodes(img.affine) == nib.aff2axcodes(src.affine), kind  # input orientation kept
             assert img.get_data_dtype() == np.float32
@@ -94,10 +94,10 @@ def test_evaluate_on_input_volumes_writes_correct_niftis_tables_and_figures(trai
         assert (out / f"{name}_comparison.png").stat().st_size > 10_000
 
     rows = list(csv.DictReader((out / "metrics.csv").open()))
-    assert {r["method"] for r in rows} == {"srdensenet", "zerofill", "bicubic"}
+    assert {r["method"] for r in rows} == {"srdensenet", "zerofill", "bicubic", "nlm3d"}
     assert {r["subject"] for r in rows} == {"sub-00", "psr"}
     markdown = (out / "metrics.md").read_text()
-    assert markdown.count("| sub-00 |") == 3 and markdown.count("| psr |") == 3 and "±" in markdown
+    assert markdown.count("| sub-00 |") == 4 and markdown.count("| psr |") == 4 and "±" in markdown
 
 
 def test_evaluate_never_overwrites_unless_asked(trained, tmp_path):

@@ -169,3 +169,23 @@ def test_two_and_multi_slice_networks_are_scored_on_the_same_degraded_slices():
                       options=options)
     alone.progress = False
     assert np.array_equal(alone.run_volume(v)[0]["lr"], outputs["lr"])
+
+
+def test_evaluate_names_inputs_outside_the_checkpoints_contract(tmp_path, caplog):
+    """6 mm slices given to srdensenet-kspace-x2 (a 2 mm model): a warning naming the file, or with
+    contract=refuse an input failure that names it while the other inputs are still evaluated."""
+    import logging
+
+    from tests.helpers.volumes import write_phantom
+
+    thick = write_phantom(tmp_path / "thick.nii.gz", shape=(40, 40, 4), affine=np.diag([1.5, 1.5, 6.0, 1.0]))
+    fine = write_phantom(tmp_path / "fine.nii.gz", shape=(40, 40, 4), affine=np.diag([1.5, 1.5, 2.0, 1.0]))
+    options = {"pretrained": "srdensenet-kspace-x2", "inputs": [str(thick), str(fine)], "classical": [], "device": "cpu",
+               "progress": False}
+    with caplog.at_level(logging.WARNING):
+        table = run_evaluate(tmp_path / "warn", **options)
+    assert set(table.subjects) == {"thick", "fine"} and not table.failures
+    warnings = [r.getMessage() for r in caplog.records if "expects" in r.getMessage()]
+    assert len(warnings) == 1 and "thick.nii.gz" in warnings[0] and "slice thickness 6 mm" in warnings[0]
+    table = run_evaluate(tmp_path / "refuse", contract="refuse", **options)
+    assert table.subjects == ["fine"] and "contract=refuse" in table.failures[str(thick)]

@@ -1,10 +1,55 @@
-"""``lfmri.geometry.resample``: grids centred on each other."""
+"""``lfmri.geometry.resample``: grids centred on each other; the model grids of paired-data checkpoints never crop a scan."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from lfmri.geometry.resample import centred_on
+from lfmri.degrade.lowfield import LowFieldDegradation
+from lfmri.geometry.nifti import Volume, voxel_sizes
+from lfmri.geometry.resample import centred_on, covering_shape, scan_on_model_grid
+
+# a 20 x 24 x 30 mm training box (lowfield-sim's is 179 x 221 x 200 mm), 1 mm high-field grid
+DATA = {"lf_shape": [10, 12, 6], "lf_spacing": [2.0, 2.0, 5.0], "hf_shape": [20, 24, 30], "hf_spacing": [1.0, 1.0, 1.0],
+        "slice_axis": 0}
+
+
+def world_box(affine: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest world coordinates of a grid's field of view (voxel edges)."""
+    corners = np.array([[i, j, k] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5) for k in (-0.5, shape[2] - 0.5)])
+    world = corners @ affine[:3, :3].T + affine[:3, 3]
+    return world.min(0), world.max(0)
+
+
+def test_covering_shape_grows_only_the_axes_that_do_not_cover():
+    assert covering_shape([112, 138, 40], [1.6, 1.6, 5.0], [179.2, 220.8, 200.0]) == [112, 138, 40]
+    assert covering_shape([179, 221, 200], 1.0, [179.2, 220.8, 200.0]) == [179, 221, 200]  # within half a voxel
+    assert covering_shape([179, 221, 200], 1.0, [240.0, 240.0, 251.0], multiple=[1, 2, 2]) == [240, 240, 252]
+
+
+@pytest.mark.parametrize("upsampled", [False, True])
+def test_a_head_larger_than_the_training_box_keeps_its_extent_and_its_top(upsampled):
+    """A scan 36 x 30 x 50 mm (beyond the 20 x 24 x 30 mm box on every axis) with a bright top slab:
+    the model grid covers all of it, and the top of the head is still there."""
+    data = np.full((18, 15, 10), 0.3, np.float32)  # 2 x 2 x 5 mm voxels
+    data[:, :, -1] = 1.0  # the top of the head (canonical S end)
+    affine = np.diag([2.0, 2.0, 5.0, 1.0])
+    affine[:3, 3] = [-17.0, -14.0, -22.5]
+    scan = Volume(data, affine, "big.nii.gz")
+    out = scan_on_model_grid(scan, DATA, LowFieldDegradation(scale=2), upsampled=upsampled)
+    low_in, high_in = world_box(scan.affine, data.shape)
+    low_out, high_out = world_box(out.affine, out.data.shape)
+    spacing = voxel_sizes(out.affine)
+    assert np.all(low_out <= low_in + spacing / 2 + 1e-6) and np.all(high_out >= high_in - spacing / 2 - 1e-6)
+    top = out.data[:, :, -3:]
+    assert top.max() > 0.9  # the bright top slab survived the resampling
+
+
+def test_a_scan_inside_the_box_gets_exactly_the_training_grid():
+    data = np.full((10, 12, 6), 0.5, np.float32)
+    scan = Volume(data, np.diag([2.0, 2.0, 5.0, 1.0]), "small.nii.gz")
+    out = scan_on_model_grid(scan, DATA, LowFieldDegradation(scale=2), upsampled=True)
+    assert out.data.shape == (20, 24, 30)
 
 
 def test_centred_on_moves_a_grid_centre_onto_the_reference_centre_and_keeps_its_axes():

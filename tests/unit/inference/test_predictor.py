@@ -185,3 +185,28 @@ def test_multi_slice_model_predicts_an_oblique_volume_with_the_right_geometry(tm
     # canonical S runs with or against stored axis 1: one of slices 4 and 6 changes, slices 3 and 7 do not
     assert per_slice[5] > 0 and per_slice[[3, 7]].max() == 0 and per_slice[[0, 1, 2, 8, 9, 10, 11]].max() == 0
     assert (per_slice[4] > 0) != (per_slice[6] > 0)
+
+
+def test_a_scan_outside_the_models_contract_is_warned_about_or_refused_and_outputs_keep_its_range(tmp_path, caplog):
+    """srdensenet-kspace-x2 trained on 2 mm slices: a scan with 6 mm slices is named in a warning
+    (and still predicted, within the input's intensity range), or refused with contract=refuse."""
+    import logging
+
+    affine = np.diag([3.0, 3.0, 6.0, 1.0])
+    src = write_phantom(tmp_path / "thick.nii.gz", shape=(32, 28, 4), affine=affine)
+    data = nib.load(src).get_fdata()
+    nib.save(nib.Nifti1Image((data + np.random.default_rng(0).normal(0, 40, data.shape)).astype(np.float32), affine), src)
+    cfg = predict_config(tmp_path, "unused", src, preview=False)
+    cfg.ckpt_path, cfg.pretrained = None, "srdensenet-kspace-x2"
+    with caplog.at_level(logging.WARNING):
+        done, failed = run_predict(cfg)
+    assert not failed
+    warning = next(r.getMessage() for r in caplog.records if "thick.nii.gz" in r.getMessage())
+    assert "slice thickness 6 mm along axis 2" in warning and "expected 1.6-3 mm" in warning
+    scan, sr = nib.load(src).get_fdata(), nib.load(done[str(src)]["sr"]).get_fdata()
+    assert scan.min() <= sr.min() and sr.max() <= scan.max()
+    refused = predict_config(tmp_path / "refused", "unused", src, preview=False, contract="refuse")
+    refused.ckpt_path, refused.pretrained = None, "srdensenet-kspace-x2"
+    done, failed = run_predict(refused)
+    assert not done and "contract=refuse" in failed[str(src)] and "thick.nii.gz" in failed[str(src)]
+    assert not (tmp_path / "refused" / "out").exists() or not any((tmp_path / "refused" / "out").iterdir())

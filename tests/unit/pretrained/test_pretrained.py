@@ -92,3 +92,25 @@ def _facts(tmp_path):
     path = tmp_path / "facts.json"
     path.write_text(json.dumps({"summary": "a replaced card", "command": "python train.py"}))
     return path
+
+
+def test_pack_stores_the_input_contract_with_the_weights_and_a_repack_keeps_it(tmp_path, capsys):
+    """The contract goes from the facts into the checkpoint's card and the Markdown card; repacking a
+    shipped checkpoint from its own weights keeps its contract and leaves the weights bit for bit."""
+    contract = {"summary": "T1 brain; 2 mm", "contrast": "T1", "orientation": "axial", "slice_axis": 2,
+                "scan_voxel_mm": [[1.5, 2.5], [1.5, 2.5], [1.5, 2.5]], "field_of_view": "any"}
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"summary": "with a contract", "input_contract": contract}))
+    ckpt = make_checkpoint(tmp_path / "trained.ckpt", "data=folder", "data.pattern=x")
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert pretrained_cli.main(["pack", f"checkpoint={ckpt}", "name=tiny-test", f"dest={first}", f"facts={facts}"]) == 0
+    packed = first / "tiny-test.ckpt"
+    assert load_checkpoint(packed)[METADATA_KEY]["card"]["input_contract"] == contract
+    text = packed.with_suffix(".md").read_text()
+    assert "## Expected input" in text and "1.5-2.5 x 1.5-2.5 x 1.5-2.5 mm" in text
+    facts.write_text(json.dumps({"summary": "no contract given"}))
+    assert pretrained_cli.main(["pack", f"checkpoint={packed}", "name=tiny-test", f"dest={second}", f"facts={facts}"]) == 0
+    again = torch.load(second / "tiny-test.ckpt", weights_only=True)
+    assert again[METADATA_KEY]["card"]["input_contract"] == contract
+    before = torch.load(packed, weights_only=True)["state_dict"]
+    assert all(torch.equal(before[k], again["state_dict"][k]) for k in before)
