@@ -11,6 +11,7 @@ from lfmri.degrade.denoise3d import NonLocalMeans3D
 from lfmri.evaluation.evaluator import EvalVolume, Evaluator
 from lfmri.geometry.nifti import Volume
 from lfmri.models.espcn import ESPCN
+from lfmri.run_options import RunOptions
 from lfmri.scoring.report import MetricsTable
 from tests.helpers.volumes import phantom
 
@@ -36,7 +37,8 @@ def noisy_volume(slices: int = 10) -> EvalVolume:
 def evaluator(classical) -> Evaluator:
     torch.manual_seed(0)
     degradation = KSpaceDegradation(scale=2, hr_size=None, noise_std=(0.08, 0.1))
-    ev = Evaluator({"net": ESPCN(scale=2).eval()}, degradation, slice_axis=2, seed=0, batch_size=3, classical=classical)
+    ev = Evaluator({"net": ESPCN(scale=2).eval()}, degradation, slice_axis=2, seed=0,
+                   options=RunOptions(device="cpu", precision="fp32", batch_size=3), classical=classical)
     ev.progress = False
     return ev
 
