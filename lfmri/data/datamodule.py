@@ -174,7 +174,8 @@ class SliceDataModule(L.LightningDataModule):
         # multi-slice input: every slice of the segment prepared, neighbours of unselected slices too
         stack = self.degradation.prepare_hr(torch.from_numpy(np.ascontiguousarray(
             take_slices(data, self.slice_axis, segment.start, segment.stop))))
-        return PreparedSegment(segment.subject, indices, hr.contiguous(), self.context_slices, stack.contiguous(), segment.start)
+        return PreparedSegment(segment.subject, indices, hr.contiguous(), context=self.context_slices,
+                               stack=stack.contiguous(), stack_start=segment.start)
 
     def split_dict(self) -> dict:
         if self.split is None:

@@ -10,19 +10,20 @@ compare across epochs.
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from lfmri.data.augment import SliceAugmentation
 from lfmri.degrade.degradations import Degradation
 from lfmri.errors import ConfigError
 from lfmri.geometry.slicing import context_indices
+
+# the samplers have a module of their own; their names stay importable from here
+from lfmri.data.samplers import EpochSampler, ShapeBatchSampler  # noqa: E402,F401
 
 
 def derive_seed(*parts: object) -> int:
@@ -48,6 +49,8 @@ class PreparedSegment:
     subject: str
     slice_indices: np.ndarray
     hr: torch.Tensor
+    # keyword-only: subclasses (PairedSegment) add positional fields of their own after ``hr``
+    _: KW_ONLY
     context: int = 0
     stack: torch.Tensor | None = None
     stack_start: int = 0
@@ -110,12 +113,6 @@ def stacked_context(samples: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, 
     if all("lr_up" in s for s in samples):
         out["lr_up_context"] = torch.cat([s["lr_up"] for s in samples])
     return out
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class PatchGeometry:
@@ -236,32 +233,6 @@ class PatchDataset(PatchGeometry, Dataset):
         return hr[..., y0 * step : y0 * step + self.hr_patch, x0 * step : x0 * step + self.hr_patch]
 
 
-class EpochSampler(Sampler):
-    """Yields ``(epoch, i)`` keys, ``i`` in ``range(num_samples)``, split over distributed ranks.
-
-    Lightning calls ``set_epoch`` before every epoch; a fresh dataloader built at a resume takes
-    the restored epoch from its constructor argument. ``skip`` drops the first keys of this rank's
-    share once (the next iteration only): a run resumed mid-epoch replays exactly the rest.
-    """
-
-    def __init__(self, num_samples: int, epoch: int = 0) -> None:
-        self.num_samples = int(num_samples)
-        self.epoch = int(epoch)
-        self.skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rank, world = _rank_and_world()
-        skip, self.skip = self.skip, 0
-        return iter([(self.epoch, i) for i in range(rank, self.num_samples, world)][skip:])
-
-    def __len__(self) -> int:
-        rank, world = _rank_and_world()
-        return max(0, math.ceil((self.num_samples - rank) / world))
-
-
 class SliceDataset(Dataset):
     """Whole prepared slices with a degradation fixed per (subject, slice) for val/test."""
 
@@ -295,30 +266,3 @@ class SliceDataset(Dataset):
             ]
             sample.update(stacked_context([views[r] for r in rows]))
         return {**sample, "subject": seg.subject, "slice": slice_index}
-
-
-class ShapeBatchSampler(Sampler):
-    """Batches of consecutive slices with equal shape; each rank takes every world-th batch.
-
-    Slices of one subject share a shape, so batches rarely break early; no index is repeated or
-    padded, so every slice is scored exactly once however many processes run.
-    """
-
-    def __init__(self, dataset: SliceDataset, batch_size: int) -> None:
-        self.batches: list[list[int]] = []
-        for index in range(len(dataset)):
-            last = self.batches[-1] if self.batches else None
-            if last and len(last) < batch_size and dataset.shape(last[0]) == dataset.shape(index):
-                last.append(index)
-            else:
-                self.batches.append([index])
-
-    def _mine(self) -> list[list[int]]:
-        rank, world = _rank_and_world()
-        return self.batches[rank::world]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._mine())
-
-    def __len__(self) -> int:
-        return len(self._mine())

@@ -27,6 +27,9 @@ resampled to ``high-field shape / scale`` in-plane (``lr`` models) or to the hig
 simulation of ``degradation=lowfield``, one draw of its parameters per subject. With real pairs
 in ``root`` they join the training set only, and a training patch comes from them with
 probability ``synthetic_ratio``; without ``root`` they are the collection, split by subject.
+
+A little over 300 lines: the data module keeps the steps of one subject together (resampling,
+simulation draws, splits); reading the files and the datasets are modules of their own.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_unpaired_patches_come_from_another_subject():
 
 
 def test_samplers_split_work_over_ranks_without_repeats(monkeypatch):
-    from lfmri.data import datasets
+    from lfmri.data import samplers
     from lfmri.data.datasets import EpochSampler, PreparedSegment, ShapeBatchSampler, SliceDataset
 
     segments = [PreparedSegment("a", torch.arange(7).numpy(), torch.zeros(7, 8, 8)),
@@ -94,7 +94,7 @@ def test_samplers_split_work_over_ranks_without_repeats(monkeypatch):
     dataset = SliceDataset(segments, degradation=None, input_mode="lr", seed=0)
     seen, keys = [], []
     for rank in range(3):
-        monkeypatch.setattr(datasets, "_rank_and_world", lambda rank=rank: (rank, 3))
+        monkeypatch.setattr(samplers, "_rank_and_world", lambda rank=rank: (rank, 3))
         seen += [i for batch in ShapeBatchSampler(dataset, 2) for i in batch]
         sampler = EpochSampler(10, epoch=4)
         keys += list(sampler)
@@ -105,7 +105,8 @@ def test_samplers_split_work_over_ranks_without_repeats(monkeypatch):
 
 def with_context(segments, context):
     """The segments as a multi-slice datamodule prepares them: every slice is also a neighbour."""
-    return [PreparedSegment(s.subject, s.slice_indices, s.hr, context, s.hr, int(s.slice_indices[0])) for s in segments]
+    return [PreparedSegment(s.subject, s.slice_indices, s.hr, context=context, stack=s.hr, stack_start=int(s.slice_indices[0]))
+            for s in segments]
 
 
 def test_two_dimensional_samples_are_the_plain_degraded_slice():
@@ -150,7 +151,7 @@ def test_training_neighbours_share_the_augmentation_and_keep_their_own_noise():
     deg = KSpaceDegradation(noise_std=0.03, hr_size=64)
     same = torch.zeros(5, 64, 64)
     same[:, 8:40, 16:56] = 0.6  # identical anatomy in every slice, off-centre so flips show
-    segments = [PreparedSegment("subj", np.arange(5), same, 1, same, 0)]
+    segments = [PreparedSegment("subj", np.arange(5), same, context=1, stack=same, stack_start=0)]
     aug = SliceAugmentation(flips=True, rot90=True)
     patches = PatchDataset(segments, deg, patch_size=64, input_mode="lr", seed=0, augment=aug)
     for key in [(0, i) for i in range(8)]:
