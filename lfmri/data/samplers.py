@@ -6,12 +6,7 @@ import math
 from collections.abc import Iterator
 
 import torch.distributed as dist
-from typing import TYPE_CHECKING
-
-from torch.utils.data import Sampler
-
-if TYPE_CHECKING:
-    from lfmri.data.datasets import SliceDataset
+from torch.utils.data import Dataset, Sampler
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -53,7 +48,8 @@ class ShapeBatchSampler(Sampler):
     padded, so every slice is scored exactly once however many processes run.
     """
 
-    def __init__(self, dataset: SliceDataset, batch_size: int) -> None:
+    def __init__(self, dataset: Dataset, batch_size: int) -> None:
+        """``dataset``: whole evaluation slices with ``shape(index)`` (:class:`lfmri.data.datasets.SliceDataset`)."""
         self.batches: list[list[int]] = []
         for index in range(len(dataset)):
             last = self.batches[-1] if self.batches else None

@@ -54,7 +54,7 @@ def test_lyu2018_experiments_run_on_cpu_and_their_checkpoints_evaluate(volumes, 
     proc = check(run_script("evaluate.py", f"ckpt_paths={paths}", f"output_dir={out}"))
     assert "| cpce |" in proc.stdout and "| circle |" in proc.stdout
     rows = list(csv.DictReader((out / "metrics.csv").open()))
-    assert {r["method"] for r in rows} == {"cpce", "circle", "zerofill", "bicubic"}
+    assert {r["method"] for r in rows} == {"cpce", "circle", "zerofill", "bicubic", "nlm3d"}  # evaluate adds the classical 3D row
 
 
 def test_resumed_wgan_run_continues_the_step_count_and_learning_rates(volumes, tmp_path):
