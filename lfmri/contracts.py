@@ -16,6 +16,7 @@ load balancing); in eval mode every model returns the image tensor.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -94,7 +95,7 @@ def check_context(model: nn.Module, data_context: int) -> None:
     network reads (``context_slices=`` at the top level sets both)."""
     wanted = context_slices(model)
     if wanted != int(data_context):
-        supports = "context_slices" in getattr(type(model), "__init__").__code__.co_varnames
+        supports = "context_slices" in inspect.signature(type(model)).parameters
         hint = ("set the top-level `context_slices=` override, which both read" if supports else
                 f"{type(model).__name__} reads one slice only (no context_slices argument); use model=srdensenet, "
                 "srcnn, vdsr or espcn for multi-slice input")
