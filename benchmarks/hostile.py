@@ -391,7 +391,7 @@ def class_lost(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
          lambda: (tmp / "l5" / "m_sr.mgz").read_bytes() == b"first run")
     # evaluate: the second evaluation's tables must not replace the first's
     from lfmri.files import written_together as real_written_together
-    import lfmri.evaluation.evaluator as evaluator_module
+    import lfmri.evaluation.comparison as evaluator_module  # where the evaluation writes its tables
 
     out = tmp / "l6"
 
@@ -619,7 +619,7 @@ def class_debris(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
                 verdict, note = "unclear", "more than a line"
             results.append(Result(CLASSES[3], f"{signame} while writing {when}", verdict, note))
     # evaluate interrupted
-    import lfmri.evaluation.evaluator as evaluator_module
+    import lfmri.evaluation.comparison as evaluator_module  # where the evaluation writes its tables
 
     for signame in ("SIGTERM", "SIGINT"):
         out = tmp / "o4" / f"eval-{signame}"
