@@ -61,13 +61,14 @@ class PreparedSegment:
         stop = start + (len(self.stack) if self.stack is not None else 0)
         return context_indices(int(self.slice_indices[i]), self.context, start, stop)
 
-    def neighbours(self, i: int) -> tuple[torch.Tensor, list[int]]:
-        """The distinct prepared HR slices (n, H, W) around selected slice ``i``, and for each of the
-        ``2 * context + 1`` input channels the row of its slice (edges repeat a slice)."""
+    def neighbours(self, i: int) -> tuple[torch.Tensor, list[int], list[int]]:
+        """The distinct prepared HR slices (n, H, W) around selected slice ``i``, for each of the
+        ``2 * context + 1`` input channels the row of its slice (edges repeat a slice), and the
+        volume indices of the distinct slices."""
         indices = self.neighbour_indices(i)
         distinct = sorted(set(indices))
         rows = [distinct.index(j) for j in indices]
-        return self.stack[[j - self.stack_start for j in distinct]], rows
+        return self.stack[[j - self.stack_start for j in distinct]], rows, distinct
 
 
 def degraded_sample(
@@ -199,7 +200,7 @@ class PatchDataset(PatchGeometry, Dataset):
         index = int(torch.randint(len(self.hr), (1,), generator=gen))
         if self.context:  # the centre slice and its neighbours, augmented alike, each with its own noise
             seg, i = self.rows[index]
-            stack, rows = seg.neighbours(i)
+            stack, rows, _ = seg.neighbours(i)
             if self.augment is not None:
                 stack = self.augment.hr(stack, gen)
             sample = context_sample(stack, rows, self.train_degradation, gen, self.input_mode)
@@ -257,8 +258,7 @@ class SliceDataset(Dataset):
         gen = slice_generator(self.seed, seg.subject, slice_index)
         sample = degraded_sample(seg.hr[i][None], self.degradation, gen, self.input_mode)
         if seg.context:  # each neighbour degraded with its own slice's seed, as the volume holds it
-            stack, rows = seg.neighbours(i)
-            distinct = sorted(set(seg.neighbour_indices(i)))
+            stack, rows, distinct = seg.neighbours(i)
             views = [
                 sample if j == slice_index else
                 degraded_sample(hr[None], self.degradation, slice_generator(self.seed, seg.subject, j), self.input_mode)

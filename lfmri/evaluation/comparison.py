@@ -181,7 +181,9 @@ class Evaluator:
         table = MetricsTable()
         scored = set(int(i) for i in v.scored)
 
-        @functools.lru_cache(maxsize=4 * self.context + 2 * self.loop.batch_size)
+        # the classical pre-pass reads every slice before the batches do: then the whole volume's
+        # samples are kept (freed with this volume), else just the neighbours a batch reaches
+        @functools.lru_cache(maxsize=None if self.classical else 4 * self.context + 2 * self.loop.batch_size)
         def sample(i: int) -> dict[str, torch.Tensor]:
             # each slice degraded once with its own seed, whether it is scored or a neighbour
             if v.pair is not None:

@@ -162,5 +162,5 @@ def test_training_neighbours_share_the_augmentation_and_keep_their_own_noise():
             assert torch.corrcoef(torch.stack([channel.flatten(), s["lr"][0].flatten()]))[0, 1] > 0.9
         assert not torch.equal(s["lr_context"][0], s["lr_context"][2])  # own noise per slice
     edge = patches.rows[0]  # slice 0: its lower neighbour is itself, the very same LR slice
-    stack, rows = edge[0].neighbours(edge[1])
+    stack, rows, _ = edge[0].neighbours(edge[1])
     assert rows == [0, 0, 1] and len(stack) == 2
