@@ -175,7 +175,9 @@ class PatchDataset(PatchGeometry, Dataset):
         unpaired: bool = False,
         augment: SliceAugmentation | None = None,
     ) -> None:
-        self.hr = torch.cat([seg.hr for seg in segments]) if segments else torch.empty(0)
+        # one tensor per slice, not one stacked tensor: volumes of a folder differ in size, and a
+        # degradation that keeps each slice's size (bicubic with hr_size null) keeps them different
+        self.hr = [hr for seg in segments for hr in seg.hr]
         self.subjects = [seg.subject for seg in segments for _ in range(len(seg.hr))]
         # multi-slice input: (segment, slice) of every training slice, to find its neighbours
         self.rows = [(seg, i) for seg in segments for i in range(len(seg.hr))]
@@ -188,8 +190,9 @@ class PatchDataset(PatchGeometry, Dataset):
         self.train_degradation = augment.training_degradation(degradation) if augment else degradation
         self.input_mode = input_mode
         self.seed = seed
-        if patch_size > min(self.hr.shape[-2:]):
-            raise ConfigError(f"data.patch_size={patch_size} is larger than the HR slices {tuple(self.hr.shape[-2:])}")
+        smallest = min(self.hr, key=lambda hr: min(hr.shape[-2:]))
+        if patch_size > min(smallest.shape[-2:]):
+            raise ConfigError(f"data.patch_size={patch_size} is larger than the HR slices {tuple(smallest.shape[-2:])}")
 
     def __len__(self) -> int:
         return len(self.hr)

@@ -40,6 +40,20 @@ def test_patch_dataset_is_deterministic_by_key_and_aligned():
             pytest.fail("HR patch not found in any slice")
 
 
+def test_patches_come_from_volumes_of_different_sizes():
+    # a folder of scans whose slices differ in size, under a degradation that keeps each slice's size
+    # (bicubic, hr_size null): every slice is drawn from, each patch from its own slice's grid
+    deg = BicubicDegradation(scale=2)
+    small, large = prepared(n=3, size=40, seed=1)[0], prepared(n=3, size=64, seed=2)[0]
+    segs = [PreparedSegment("a", small.slice_indices, small.hr), PreparedSegment("b", large.slice_indices, large.hr)]
+    ds = PatchDataset(segs, deg, patch_size=16, input_mode="lr", seed=0, foreground_prob=1.0)
+    assert len(ds) == 6
+    drawn = [ds[(0, i)] for i in range(40)]
+    assert all(s["hr"].shape == (1, 16, 16) and s["lr"].shape == (1, 8, 8) for s in drawn)
+    with pytest.raises(ValueError, match=r"larger than the HR slices \(40, 40\)"):
+        PatchDataset(segs, deg, patch_size=48, input_mode="lr", seed=0)
+
+
 def test_patches_are_biased_towards_anatomy():
     deg = KSpaceDegradation(noise_std=0.0, hr_size=64)
     segs = prepared(size=64)
