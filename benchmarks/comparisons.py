@@ -1,0 +1,238 @@
+"""The papers' comparisons and the loss table, re-run on real brains and scored on unseen subjects.
+
+Each comparison (``--set``) is one ``lfmri-train -m`` sweep, run the way a user runs one: the rows
+are the values of one swept key (``model=...``, ``loss=...``, ``experiment=...``), all other options
+shared, so every row has the same budget (``--steps`` optimiser steps of ``--batch`` patches) and
+the same data split. The sweep writes one run directory per row (named after the row, so a row
+keeps its folder when the sweep is run again) and ``summary.md`` (``lfmri-sweep summarize``). A row
+already tested (``test/metrics.csv``) is not trained again; a row that was stopped continues from
+its ``last.ckpt`` (``resume=auto``), so a long comparison is run across sessions with one command:
+
+    python benchmarks/comparisons.py --set mrln_x2 --data '/data/*.nii.gz' \\
+        --subjects '{val:[...],test:[...]}' --out outputs/comparisons [--steps 1000 --batch 32]
+    python benchmarks/comparisons.py --set mrln_x2 --out outputs/comparisons --report-only
+
+``--launcher slurm_cpu`` submits the sweep to SLURM (``hydra/launcher=slurm_cpu``) instead of
+running its rows one after another here. The report reads each row's test table, which holds only
+the test split, the subjects the network never saw (neither trained nor validated on), and prints
+one Markdown table: in-brain PSNR and SSIM first, then whole-slice PSNR, pooled over the unseen
+subjects and per site (``--other-site``: the sites not in training, pooled apart), each row with
+the paper's figure, its steps, its wall time and whether its validation was still rising over the
+last fifth of the run; then a one-line verdict on the ranking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from lfmri.scoring.report import MetricsTable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import site  # noqa: E402  (benchmarks/quality.py: the site a subject name implies)
+
+# one optimiser for every row of a comparison (the papers trained each network with its own recipe
+# over far longer runs; at an equal CPU budget one schedule keeps the rows comparable): Adam with a
+# short warm-up and cosine decay per step, the gradient clipping of the experiment kept
+ADAM_COSINE = [
+    "module.optimizer._target_=torch.optim.Adam", "module.optimizer.lr=1e-3",
+    "~module.optimizer.momentum", "~module.optimizer.weight_decay",
+    "module.scheduler._target_=lfmri.training.schedules.WarmupCosineLR", "module.scheduler._partial_=true",
+    "+module.scheduler.warmup_steps=100", "+module.scheduler.total_steps=${trainer.max_steps}",
+    "+module.scheduler.min_factor=0.02", "~module.scheduler.step_size", "~module.scheduler.gamma",
+    "module.scheduler_interval=step",
+]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paper's table: ``key`` swept over ``rows`` on top of ``overrides``."""
+
+    title: str
+    overrides: list[str]
+    key: str
+    rows: dict[str, str]                      # row value -> label
+    paper: dict[str, str] = field(default_factory=dict)  # row value or baseline name -> the paper's figure
+    paper_metric: str = "PSNR (dB)"
+    method: dict[str, str] = field(default_factory=dict)  # row value -> the method name in the test table
+    baseline: str = "bicubic"  # the non-learned row the gains are taken over (zerofill for k-space degradations)
+
+
+def mrln_table(scale: int) -> Comparison:
+    # the MRLN paper's comparison table (PSNR in dB, bicubic degradation; its own data, not these brains)
+    figures = {"bicubic": (40.55, 35.12, 32.31), "srcnn": (44.96, 36.73, 33.92), "espcn": (44.39, 36.27, 33.53),
+               "fsrcnn": (43.46, 37.52, 34.25), "mrln": (46.56, 38.75, 35.39)}
+    column = {2: 0, 3: 1, 4: 2}[scale]
+    return Comparison(
+        title=f"MRLN comparison x{scale}, bicubic degradation",
+        overrides=[f"experiment=mrln_x{scale}", *ADAM_COSINE],
+        key="model",
+        rows={"srcnn": "SRCNN", "espcn": "ESPCN", "fsrcnn": "FSRCNN", "mrln": "MRLN"},
+        paper={name: f"{values[column]:.2f}" for name, values in figures.items()},
+    )
+
+
+COMPARISONS = {
+    **{f"mrln_x{s}": mrln_table(s) for s in (2, 3, 4)},
+    "losses": Comparison(
+        title="SRDenseNet x2 under the shipped k-space degradation, one loss per row",
+        overrides=["experiment=srdensenet_kspace_x2"],
+        key="loss",
+        rows={"mse": "MSE", "l1": "L1", "l1_hfen": "L1 + HFEN", "ssim": "L1 + SSIM", "l1_tv": "L1 + TV"},
+        baseline="zerofill",
+    ),
+}
+
+
+def run_dir(out: Path, name: str, row: str) -> Path:
+    return out / name / row
+
+
+def sweep_command(comparison: Comparison, rows: list[str], out: Path, name: str, args) -> list[str]:
+    patches_between_validations = max(1, args.steps // args.validations) * args.batch
+    command = [
+        sys.executable, "-m", "lfmri.cli.train", "-m", *comparison.overrides,
+        f"{comparison.key}={','.join(rows)}",
+        "data=folder", f"data.pattern={args.data}", f"data.subjects={args.subjects}",
+        f"data.batch_size={args.batch}", f"data.patches_per_epoch={patches_between_validations}",
+        "trainer.max_epochs=-1", f"trainer.max_steps={args.steps}", "resume=auto",
+        f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir=${{hydra.runtime.choices.{comparison.key}}}",
+    ]
+    if args.launcher:
+        command.append(f"hydra/launcher={args.launcher}")
+    return command
+
+
+def wall_minutes(run: Path) -> float | None:
+    """Minutes between the first and the last line of the run's ``train.log`` (all its sessions)."""
+    log = run / "train.log"
+    if not log.is_file():
+        return None
+    stamps = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("[") and "]" in line:
+            try:
+                stamps.append(datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f"))
+            except ValueError:
+                continue
+    return (stamps[-1] - stamps[0]).total_seconds() / 60 if len(stamps) > 1 else None
+
+
+def validation_history(run: Path, metric: str = "val/psnr_brain") -> list[tuple[int, float]]:
+    path = run / "logs" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return [(int(r["step"]), float(r[metric])) for r in csv.DictReader(f) if r.get(metric)]
+
+
+def still_rising(history: list[tuple[int, float]], steps: int, margin: float = 0.02) -> str:
+    """Whether the best validation of the last fifth of the run beats every earlier one by ``margin`` dB."""
+    late = [v for s, v in history if s >= 0.8 * steps]
+    early = [v for s, v in history if s < 0.8 * steps]
+    if not late or not early:
+        return "n/a"
+    return "yes" if max(late) > max(early) + margin else "no"
+
+
+def pooled(table: MetricsTable, subjects: list[str], method: str) -> dict[str, float]:
+    if not subjects:
+        return {}
+    s = table.pooled(subjects)[method]
+    return {k: s[k][0] for k in ("psnr_brain", "ssim_brain", "psnr")}
+
+
+def report(comparison: Comparison, out: Path, name: str, other_sites: list[str]) -> None:
+    rows, baseline = [], None
+    for row, label in comparison.rows.items():
+        run = run_dir(out, name, row)
+        metrics_csv = run / "test" / "metrics.csv"
+        if not metrics_csv.is_file():
+            rows.append((label, row, None, run))
+            continue
+        table = MetricsTable.read_csv(metrics_csv)
+        rows.append((label, row, table, run))
+        baseline = baseline or table
+    base = comparison.baseline
+    print(f"**{comparison.title}** (unseen subjects; gains are the network's mean minus {base}'s on the same slices)\n")
+    print(f"| method | in-brain PSNR (dB) | vs {base} | in-brain SSIM | whole-slice PSNR (dB) | vs {base} "
+          f"| in-brain vs {base}, other site | same site | paper's " + comparison.paper_metric
+          + " | steps | wall time (min) | val still rising in the last fifth |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    measured: dict[str, float] = {}  # whole-slice PSNR, the papers' metric
+    in_brain: dict[str, float] = {}
+
+    def line(label, key, table, method, steps="", minutes="", rising=""):
+        subjects = table.subjects
+        other = [s for s in subjects if site(s) in other_sites]
+        same = [s for s in subjects if s not in other]
+        a, ref = pooled(table, subjects, method), pooled(table, subjects, base)
+        o, o_ref = pooled(table, other, method), pooled(table, other, base)
+        m, m_ref = pooled(table, same, method), pooled(table, same, base)
+        measured[key], in_brain[key] = a["psnr"], a["psnr_brain"]
+        gain = lambda x, y: f"{x['psnr_brain'] - y['psnr_brain']:+.2f}" if x and y else "n/a"  # noqa: E731
+        print(f"| {label} | {a['psnr_brain']:.2f} | {a['psnr_brain'] - ref['psnr_brain']:+.2f} | {a['ssim_brain']:.4f} "
+              f"| {a['psnr']:.2f} | {a['psnr'] - ref['psnr']:+.2f} | {gain(o, o_ref)} | {gain(m, m_ref)} "
+              f"| {comparison.paper.get(key, '')} | {steps} | {minutes} | {rising} |")
+
+    if baseline is not None:
+        line(f"{base} (baseline)", base, baseline, base)
+    for label, row, table, run in rows:
+        if table is None:
+            print(f"| {label} | not trained yet | | | | | | | {comparison.paper.get(row, '')} | | | |")
+            continue
+        record = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
+        steps = record.get("global_step", "")
+        minutes = wall_minutes(run)
+        method = comparison.method.get(row, row)
+        if method not in table.methods:  # the network's name in the table is its model's class name
+            method = next(m for m in table.methods if m not in ("zerofill", "bicubic", "nlm3d", "bm4d"))
+        line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(validation_history(run), int(steps or 0)))
+    if comparison.paper and len(measured) > 1:
+        order = sorted(measured, key=measured.get, reverse=True)
+        paper_order = sorted((k for k in measured if k in comparison.paper), key=lambda k: float(comparison.paper[k]), reverse=True)
+        same = order == paper_order
+        brain_order = sorted(in_brain, key=in_brain.get, reverse=True)
+        print(f"\nRanking by whole-slice PSNR here: {' > '.join(order)}; in the paper: {' > '.join(paper_order)} "
+              f"({'reproduced' if same else 'not reproduced'}); by in-brain PSNR here: {' > '.join(brain_order)}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", required=True, choices=sorted(COMPARISONS), help="the comparison to run")
+    parser.add_argument("--data", help="glob of the HR volumes (data.pattern)")
+    parser.add_argument("--subjects", help="data.subjects: {val:[...],test:[...]}; the test subjects are the unseen ones")
+    parser.add_argument("--out", default="outputs/comparisons")
+    parser.add_argument("--steps", type=int, default=1000, help="optimiser steps of every row")
+    parser.add_argument("--batch", type=int, default=32, help="patches per step of every row")
+    parser.add_argument("--validations", type=int, default=10, help="validations per run (to tell whether it still improves)")
+    parser.add_argument("--rows", nargs="*", help="train only these rows (default: every row not tested yet)")
+    parser.add_argument("--launcher", help="hydra/launcher to submit the sweep with, e.g. slurm_cpu")
+    parser.add_argument("--other-site", nargs="*", default=["ixi"], help="sites not in training (name prefixes)")
+    parser.add_argument("--report-only", action="store_true", help="print the table of the rows already tested; train nothing")
+    parser.add_argument("--override", action="append", default=[], help="one more override for every row (repeatable), "
+                        "e.g. --override trainer.limit_val_batches=10")
+    args = parser.parse_args()
+    comparison, out = COMPARISONS[args.set], Path(args.out)
+    if not args.report_only:
+        if not args.data or not args.subjects:
+            parser.error("--data and --subjects are needed to train (or --report-only)")
+        todo = [r for r in (args.rows or comparison.rows) if not (run_dir(out, args.set, r) / "test" / "metrics.csv").is_file()]
+        if todo:
+            env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+            command = [*sweep_command(comparison, todo, out, args.set, args), *args.override]
+            print(" ".join(command), flush=True)
+            subprocess.run(command, check=True, env=env, cwd=ROOT)
+    report(comparison, out, args.set, args.other_site)
+
+
+if __name__ == "__main__":
+    main()
