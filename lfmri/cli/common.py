@@ -17,7 +17,6 @@ import datetime
 import glob
 import os
 import re
-import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -31,7 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from lfmri.checkpoints.load import rewrite_moved_targets
 from lfmri.cli.apps import prog_name
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
-from lfmri.training.run_record import check_run_dir
+from lfmri.files import lock_folder
+from lfmri.training.run_record import check_new_or_resumed, check_run_dir, missing_folders, remove_created
 
 # the run directory of this invocation, and whether it existed before (set by RunChecks)
 _RUN: dict[str, Any] = {}
@@ -133,7 +133,7 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     stored_path = run_dir / ".hydra" / "config.yaml"
     if resume not in (True, "auto") or not last.is_file() or not stored_path.is_file():
         return
-    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
+    stored = read_stored_config(stored_path)
     # a run started before lfmri moved a class names its old module path: the same class, not a change
     rewrite_moved_targets(stored)
     changes = config_changes(stored, user_config(config))
@@ -154,9 +154,40 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
         yaml.safe_dump(record, f, sort_keys=False)
 
 
+def read_stored_config(path: Path) -> dict:
+    """A run folder's ``.hydra/config.yaml`` as inert data: plain YAML, never an OmegaConf config.
+
+    The file holds the run's config unresolved (``${output_dir}``, ``${metric_mode:${monitor}}``), so
+    interpolations in it are expected and cannot be refused; they are compared as the text they are
+    and never evaluated (an edited ``${oc.env:VAR}`` or ``${oc.create:{_target_: ...}}`` stays a string).
+    ``yaml.safe_load`` builds only plain containers; no OmegaConf node is ever made from the file.
+    """
+    try:
+        stored = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not a readable run config ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{path}: not a run config (a mapping of options); the run folder was changed by hand")
+    return stored
+
+
+def hydra_app(run_dir: Path) -> str | None:
+    """Which lfmri Hydra app wrote ``run_dir/.hydra`` (``train``, ``evaluate``), from ``hydra.yaml``
+    read as plain YAML; ``None`` when there is no record, ``"?"`` when it cannot be read."""
+    file = run_dir / ".hydra" / "hydra.yaml"
+    if not (run_dir / ".hydra").exists():
+        return None
+    try:
+        record = yaml.safe_load(file.read_text())
+        return str(record["hydra"]["job"]["config_name"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "?"
+
+
 def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     check_run_dir(run_dir / "checkpoints", config.get("resume", False))  # before .hydra/ is rewritten
     check_resume(config, run_dir, given_dirs)
+    check_new_or_resumed(run_dir, config.get("resume", False))
     data = config.get("data") or {}
     if str(data.get("_target_", "")).endswith("FolderDataModule"):
         if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
@@ -183,6 +214,10 @@ def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
                 raise MissingFileError(f"{key}: {path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
     if run_dir.exists() and not run_dir.is_dir():
         raise ExistingOutputError(f"output_dir={run_dir} is an existing file, not a folder; give a folder for the outputs")
+    app = hydra_app(run_dir)
+    if app not in (None, "evaluate"):  # Hydra would replace that run's .hydra/ (its resume record)
+        raise ExistingOutputError(f"output_dir={run_dir} is the folder of an lfmri-{app} run (its .hydra/ would be replaced); "
+                                  f"give a folder of its own, e.g. output_dir={run_dir / 'evaluate'}")
     if config.get("inputs"):
         expand_inputs(config.inputs)  # a folder without volumes or a glob matching nothing
     table = run_dir / "metrics.csv"
@@ -200,17 +235,26 @@ class RunChecks(Callback):
         from lfmri.geometry.nifti import NiftiError
 
         run_dir = Path(str(config.hydra.run.dir))
-        created = run_dir  # the topmost folder Hydra is about to create (outputs/train/<date>: outputs)
-        while not created.parent.exists() and created.parent != created:
-            created = created.parent
-        _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=created)
+        # what this invocation creates: the run directory and the parents it lacks (outputs/train/<date>:
+        # outputs, outputs/train), deepest first; a failure removes only those (lfmri.training.run_record.remove_created)
+        existed = run_dir.exists()
+        _RUN.update(run_dir=run_dir, existed=existed, created=missing_folders(run_dir),
+                    was_new=not existed or (run_dir.is_dir() and not any(run_dir.iterdir())), locked=False)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
         app = str(config.hydra.job.config_name)
         given_dirs = any(o.startswith("hydra.run.dir=") for o in config.hydra.overrides.hydra)
+        option = "hydra.run.dir" if app == "train" else "output_dir"
         try:
             CHECKS.get(app, lambda *a: None)(config, run_dir, given_dirs)
+            # one writer per run folder: a second run into it is refused until this one ends (lfmri.files.lock_folder)
+            lock_folder(run_dir, option)
+            _RUN["locked"] = True
+            if app == "train":  # checked again under the lock: another run may have written there since
+                check_new_or_resumed(run_dir, config.get("resume", False))
         except (UserError, NiftiError) as err:
+            if _RUN["locked"]:
+                remove_created(run_dir, _RUN["was_new"], _RUN["created"])
             fail(prog_name(f"lfmri-{app}"), str(err))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -223,10 +267,11 @@ class RunChecks(Callback):
         metric = str(config.get("monitor") or "val/psnr_brain")
         try:
             rows = summarize(sweep_dir, metric)
-        except (FileNotFoundError, ValueError) as err:  # no job got far enough: say so, the sweep's own errors stand
+            csv_path, md_path = write_summary(sweep_dir, rows, metric)
+        except (FileNotFoundError, ValueError, ExistingOutputError) as err:
+            # no job got far enough, or a summary.md that is not lfmri's: say so, the sweep's own errors stand
             print(f"no sweep summary: {err}", flush=True)
             return
-        csv_path, md_path = write_summary(sweep_dir, rows, metric)
         print(to_markdown(rows), flush=True)
         print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
               flush=True)
@@ -280,9 +325,9 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # one failed job of a sweep: Hydra and the sweeper report it
         run_dir = _RUN.get("run_dir")
-        fresh = run_dir is not None and not _RUN.get("existed", True) and not any(Path(run_dir).rglob("*.ckpt"))
-        if fresh and rank() == 0:
-            shutil.rmtree(_RUN["created"], ignore_errors=True)  # created by this invocation, holds nothing yet
+        fresh = run_dir is not None and _RUN.get("locked") and not any(Path(run_dir).rglob("*.ckpt"))
+        if fresh and rank() == 0:  # only what this invocation created: the new folder's contents, its new parents while empty
+            remove_created(Path(run_dir), _RUN.get("was_new", False), _RUN.get("created", []))
         fail(prog, str(err))
 
 
