@@ -146,12 +146,20 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
             f"{run_command(run_dir)}, or pass resume_allow_changes=true to continue with the changes (recorded in "
             f"{run_dir / CHANGES_FILE})"
         )
-    record = [{
+    # recorded by RunChecks once this run holds the folder's lock (record_resume_changes): a run refused
+    # because another one is writing there adds nothing to its record
+    _RUN["resume_changes"] = [{
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
         "changes": {k: {"before": old, "after": new} for k, (old, new) in changes.items()},
     }]
-    with open(run_dir / CHANGES_FILE, "a") as f:
-        yaml.safe_dump(record, f, sort_keys=False)
+
+
+def record_resume_changes(run_dir: Path) -> None:
+    """Append the changes :func:`check_resume` allowed (``resume_allow_changes=true``) to ``resume_changes.yaml``."""
+    record = _RUN.pop("resume_changes", None)
+    if record:
+        with open(run_dir / CHANGES_FILE, "a") as f:
+            yaml.safe_dump(record, f, sort_keys=False)
 
 
 def read_stored_config(path: Path) -> dict:
@@ -239,7 +247,8 @@ class RunChecks(Callback):
         # outputs, outputs/train), deepest first; a failure removes only those (lfmri.training.run_record.remove_created)
         existed = run_dir.exists()
         _RUN.update(run_dir=run_dir, existed=existed, created=missing_folders(run_dir),
-                    was_new=not existed or (run_dir.is_dir() and not any(run_dir.iterdir())), locked=False)
+                    was_new=not existed or (run_dir.is_dir() and not any(run_dir.iterdir())), locked=False,
+                    resume_changes=None)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
         app = str(config.hydra.job.config_name)
@@ -252,6 +261,7 @@ class RunChecks(Callback):
             _RUN["locked"] = True
             if app == "train":  # checked again under the lock: another run may have written there since
                 check_new_or_resumed(run_dir, config.get("resume", False))
+                record_resume_changes(run_dir)
         except (UserError, NiftiError) as err:
             if _RUN["locked"]:
                 remove_created(run_dir, _RUN["was_new"], _RUN["created"])
