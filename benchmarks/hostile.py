@@ -782,6 +782,15 @@ def train_config(tmp: Path, run_dir: Path, *overrides: str):
                    output_dir=str(run_dir), hydra=True)
 
 
+def without_hydra(cfg):
+    """``cfg`` as the task function gets it (Hydra's own node left out)."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    return cfg
+
+
 def run_checks(cfg) -> Run:
     """``RunChecks.on_run_start``: what lfmri-train runs before Hydra writes the run directory."""
     from lfmri.cli.common import RunChecks
@@ -857,7 +866,7 @@ def class_stored(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
             cfg = train_config(tmp, run_dir, "model=bicubic", "degradation=bicubic", "resume=true")
         else:
             cfg = train_config(tmp, run_dir, "model=bicubic", "degradation=bicubic", f"init_from={ckpt}")
-        cfg.pop("hydra")
+        cfg = without_hydra(cfg)
         judged(f"{option}: savetxt in stored data", call(lambda: run_entry("train.py", train, cfg)),
                [ckpt.name, "lfmri.config.data.payload"], [witness])
 
@@ -889,23 +898,30 @@ def class_stored(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
     verdict, note = ("clear", "exit 0") if run.code == 0 else judge_refusal(run, {0}, [])
     results.append(Result(CLASSES[5], "evaluate: a folder holding a file named ${oc.env:...}", verdict if SECRET not in run.text else "file effect", note))
 
-    # stored paths are never write targets: data.split_file / data.report_file of a stored config
-    for key in ("split_file", "report_file"):
-        target = tmp / f"stored-{key}.json"
-        target.write_text("precious")
-        ckpt = crafted_config(ckpts, tmp / "ckpts", key, lambda c: c["data"].__setitem__(key, str(target)))
-        from lfmri.checkpoints.stored_run import StoredRun
+    # stored paths are never write targets: data.split_file / data.report_file of a stored (paired) data config
+    from omegaconf import OmegaConf
 
-        def build() -> int:
+    from lfmri.checkpoints.stored_run import StoredRun
+    from tests.helpers.config import compose
+
+    paired = OmegaConf.to_container(compose("model=bicubic", "degradation=bicubic", "data=paired_lowfield", "data.root=/nowhere",
+                                            output_dir=str(tmp / "train-out")).data, resolve=True)
+    for key in ("split_file", "report_file"):
+        target = tmp / f"stored-{key}.txt"
+        target.write_text("precious")
+        ckpt = crafted_config(ckpts, tmp / "ckpts", key, lambda c: c.__setitem__("data", {**paired, key: str(target)}))
+
+        def build() -> int:  # what evaluate does with a checkpoint's data config (StoredRun.datamodule)
             stored_run = StoredRun.load(ckpt)
             datamodule = stored_run.datamodule(degradation=stored_run.degradation(), input_mode="lr", num_workers=0)
             return 0 if getattr(datamodule, key, None) in (None, "") else 1
 
-        run = call(build) if key == "split_file" else evaluate(ckpt_path=str(ckpt), inputs=[str(scan)], output_dir=str(tmp / f"w-{key}"),
-                                                               classical=[])
+        run = call(build)
         changed = target.read_text() != "precious"
-        verdict = "file effect" if changed else ("clear" if run.code == 0 and run.escaped is None else judge_refusal(run, {0}, [])[0])
-        results.append(Result(CLASSES[5], f"stored data.{key} outside output_dir", verdict, f"exit {run.code}"))
+        verdict = "file effect" if changed else ("clear" if run.code == 0 else
+                                                 "silent wrong output" if run.code == 1 else judge_refusal(run, {0}, [])[0])
+        results.append(Result(CLASSES[5], f"stored data.{key} outside output_dir: the rebuilt data module's target",
+                              verdict, f"exit {run.code} (1: the stored path kept as a write target)"))
     os.environ.pop("LFMRI_HOSTILE_SECRET", None)
     return results
 
@@ -964,12 +980,19 @@ def class_runs(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
         finally:
             holder.kill()
             holder.wait()
-    # two in-process runs into one new folder: the second is refused by the first one's lock and files
+    # two trainings into one new folder, the second started while the first (this process) holds it
+    from omegaconf import OmegaConf
+
     run_dir = tmp / "twice"
     first = run_checks(train_config(tmp, run_dir))
-    second = run_checks(train_config(tmp, run_dir))
-    verdict, note = judge_refusal(second, {2}, [str(run_dir)])
-    results.append(Result(CLASSES[6], "two trainings into one new folder, one after the other", verdict if first.code == 0 else "unclear", note))
+    config_file = tmp / "twice.yaml"
+    config_file.write_text(OmegaConf.to_yaml(train_config(tmp, run_dir)))
+    child = subprocess.run([sys.executable, "-c", "import sys\nfrom omegaconf import OmegaConf\nfrom lfmri.cli.common import RunChecks\n"
+                            "RunChecks().on_run_start(OmegaConf.load(sys.argv[1]))", str(config_file)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    second = Run(child.returncode, child.stderr + child.stdout, None)
+    verdict, note = judge_refusal(second, {2}, [str(run_dir), "another lfmri process"])
+    results.append(Result(CLASSES[6], "two trainings into one new folder, the second started meanwhile", verdict if first.code == 0 else "unclear", note))
     release(run_dir)
 
     # evaluate with output_dir = a training run: its .hydra/config.yaml would be replaced
@@ -1015,7 +1038,7 @@ def class_runs(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
             other.write_text("theirs")
             raise ConfigError("data.pattern: a mistake found after the start")
 
-        cfg.pop("hydra")
+        cfg = without_hydra(cfg)
         run = call(lambda: run_entry("train.py", task, cfg))
         verdict, note = judge_refusal(run, {2}, ["data.pattern"])
         if not other.is_file():
