@@ -820,8 +820,9 @@ def class_stored(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
 
     def judged(name: str, run: Run, names: list[str], witnesses: list[Path], codes=frozenset({2})) -> None:
         verdict, note = judge_refusal(run, set(codes), names)
-        if any(w.exists() for w in witnesses) or victim.read_text() != "precious":
+        if any(w.exists() for w in witnesses) or victim.read_bytes() != b"precious":
             verdict, note = "file effect", f"exit {run.code}; a file was written from a stored value"
+            victim.write_text("precious")  # for the next case
         elif SECRET in run.text:
             verdict, note = "file effect", f"exit {run.code}; $LFMRI_HOSTILE_SECRET's value was printed"
         results.append(Result(CLASSES[5], name, verdict, note))
