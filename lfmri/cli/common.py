@@ -6,8 +6,14 @@ and user mistakes turned into one line and exit status 2.
 the run directory and writes ``.hydra/``, so a mistake found there leaves nothing behind, and the
 stored config of a run being resumed can still be compared with the new one. ``run_entry`` wraps
 the task function: an :class:`~lfmri.errors.UserError` (or an unusable NIfTI file or checkpoint)
-found later prints ``<prog>: error: <message>``, removes the run directory this invocation
-created, and exits 2. Every other exception keeps its traceback: bugs stay visible.
+found later prints ``<prog>: error: <message>``, removes what this invocation created (the run
+directory's contents, its new parent folders only while empty), and exits 2. Every other exception
+keeps its traceback: bugs stay visible.
+
+A run owns only what it creates: ``RunChecks`` refuses a training run directory that is neither new
+(absent or empty) nor the run being resumed, an evaluation into a training run's folder, and then
+takes the folder's lock (:func:`lfmri.files.lock_folder`) so that one process writes there at a time.
+Stored run configs (``.hydra/config.yaml``) are read as plain YAML, never evaluated.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from lfmri.checkpoints.load import rewrite_moved_targets
 from lfmri.cli.apps import prog_name
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
-from lfmri.files import lock_folder
+from lfmri.files import LOCK_NAME, lock_folder
 from lfmri.training.run_record import check_new_or_resumed, check_run_dir, missing_folders, remove_created
 
 # the run directory of this invocation, and whether it existed before (set by RunChecks)
@@ -245,9 +251,7 @@ class RunChecks(Callback):
         run_dir = Path(str(config.hydra.run.dir))
         # what this invocation creates: the run directory and the parents it lacks (outputs/train/<date>:
         # outputs, outputs/train), deepest first; a failure removes only those (lfmri.training.run_record.remove_created)
-        existed = run_dir.exists()
-        _RUN.update(run_dir=run_dir, existed=existed, created=missing_folders(run_dir),
-                    was_new=not existed or (run_dir.is_dir() and not any(run_dir.iterdir())), locked=False,
+        _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=missing_folders(run_dir), was_new=False, locked=False,
                     resume_changes=None)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
@@ -263,9 +267,11 @@ class RunChecks(Callback):
                 check_new_or_resumed(run_dir, config.get("resume", False))
                 record_resume_changes(run_dir)
         except (UserError, NiftiError) as err:
-            if _RUN["locked"]:
-                remove_created(run_dir, _RUN["was_new"], _RUN["created"])
+            # nothing is removed here: what a refused run finds in the folder (a run that ended between its
+            # checks and its lock) is not its own; at most it leaves the folder and the lock file it opened
             fail(prog_name(f"lfmri-{app}"), str(err))
+        # under the lock: whether everything in the folder from now on is this run's (for the cleanup after a failure)
+        _RUN["was_new"] = not any(p.name != LOCK_NAME for p in run_dir.iterdir())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A training sweep ends with its comparison: ``summary.md``/``summary.csv`` written, and named."""
@@ -335,7 +341,7 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # one failed job of a sweep: Hydra and the sweeper report it
         run_dir = _RUN.get("run_dir")
-        fresh = run_dir is not None and _RUN.get("locked") and not any(Path(run_dir).rglob("*.ckpt"))
+        fresh = run_dir is not None and _RUN.get("locked") and _RUN.get("was_new") and not any(Path(run_dir).rglob("*.ckpt"))
         if fresh and rank() == 0:  # only what this invocation created: the new folder's contents, its new parents while empty
             remove_created(Path(run_dir), _RUN.get("was_new", False), _RUN.get("created", []))
         fail(prog, str(err))

@@ -69,10 +69,14 @@ def test_a_second_training_into_a_running_runs_folder_is_refused(finished, tmp_p
     volumes, finished_dir = finished
     run_dir = tmp_path / "run"
     shutil.copytree(finished_dir, run_dir)
+    import torch
+
     flag = tmp_path / "paused"
-    args = ["train.py", *TINY, *SHORT, "trainer.max_epochs=2", f"data.pattern={volumes}/*.nii.gz", "resume=true",
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)  # other tests extend the run
+    args = ["train.py", *TINY, *SHORT, f"trainer.max_epochs={last['epoch'] + 3}", f"data.pattern={volumes}/*.nii.gz", "resume=true",
             f"hydra.run.dir={run_dir}"]
-    pause = ["+callbacks.pause._target_=tests.helpers.pause_callback.PauseAtStep", "+callbacks.pause.step=3", f"+callbacks.pause.flag={flag}"]
+    pause = ["+callbacks.pause._target_=tests.helpers.pause_callback.PauseAtStep", f"+callbacks.pause.step={last['global_step'] + 1}",
+             f"+callbacks.pause.flag={flag}"]
     first = subprocess.Popen([sys.executable, *args, *pause], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300

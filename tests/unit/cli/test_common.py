@@ -135,3 +135,25 @@ def test_a_stored_run_config_is_read_as_plain_text_never_evaluated(tmp_path, mon
         check_resume(cfg, run_dir, True)
     assert "seed: '${oc.env:LFMRI_TEST_SECRET}'" in str(refused.value) and "s3cr3t" not in str(refused.value)
     assert not witness.exists()
+
+
+def test_a_run_that_finds_another_runs_files_under_its_lock_removes_nothing(tmp_path, capsys, monkeypatch):
+    """Another run wrote into the new folder between this one's checks and its lock: refused, and that run's files stay."""
+    import lfmri.cli.common as common
+    from lfmri.files import lock_folder, unlock_folder
+
+    run_dir = tmp_path / "outputs" / "run"
+
+    def meanwhile(folder, option):
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "best.ckpt").write_text("theirs")  # a run that started and ended meanwhile
+        return lock_folder(folder, option)
+
+    monkeypatch.setattr(common, "lock_folder", meanwhile)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            common.RunChecks().on_run_start(train_config(tmp_path, run_dir))
+        assert stopped.value.code == 2 and "already holds checkpoints" in capsys.readouterr().err
+        assert (run_dir / "checkpoints" / "best.ckpt").read_text() == "theirs"
+    finally:
+        unlock_folder(run_dir)
