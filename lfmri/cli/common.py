@@ -317,6 +317,10 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
     from lfmri.files import signals_raise
 
     user_errors = (UserError, NiftiError, CheckpointError)
+    # this invocation's run folder, as RunChecks found it; taken once, so a later task in the same process
+    # (tests, benchmarks) never cleans up after a run folder that is not its own
+    run = dict(_RUN)
+    _RUN.clear()
     # evaluate: SIGTERM unwinds like Ctrl-C, so the outputs being written remove their temporaries
     # (train.py keeps Lightning's own SIGTERM handling: a checkpoint at the end of the step)
     stop_signals = signals_raise() if prog == "evaluate.py" else contextlib.nullcontext()
@@ -340,10 +344,10 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
             raise
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # one failed job of a sweep: Hydra and the sweeper report it
-        run_dir = _RUN.get("run_dir")
-        fresh = run_dir is not None and _RUN.get("locked") and _RUN.get("was_new") and not any(Path(run_dir).rglob("*.ckpt"))
+        run_dir = run.get("run_dir")
+        fresh = run_dir is not None and run.get("locked") and run.get("was_new") and not any(Path(run_dir).rglob("*.ckpt"))
         if fresh and rank() == 0:  # only what this invocation created: the new folder's contents, its new parents while empty
-            remove_created(Path(run_dir), _RUN.get("was_new", False), _RUN.get("created", []))
+            remove_created(Path(run_dir), True, run.get("created", []))
         fail(prog, str(err))
 
 
