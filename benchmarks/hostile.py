@@ -1,4 +1,4 @@
-"""Hostile inputs and faults against ``lfmri-predict`` and ``evaluate``: a table of what each class gets.
+"""Hostile inputs and faults against ``lfmri-predict``, ``evaluate`` and the training side: a table of what each class gets.
 
     python benchmarks/hostile.py [--only CLASS] [--keep DIR]
 
@@ -13,7 +13,9 @@ run) and judges the outcome:
   geometry that claims what the input did not, lfmri's own output read back as a scan);
 - lost result: a file another run wrote was replaced, or a finished result disappeared;
 - debris: a hidden temporary file left in a folder;
-- unclear: refused, but with another exit status or without naming what is wrong.
+- unclear: refused, but with another exit status or without naming what is wrong;
+- file effect: a file was written or read (an environment variable, a copy) because of data: a stored
+  config's ``${...}``, a file name, a stored path (classes 6 and 7, the training side and stored configs).
 
 Prints one row per case and the table per class; exit status 1 if any case is not clear.
 """
@@ -45,7 +47,8 @@ import torch  # noqa: E402
 from lfmri.files import is_temporary, temporary_name  # noqa: E402
 
 SHAPE = (20, 22, 6)
-CLASSES = ["1 lost results", "2 one bad file in a batch", "3 silent wrong output", "4 debris", "5 user mistakes"]
+CLASSES = ["1 lost results", "2 one bad file in a batch", "3 silent wrong output", "4 debris", "5 user mistakes",
+           "6 stored configs are data", "7 a run owns what it creates"]
 
 
 class LogTap(logging.Handler):
@@ -749,9 +752,308 @@ def class_mistakes(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
     return results
 
 
+# ---------------------------------------------------------------- the training side and stored configs
+
+SECRET = "hostile-s3cr3t"  # the value of $LFMRI_HOSTILE_SECRET: it must never show up in any output
+
+
+def crafted_config(ckpts: dict[str, Path], folder: Path, name: str, change: Callable[[dict], None]) -> Path:
+    """The bicubic checkpoint with its stored config changed by ``change`` (an attacker's edit)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = torch.load(ckpts["bicubic"], weights_only=True)
+    change(checkpoint["lfmri"]["config"])
+    torch.save(checkpoint, folder / f"{name}.ckpt")
+    return folder / f"{name}.ckpt"
+
+
+def other_tool(entry: Callable[[list[str]], int], *options: str) -> Run:
+    return call(lambda: entry(list(options)))
+
+
+def train_config(tmp: Path, run_dir: Path, *overrides: str):
+    """A composed tiny training config with its ``hydra`` node, as RunChecks sees it (no training run)."""
+    from tests.helpers.config import compose
+    from tests.helpers.run import TINY
+
+    volumes = tmp / "train-volumes"
+    if not volumes.is_dir():
+        write(volumes / "a.nii.gz")
+    return compose(*TINY, f"data.pattern={volumes}/*.nii.gz", f"hydra.run.dir={run_dir}", *overrides,
+                   output_dir=str(run_dir), hydra=True)
+
+
+def without_hydra(cfg):
+    """``cfg`` as the task function gets it (Hydra's own node left out)."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    return cfg
+
+
+def run_checks(cfg) -> Run:
+    """``RunChecks.on_run_start``: what lfmri-train runs before Hydra writes the run directory."""
+    from lfmri.cli.common import RunChecks
+
+    return call(lambda: RunChecks().on_run_start(cfg))
+
+
+def release(folder: Path) -> None:
+    """Give up this process's lock on ``folder`` (an in-process run that was let in); none before the fix."""
+    try:
+        from lfmri.files import unlock_folder
+    except ImportError:
+        return
+    unlock_folder(folder)
+
+
+def class_stored(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
+    """Interpolations in stored configs, a run folder's config and file names; stored paths as write targets."""
+    from lfmri.cli import export as export_cli
+    from lfmri.cli import pretrained as pretrained_cli
+
+    os.environ["LFMRI_HOSTILE_SECRET"] = SECRET
+    results = []
+    scan = write(tmp / "scan.nii.gz")
+    victim = tmp / "victim.txt"
+    victim.write_text("precious")
+
+    def judged(name: str, run: Run, names: list[str], witnesses: list[Path], codes=frozenset({2})) -> None:
+        verdict, note = judge_refusal(run, set(codes), names)
+        if any(w.exists() for w in witnesses) or victim.read_bytes() != b"precious":
+            verdict, note = "file effect", f"exit {run.code}; a file was written from a stored value"
+            victim.write_text("precious")  # for the next case
+        elif SECRET in run.text:
+            verdict, note = "file effect", f"exit {run.code}; $LFMRI_HOSTILE_SECRET's value was printed"
+        results.append(Result(CLASSES[5], name, verdict, note))
+
+    payloads = {
+        "savetxt": lambda w: "${oc.create:{_target_: numpy.savetxt, fname: '" + str(w) + "', X: [1.0]}}",
+        "copyfile": lambda w: "${oc.create:{_target_: shutil.copyfile, src: '" + str(ckpts["bicubic"]) + "', dst: '" + str(victim) + "'}}",
+        "env": lambda w: "${oc.env:LFMRI_HOSTILE_SECRET}",
+    }
+    for group in ("model", "degradation", "data"):
+        for kind, payload in payloads.items():
+            witness = tmp / f"{group}-{kind}.txt"
+            ckpt = crafted_config(ckpts, tmp / "ckpts", f"{group}-{kind}", lambda c: c[group].__setitem__("payload", payload(witness)))
+            key = f"lfmri.config.{group}.payload"
+            judged(f"predict: {kind} in stored {group}", predict(f"ckpt_path={ckpt}", f"inputs={scan}", f"output_dir={tmp}/p-{group}-{kind}"),
+                   [ckpt.name, key], [witness])
+            judged(f"evaluate: {kind} in stored {group}", evaluate(ckpt_path=str(ckpt), inputs=[str(scan)],
+                   output_dir=str(tmp / f"e-{group}-{kind}"), classical=[]), [ckpt.name, key], [witness])
+            if kind != "env":
+                judged(f"export: {kind} in stored {group}", other_tool(export_cli.main, f"ckpt_path={ckpt}", f"output_dir={tmp}/x-{group}-{kind}",
+                       "format=torchscript"), [ckpt.name, key], [witness])
+    witness = tmp / "pack.txt"
+    ckpt = crafted_config(ckpts, tmp / "ckpts", "pack", lambda c: c["model"].__setitem__("payload", payloads["savetxt"](witness)))
+    judged("pretrained pack: savetxt in stored model", other_tool(pretrained_cli.main, "pack", f"checkpoint={ckpt}", "name=hostile",
+           f"dest={tmp}/pack"), ["pack.ckpt", "lfmri.config.model.payload"], [witness])
+    # an interpolation hidden in a stored value the tools read by key (slice_axis) and in a list
+    ckpt = crafted_config(ckpts, tmp / "ckpts", "deep", lambda c: c["data"].__setitem__("percentiles", [1.0, "${oc.env:LFMRI_HOSTILE_SECRET}"]))
+    judged("predict: env in a stored list", predict(f"ckpt_path={ckpt}", f"inputs={scan}", f"output_dir={tmp}/deep"),
+           ["deep.ckpt", "lfmri.config.data.percentiles[1]"], [])
+
+    # init_from and resume read the checkpoint in lfmri.training.run.train
+    from lfmri.cli.common import run_entry
+    from lfmri.training.run import train
+
+    for option in ("init_from", "resume"):
+        witness = tmp / f"{option}.txt"
+        ckpt = crafted_config(ckpts, tmp / "ckpts", option, lambda c: c["data"].__setitem__("payload", payloads["savetxt"](witness)))
+        run_dir = tmp / f"run-{option}"
+        if option == "resume":
+            (run_dir / "checkpoints").mkdir(parents=True)
+            ckpt = ckpt.rename(run_dir / "checkpoints" / "last.ckpt")
+            cfg = train_config(tmp, run_dir, "model=bicubic", "degradation=bicubic", "resume=true")
+        else:
+            cfg = train_config(tmp, run_dir, "model=bicubic", "degradation=bicubic", f"init_from={ckpt}")
+        cfg = without_hydra(cfg)
+        judged(f"{option}: savetxt in stored data", call(lambda: run_entry("train.py", train, cfg)),
+               [ckpt.name, "lfmri.config.data.payload"], [witness])
+
+    # a run folder's .hydra/config.yaml, compared by resume=true: read as text, never evaluated
+    from omegaconf import OmegaConf
+
+    run_dir = tmp / "run-hydra"
+    witness = tmp / "hydra-config.txt"
+    cfg = train_config(tmp, run_dir, "model=bicubic", "degradation=bicubic", "resume=true")
+    stored = OmegaConf.to_container(cfg, resolve=False)
+    stored.pop("hydra")
+    stored["seed"] = "${oc.env:LFMRI_HOSTILE_SECRET}"
+    stored["data"]["payload"] = payloads["savetxt"](witness)
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(stored)))
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(ckpts["bicubic"].read_bytes())
+    judged("resume: interpolations in the run's .hydra/config.yaml", run_checks(cfg), ["resume: the config differs", "seed"], [witness])
+    release(run_dir)
+
+    # file names are names: a scan called ${oc.env:...} given to predict, and found in a folder by evaluate
+    odd = write(tmp / "odd" / "scan_${oc.env:LFMRI_HOSTILE_SECRET}.nii.gz")
+    run = predict(f"ckpt_path={ckpts['bicubic']}", f"inputs=['{odd}']", f"output_dir={tmp}/odd-out")
+    made = [p.name for p in (tmp / "odd-out").glob("*_sr.nii.gz")] if (tmp / "odd-out").is_dir() else []
+    verdict, note = ("clear", "exit 0, written under its literal name") if run.code == 0 and made == ["scan_${oc.env:LFMRI_HOSTILE_SECRET}_sr.nii.gz"] \
+        else judge_refusal(run, {0}, [])
+    results.append(Result(CLASSES[5], "predict: a file named ${oc.env:...} given as input", verdict if SECRET not in run.text else "file effect", note))
+    run = evaluate(ckpt_path=str(ckpts["bicubic"]), inputs=str(tmp / "odd"), output_dir=str(tmp / "odd-eval"), classical=[])
+    verdict, note = ("clear", "exit 0") if run.code == 0 else judge_refusal(run, {0}, [])
+    results.append(Result(CLASSES[5], "evaluate: a folder holding a file named ${oc.env:...}", verdict if SECRET not in run.text else "file effect", note))
+
+    # stored paths are never write targets: data.split_file / data.report_file of a stored (paired) data config
+    from omegaconf import OmegaConf
+
+    from lfmri.checkpoints.stored_run import StoredRun
+    from tests.helpers.config import compose
+
+    paired = OmegaConf.to_container(compose("model=bicubic", "degradation=bicubic", "data=paired_lowfield", "data.root=/nowhere",
+                                            output_dir=str(tmp / "train-out")).data, resolve=True)
+    for key in ("split_file", "report_file"):
+        target = tmp / f"stored-{key}.txt"
+        target.write_text("precious")
+        ckpt = crafted_config(ckpts, tmp / "ckpts", key, lambda c: c.__setitem__("data", {**paired, key: str(target)}))
+
+        def build() -> int:  # what evaluate does with a checkpoint's data config (StoredRun.datamodule)
+            stored_run = StoredRun.load(ckpt)
+            datamodule = stored_run.datamodule(degradation=stored_run.degradation(), input_mode="lr", num_workers=0)
+            return 0 if getattr(datamodule, key, None) in (None, "") else 1
+
+        run = call(build)
+        changed = target.read_text() != "precious"
+        verdict = "file effect" if changed else ("clear" if run.code == 0 else
+                                                 "silent wrong output" if run.code == 1 else judge_refusal(run, {0}, [])[0])
+        results.append(Result(CLASSES[5], f"stored data.{key} outside output_dir: the rebuilt data module's target",
+                              verdict, f"exit {run.code} (1: the stored path kept as a write target)"))
+    os.environ.pop("LFMRI_HOSTILE_SECRET", None)
+    return results
+
+
+def class_runs(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
+    """Run folders reused, written by two runs at once, evaluated into; summaries replaced; cleanup."""
+    import subprocess
+
+    from lfmri.cli import sweep as sweep_cli
+
+    results = []
+
+    def judged(name: str, run: Run, names: list[str], kept: dict[Path, bytes], codes=frozenset({2})) -> None:
+        verdict, note = judge_refusal(run, set(codes), names)
+        lost = [str(p) for p, content in kept.items() if not p.is_file() or p.read_bytes() != content]
+        if lost:
+            verdict, note = "lost result", f"exit {run.code}; replaced or removed: {', '.join(lost)[:120]}"
+        results.append(Result(CLASSES[6], name, verdict, note))
+
+    def holding(folder: Path, **files: str) -> dict[Path, bytes]:
+        kept = {}
+        for name, text in files.items():
+            path = folder / name.replace("__", "/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            kept[path] = text.encode()
+        return kept
+
+    # hydra.run.dir = a folder that holds someone's files: a new run there is refused
+    for label, files, extra in [
+        ("the user's metrics.json", {"metrics.json": "{}"}, []),
+        ("an earlier run's split.json and logs", {"split.json": "{}", "logs__metrics.csv": "step\n1\n", "train.log": "x"}, []),
+        ("a .hydra/ record without checkpoints", {".hydra__config.yaml": "a: 1\n", ".hydra__overrides.yaml": "[]\n"}, []),
+        ("files, resume=auto without last.ckpt", {"notes.txt": "mine"}, ["resume=auto"]),
+        ("the user's own folder (README.txt)", {"README.txt": "mine"}, []),
+    ]:
+        run_dir = tmp / f"reuse-{len(results)}"
+        kept = holding(run_dir, **files)
+        judged(f"train into a folder holding {label}", run_checks(train_config(tmp, run_dir, *extra)), [str(run_dir), "already holds"], kept)
+        release(run_dir)
+    # a running training holds its folder: a second one started meanwhile (fresh, resume=true) is refused
+    for resume in (False, True):
+        run_dir = tmp / f"busy-{resume}"
+        kept = holding(run_dir, **{".hydra__config.yaml": "a: 1\n", "checkpoints__last.ckpt": "weights"})
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time\ntry:\n from lfmri.files import lock_folder\n lock_folder(sys.argv[1], 'hydra.run.dir')\n"
+             "except ImportError:\n pass\nprint('ready', flush=True)\ntime.sleep(120)", str(run_dir)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            holder.stdout.readline()
+            cfg = train_config(tmp, run_dir, *(["resume=true", "resume_allow_changes=true"] if resume else []))
+            run = run_checks(cfg)
+            names = [str(run_dir), "another lfmri process" if resume else "already holds"]
+            judged(f"a second training into a running run's folder ({'resume=true' if resume else 'fresh'})", run, names, kept)
+            release(run_dir)
+        finally:
+            holder.kill()
+            holder.wait()
+    # two trainings into one new folder, the second started while the first (this process) holds it
+    from omegaconf import OmegaConf
+
+    run_dir = tmp / "twice"
+    first = run_checks(train_config(tmp, run_dir))
+    config_file = tmp / "twice.yaml"
+    config_file.write_text(OmegaConf.to_yaml(train_config(tmp, run_dir)))
+    child = subprocess.run([sys.executable, "-c", "import sys\nfrom omegaconf import OmegaConf\nfrom lfmri.cli.common import RunChecks\n"
+                            "RunChecks().on_run_start(OmegaConf.load(sys.argv[1]))", str(config_file)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    second = Run(child.returncode, child.stderr + child.stdout, None)
+    verdict, note = judge_refusal(second, {2}, [str(run_dir), "another lfmri process"])
+    results.append(Result(CLASSES[6], "two trainings into one new folder, the second started meanwhile", verdict if first.code == 0 else "unclear", note))
+    release(run_dir)
+
+    # evaluate with output_dir = a training run: its .hydra/config.yaml would be replaced
+    run_dir = tmp / "trained"
+    kept = holding(run_dir, **{".hydra__config.yaml": "model: x\n", ".hydra__hydra.yaml": "hydra:\n  job:\n    config_name: train\n",
+                               ".hydra__overrides.yaml": "[]\n"})
+    judged("evaluate output_dir=<a training run>", evaluate(ckpt_path=str(ckpts["bicubic"]), inputs=[str(write(tmp / "s.nii.gz"))],
+           output_dir=str(run_dir), classical=[]), ["output_dir", str(run_dir)], kept)
+
+    # lfmri-sweep summarize over a summary it did not write
+    sweep = tmp / "sweep"
+    holding(sweep / "0", **{".hydra__overrides.yaml": "- loss=l1\n", "metrics.json": '{"metrics": {"val/psnr_brain": 20.0}}'})
+    for label, files in [("the user's summary.md", {"summary.md": "my notes\n"}), ("the user's summary.csv", {"summary.csv": "a,b\n"}),
+                         ("both, the user's", {"summary.md": "mine\n", "summary.csv": "mine\n"})]:
+        kept = holding(sweep, **files)
+        judged(f"summarize over {label}", other_tool(sweep_cli.main, "summarize", f"output_dir={sweep}"), ["summary"], kept)
+        for path in kept:
+            path.unlink()
+    run = other_tool(sweep_cli.main, "summarize", f"output_dir={sweep}")
+    again = other_tool(sweep_cli.main, "summarize", f"output_dir={sweep}")
+    results.append(Result(CLASSES[6], "summarize twice (its own summary refreshed)", "clear" if run.code == 0 and again.code == 0 else
+                          judge_refusal(again, {0}, [])[0], f"exit {run.code}, {again.code}"))
+    edited = sweep / "summary.md"
+    edited.write_text(edited.read_text() + "\nmy remark\n")
+    judged("summarize over its own summary.md, edited since", other_tool(sweep_cli.main, "summarize", f"output_dir={sweep}"),
+           ["summary.md"], {edited: edited.read_bytes()})
+
+    # a fresh run failing on a user error removes what it created, never another job's files beside it
+    from lfmri.cli.common import run_entry
+    from lfmri.errors import ConfigError
+
+    for label, run_dir, other in [
+        ("another job's run beside it", tmp / "outputs" / "train" / "run1", tmp / "outputs" / "train" / "run2" / "metrics.json"),
+        ("another job's file in a parent it created", tmp / "o2" / "train" / "run1", tmp / "o2" / "notes.txt"),
+    ]:
+        cfg = train_config(tmp, run_dir)
+        checked = run_checks(cfg)
+
+        def task(cfg, run_dir=run_dir, other=other):
+            (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+            (run_dir / ".hydra" / "config.yaml").write_text("a: 1\n")
+            other.parent.mkdir(parents=True, exist_ok=True)
+            other.write_text("theirs")
+            raise ConfigError("data.pattern: a mistake found after the start")
+
+        cfg = without_hydra(cfg)
+        run = call(lambda: run_entry("train.py", task, cfg))
+        verdict, note = judge_refusal(run, {2}, ["data.pattern"])
+        if not other.is_file():
+            verdict, note = "lost result", f"{other} was removed with the failed run"
+        elif run_dir.exists():
+            verdict, note = "debris", f"{run_dir} left behind"
+        results.append(Result(CLASSES[6], f"a failed fresh run's cleanup: {label}", verdict if checked.code == 0 else "unclear", note))
+        release(run_dir)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", type=int, choices=range(1, 6), help="run one class (1-5)")
+    parser.add_argument("--only", type=int, choices=range(1, len(CLASSES) + 1), help=f"run one class (1-{len(CLASSES)})")
     parser.add_argument("--keep", help="generate into this folder and keep it")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -763,7 +1065,7 @@ def main() -> int:
         tmp = Path(folder)
         tmp.mkdir(parents=True, exist_ok=True)
         ckpts = checkpoints(tmp / "ckpts")
-        runners = [class_lost, class_batch, class_wrong, class_debris, class_mistakes]
+        runners = [class_lost, class_batch, class_wrong, class_debris, class_mistakes, class_stored, class_runs]
         results: list[Result] = []
         for number, runner in enumerate(runners, 1):
             if args.only and args.only != number:
@@ -774,7 +1076,7 @@ def main() -> int:
     table: dict[str, Counter] = defaultdict(Counter)
     for result in results:
         table[result.klass][result.verdict] += 1
-    verdicts = ["clear", "traceback", "silent wrong output", "lost result", "debris", "unclear"]
+    verdicts = ["clear", "traceback", "silent wrong output", "lost result", "debris", "unclear", "file effect"]
     print("\n| class | cases | " + " | ".join(verdicts) + " |")
     print("|---|---:|" + "---:|" * len(verdicts))
     for klass in CLASSES:

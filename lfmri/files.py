@@ -233,3 +233,55 @@ def safe_name(name: object, fallback: str = "output") -> str:
     """
     cleaned = re.sub(r"[\x00-\x1f\x7f/\\:]+", "_", str(name)).strip(" ._")
     return cleaned or fallback
+
+
+LOCK_NAME = ".lfmri.lock"  # the lock file of a run folder (training, evaluation): one writer at a time
+_HELD_LOCKS: dict[Path, int] = {}  # folder -> open descriptor: the lock lasts as long as this process
+
+
+def lock_folder(folder: str | os.PathLike, option: str) -> Path:
+    """Take the run folder ``folder`` for this process: an exclusive ``flock`` on ``folder/.lfmri.lock``.
+
+    Refuses (:class:`~lfmri.errors.ExistingOutputError` naming ``option`` and the holder's pid) while
+    another process holds it. The descriptor stays open until this process ends: the kernel drops an
+    ``flock`` when its holder exits, crashed or killed with SIGKILL alike, so no stale lock is ever left
+    to clear (a pid file or an ``O_EXCL`` marker would outlive a crash). Written here rather than taken
+    from a package (``filelock``'s ``FileLock`` is the same ``flock``) because lfmri needs the holder's
+    pid in the refusal and the inode check below. Locking the same folder twice in one process is a no-op.
+    Returns the lock file.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    key = folder.resolve()
+    path = folder / LOCK_NAME
+    if key in _HELD_LOCKS:
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ExistingOutputError(
+            f"{option}={folder}: another lfmri process (pid {holder}) is writing into this folder; "
+            "wait for it to end, or choose another folder"
+        ) from None
+    # the file may have been removed (a failed run cleaning up) between our open and our lock: a lock on a
+    # name that no longer exists guards nothing, so it counts only when the name still leads to our file
+    if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
+        os.close(fd)
+        raise ExistingOutputError(f"{option}={folder}: the folder changed while this run was taking it; run again")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = fd
+    return path
+
+
+def unlock_folder(folder: str | os.PathLike) -> None:
+    """Give up the lock :func:`lock_folder` took on ``folder`` (the tests' in-process runs; a process
+    that ends gives it up anyway)."""
+    fd = _HELD_LOCKS.pop(Path(folder).resolve(), None)
+    if fd is not None:
+        os.close(fd)

@@ -33,6 +33,7 @@ from lfmri.checkpoints.targets import (  # noqa: F401
     OWN_NAMESPACE,
     TRUST_ENV,
     CheckpointError,
+    check_inert,
     check_targets,
     config_targets,
     target_problem,
@@ -67,6 +68,7 @@ def load_checkpoint(path: str | Path, trust_targets: Iterable[str] | None = None
         )
     rewrite_moved_targets(meta)
     check_targets(meta, path, trust_targets, path=METADATA_KEY, known_targets=known_targets)
+    check_inert(meta["config"], path, f"{METADATA_KEY}.config")  # no ${...} is ever evaluated from a file
     check_finite_weights(checkpoint, path)
     return checkpoint
 
@@ -106,12 +108,26 @@ def network_state(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     return state
 
 
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node)`` called with ``kwargs`` handed to the constructor as they are.
+
+    ``instantiate(node, **kwargs)`` merges the keyword arguments into the config and resolves it, so a
+    string among them (a file name of a stored split, found by ``data.pattern``) would have its
+    ``${...}`` evaluated; built as a partial and called with them, they stay plain Python values.
+    """
+    if not kwargs:
+        return instantiate(node)
+    return instantiate(node, _partial_=True)(**kwargs)
+
+
 def instantiate_stored(node: Any, source: str | os.PathLike, trust_targets: Iterable[str] | None = None, key: str = "", **kwargs: Any) -> Any:
-    """Hydra-instantiate a config node taken from a checkpoint, after :func:`check_targets` passed on it."""
+    """Hydra-instantiate a config node taken from a checkpoint, after :func:`check_targets` and
+    :func:`check_inert` passed on it; ``kwargs`` reach the constructor as they are (:func:`build`)."""
     container = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
     check_targets(container, source, trust_targets, path=key)
+    check_inert(container, source, key)
     try:
-        return instantiate(node, **kwargs)
+        return build(node, **kwargs)
     except Exception as err:  # a stored value this lfmri refuses (hr_size not divisible by scale...): the file's problem
         cause = err.__cause__ or err
         message = str(cause).strip().splitlines()
@@ -127,6 +143,7 @@ def build_network(checkpoint: Mapping, trust_targets: Iterable[str] | None = Non
     """
     stored = checkpoint[METADATA_KEY]["config"]
     check_targets(stored.get("model"), source, trust_targets, path=f"{METADATA_KEY}.config.model")
+    check_inert(stored, source, f"{METADATA_KEY}.config")
     try:
         config = OmegaConf.create(stored)
         net = instantiate(config.model)

@@ -35,7 +35,7 @@ from lfmri.checkpoints.load import (
     load_checkpoint,
     network_state,
 )
-from lfmri.checkpoints.targets import check_targets
+from lfmri.checkpoints.targets import check_inert, check_targets
 from lfmri.degrade.degradations import Degradation
 from lfmri.pretrained import half_state
 
@@ -100,7 +100,9 @@ class StoredRun:
 
     @functools.cached_property
     def config(self) -> DictConfig:
-        """The resolved training config the run was trained with."""
+        """The resolved training config the run was trained with (refused if any value holds ``${``:
+        :func:`~lfmri.checkpoints.targets.check_inert`, so reading a key never evaluates one)."""
+        check_inert(self.meta["config"], self.source, f"{METADATA_KEY}.config")
         return OmegaConf.create(self.meta["config"])
 
     @property
@@ -122,8 +124,14 @@ class StoredRun:
         return build_network(self.checkpoint, self.trust_targets, self.source)
 
     def datamodule(self, **kwargs: Any) -> L.LightningDataModule:
-        """The run's data module, built from the stored config with ``kwargs`` (degradation, split...)."""
-        return self.instantiate("data", **kwargs)
+        """The run's data module, built from the stored config with ``kwargs`` (degradation, split...).
+
+        The files a data module writes during training (its ``OUTPUT_OPTIONS``: ``split_file``,
+        ``report_file``) are never taken from the stored config: a stored path is not a write target,
+        so they are ``None`` unless the caller names one (under its own ``output_dir``).
+        """
+        outputs = {name: None for name in getattr(self.data_class(), "OUTPUT_OPTIONS", ())}
+        return self.instantiate("data", **{**outputs, **kwargs})
 
     def data_class(self) -> type:
         """The class of the run's data module (checked against the allow-list, not built)."""

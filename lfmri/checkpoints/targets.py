@@ -155,3 +155,34 @@ def check_targets(
                 walk(child, f"{where}[{i}]")
 
     walk(node, path)
+
+
+INTERPOLATION = "${"
+
+
+def check_inert(node: object, source: str | os.PathLike, path: str = "") -> None:
+    """Refuse (:class:`CheckpointError`, one line naming the file and the key) any string holding ``${``
+    at any depth of a stored config: a checkpoint stores its config resolved (``train.py`` writes
+    ``OmegaConf.to_container(cfg, resolve=True)``), so an interpolation there was put in by hand, and
+    OmegaConf would evaluate it when the config is read or built (``${oc.create:...}`` builds any
+    ``_target_``, ``${oc.env:VAR}`` reads the environment). Refused rather than read as a literal:
+    no value lfmri wrote can hold one, and a literal ``${...}`` would still reach constructors as a
+    path or a name that means nothing; the user learns the file was edited instead of getting a
+    quietly different run.
+    """
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, str):
+            if INTERPOLATION in value:
+                shown = value if len(value) <= 80 else value[:77] + "..."
+                raise CheckpointError(f"{source}: refused {where or 'the config'}={shown!r}: a stored config holds "
+                                      "plain values, and lfmri never evaluates an interpolation ${...} read from a file")
+        elif isinstance(value, Mapping):
+            for key, child in value.items():
+                walk(key, where)
+                walk(child, f"{where}.{key}" if where else str(key))
+        elif isinstance(value, (list, tuple)):
+            for i, child in enumerate(value):
+                walk(child, f"{where}[{i}]")
+
+    walk(node, path)

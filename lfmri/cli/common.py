@@ -6,8 +6,14 @@ and user mistakes turned into one line and exit status 2.
 the run directory and writes ``.hydra/``, so a mistake found there leaves nothing behind, and the
 stored config of a run being resumed can still be compared with the new one. ``run_entry`` wraps
 the task function: an :class:`~lfmri.errors.UserError` (or an unusable NIfTI file or checkpoint)
-found later prints ``<prog>: error: <message>``, removes the run directory this invocation
-created, and exits 2. Every other exception keeps its traceback: bugs stay visible.
+found later prints ``<prog>: error: <message>``, removes what this invocation created (the run
+directory's contents, its new parent folders only while empty), and exits 2. Every other exception
+keeps its traceback: bugs stay visible.
+
+A run owns only what it creates: ``RunChecks`` refuses a training run directory that is neither new
+(absent or empty) nor the run being resumed, an evaluation into a training run's folder, and then
+takes the folder's lock (:func:`lfmri.files.lock_folder`) so that one process writes there at a time.
+Stored run configs (``.hydra/config.yaml``) are read as plain YAML, never evaluated.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import datetime
 import glob
 import os
 import re
-import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -31,7 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 from lfmri.checkpoints.load import rewrite_moved_targets
 from lfmri.cli.apps import prog_name
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
-from lfmri.training.run_record import check_run_dir
+from lfmri.files import LOCK_NAME, lock_folder
+from lfmri.training.run_record import check_new_or_resumed, check_run_dir, missing_folders, remove_created
 
 # the run directory of this invocation, and whether it existed before (set by RunChecks)
 _RUN: dict[str, Any] = {}
@@ -133,7 +139,7 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     stored_path = run_dir / ".hydra" / "config.yaml"
     if resume not in (True, "auto") or not last.is_file() or not stored_path.is_file():
         return
-    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
+    stored = read_stored_config(stored_path)
     # a run started before lfmri moved a class names its old module path: the same class, not a change
     rewrite_moved_targets(stored)
     changes = config_changes(stored, user_config(config))
@@ -146,17 +152,56 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
             f"{run_command(run_dir)}, or pass resume_allow_changes=true to continue with the changes (recorded in "
             f"{run_dir / CHANGES_FILE})"
         )
-    record = [{
+    # recorded by RunChecks once this run holds the folder's lock (record_resume_changes): a run refused
+    # because another one is writing there adds nothing to its record
+    _RUN["resume_changes"] = [{
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
         "changes": {k: {"before": old, "after": new} for k, (old, new) in changes.items()},
     }]
-    with open(run_dir / CHANGES_FILE, "a") as f:
-        yaml.safe_dump(record, f, sort_keys=False)
+
+
+def record_resume_changes(run_dir: Path) -> None:
+    """Append the changes :func:`check_resume` allowed (``resume_allow_changes=true``) to ``resume_changes.yaml``."""
+    record = _RUN.pop("resume_changes", None)
+    if record:
+        with open(run_dir / CHANGES_FILE, "a") as f:
+            yaml.safe_dump(record, f, sort_keys=False)
+
+
+def read_stored_config(path: Path) -> dict:
+    """A run folder's ``.hydra/config.yaml`` as inert data: plain YAML, never an OmegaConf config.
+
+    The file holds the run's config unresolved (``${output_dir}``, ``${metric_mode:${monitor}}``), so
+    interpolations in it are expected and cannot be refused; they are compared as the text they are
+    and never evaluated (an edited ``${oc.env:VAR}`` or ``${oc.create:{_target_: ...}}`` stays a string).
+    ``yaml.safe_load`` builds only plain containers; no OmegaConf node is ever made from the file.
+    """
+    try:
+        stored = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not a readable run config ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{path}: not a run config (a mapping of options); the run folder was changed by hand")
+    return stored
+
+
+def hydra_app(run_dir: Path) -> str | None:
+    """Which lfmri Hydra app wrote ``run_dir/.hydra`` (``train``, ``evaluate``), from ``hydra.yaml``
+    read as plain YAML; ``None`` when there is no record, ``"?"`` when it cannot be read."""
+    file = run_dir / ".hydra" / "hydra.yaml"
+    if not (run_dir / ".hydra").exists():
+        return None
+    try:
+        record = yaml.safe_load(file.read_text())
+        return str(record["hydra"]["job"]["config_name"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "?"
 
 
 def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     check_run_dir(run_dir / "checkpoints", config.get("resume", False))  # before .hydra/ is rewritten
     check_resume(config, run_dir, given_dirs)
+    check_new_or_resumed(run_dir, config.get("resume", False))
     data = config.get("data") or {}
     if str(data.get("_target_", "")).endswith("FolderDataModule"):
         if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
@@ -183,6 +228,10 @@ def check_evaluate(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
                 raise MissingFileError(f"{key}: {path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/best.ckpt")
     if run_dir.exists() and not run_dir.is_dir():
         raise ExistingOutputError(f"output_dir={run_dir} is an existing file, not a folder; give a folder for the outputs")
+    app = hydra_app(run_dir)
+    if app not in (None, "evaluate"):  # Hydra would replace that run's .hydra/ (its resume record)
+        raise ExistingOutputError(f"output_dir={run_dir} is the folder of an lfmri-{app} run (its .hydra/ would be replaced); "
+                                  f"give a folder of its own, e.g. output_dir={run_dir / 'evaluate'}")
     if config.get("inputs"):
         expand_inputs(config.inputs)  # a folder without volumes or a glob matching nothing
     table = run_dir / "metrics.csv"
@@ -200,18 +249,29 @@ class RunChecks(Callback):
         from lfmri.geometry.nifti import NiftiError
 
         run_dir = Path(str(config.hydra.run.dir))
-        created = run_dir  # the topmost folder Hydra is about to create (outputs/train/<date>: outputs)
-        while not created.parent.exists() and created.parent != created:
-            created = created.parent
-        _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=created)
+        # what this invocation creates: the run directory and the parents it lacks (outputs/train/<date>:
+        # outputs, outputs/train), deepest first; a failure removes only those (lfmri.training.run_record.remove_created)
+        _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=missing_folders(run_dir), was_new=False, locked=False,
+                    resume_changes=None)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
         app = str(config.hydra.job.config_name)
         given_dirs = any(o.startswith("hydra.run.dir=") for o in config.hydra.overrides.hydra)
+        option = "hydra.run.dir" if app == "train" else "output_dir"
         try:
             CHECKS.get(app, lambda *a: None)(config, run_dir, given_dirs)
+            # one writer per run folder: a second run into it is refused until this one ends (lfmri.files.lock_folder)
+            lock_folder(run_dir, option)
+            _RUN["locked"] = True
+            if app == "train":  # checked again under the lock: another run may have written there since
+                check_new_or_resumed(run_dir, config.get("resume", False))
+                record_resume_changes(run_dir)
         except (UserError, NiftiError) as err:
+            # nothing is removed here: what a refused run finds in the folder (a run that ended between its
+            # checks and its lock) is not its own; at most it leaves the folder and the lock file it opened
             fail(prog_name(f"lfmri-{app}"), str(err))
+        # under the lock: whether everything in the folder from now on is this run's (for the cleanup after a failure)
+        _RUN["was_new"] = not any(p.name != LOCK_NAME for p in run_dir.iterdir())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A training sweep ends with its comparison: ``summary.md``/``summary.csv`` written, and named."""
@@ -223,10 +283,11 @@ class RunChecks(Callback):
         metric = str(config.get("monitor") or "val/psnr_brain")
         try:
             rows = summarize(sweep_dir, metric)
-        except (FileNotFoundError, ValueError) as err:  # no job got far enough: say so, the sweep's own errors stand
+            csv_path, md_path = write_summary(sweep_dir, rows, metric)
+        except (FileNotFoundError, ValueError, ExistingOutputError) as err:
+            # no job got far enough, or a summary.md that is not lfmri's: say so, the sweep's own errors stand
             print(f"no sweep summary: {err}", flush=True)
             return
-        csv_path, md_path = write_summary(sweep_dir, rows, metric)
         print(to_markdown(rows), flush=True)
         print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
               flush=True)
@@ -256,6 +317,10 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
     from lfmri.files import signals_raise
 
     user_errors = (UserError, NiftiError, CheckpointError)
+    # this invocation's run folder, as RunChecks found it; taken once, so a later task in the same process
+    # (tests, benchmarks) never cleans up after a run folder that is not its own
+    run = dict(_RUN)
+    _RUN.clear()
     # evaluate: SIGTERM unwinds like Ctrl-C, so the outputs being written remove their temporaries
     # (train.py keeps Lightning's own SIGTERM handling: a checkpoint at the end of the step)
     stop_signals = signals_raise() if prog == "evaluate.py" else contextlib.nullcontext()
@@ -279,10 +344,10 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
             raise
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # one failed job of a sweep: Hydra and the sweeper report it
-        run_dir = _RUN.get("run_dir")
-        fresh = run_dir is not None and not _RUN.get("existed", True) and not any(Path(run_dir).rglob("*.ckpt"))
-        if fresh and rank() == 0:
-            shutil.rmtree(_RUN["created"], ignore_errors=True)  # created by this invocation, holds nothing yet
+        run_dir = run.get("run_dir")
+        fresh = run_dir is not None and run.get("locked") and run.get("was_new") and not any(Path(run_dir).rglob("*.ckpt"))
+        if fresh and rank() == 0:  # only what this invocation created: the new folder's contents, its new parents while empty
+            remove_created(Path(run_dir), True, run.get("created", []))
         fail(prog, str(err))
 
 

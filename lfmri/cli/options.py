@@ -11,6 +11,7 @@ here, built on OmegaConf as Hydra's is.
 from __future__ import annotations
 
 import ast
+import re
 import dataclasses
 import inspect
 import io
@@ -122,6 +123,26 @@ def rename_options(prog: str, argv: Sequence[str], renamed: Mapping[str, str]) -
     return words
 
 
+_ESCAPED = re.compile(r"(\\*)\$\{")
+
+
+def literal(value: Any) -> Any:
+    """``value`` (from :meth:`OmegaConf.from_dotlist`, unresolved) with every ``${`` escaped, at any depth.
+
+    Options of these tools are paths, names and numbers, taken as typed: a file named
+    ``scan_${oc.env:HOME}.nii.gz`` is that file, not an interpolation OmegaConf would evaluate when the
+    options are read. OmegaConf reads ``\\${`` as a literal ``${`` and a run of backslashes before it
+    as half as many backslashes (its escaping grammar), so each run is doubled and one more added.
+    """
+    if isinstance(value, str):
+        return _ESCAPED.sub(lambda m: m[1] * 2 + "\\${", value)
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
+
+
 def parse_options(
     prog: str,
     schema: type[T],
@@ -161,7 +182,8 @@ def parse_options(
     if bare:
         fail(prog, f"expected key=value options, got {bare[0]!r} (options: {', '.join(names)}; --help lists them)")
     try:
-        given = OmegaConf.from_dotlist(argv)
+        # values are taken literally: no ${...} typed on the command line (or in a file name) is evaluated
+        given = OmegaConf.create(literal(OmegaConf.to_container(OmegaConf.from_dotlist(argv), resolve=False)))
         for key in lists:
             if isinstance(given.get(key), str):
                 given[key] = [given[key]]

@@ -7,7 +7,9 @@ validation, the epoch and step it was reached at, and the test metrics of its te
 In-brain columns come first (whole-slice scores reward background denoising), each PSNR in the brain
 with its gain over zero-filling on the same slices (``*_vs_zerofill``, dB). Rows are sorted
 best first; numbers in overrides (Optuna's learning rates) are shown to 4 significant digits. The
-table is printed and written to ``SWEEP_DIR/summary.csv`` and ``SWEEP_DIR/summary.md``. The
+table is printed and written to ``SWEEP_DIR/summary.csv`` and ``SWEEP_DIR/summary.md`` (a refresh
+replaces only the summary lfmri-sweep wrote there itself, unchanged since: their digests are kept in
+``SWEEP_DIR/.lfmri-summary.json``; any other file of those names is left alone and refused). The
 validation history comes from ``logs/metrics.csv``; runs without it (``fast_dev_run`` disables
 loggers) fall back to the last validation in ``metrics.json``.
 """
@@ -15,8 +17,10 @@ loggers) fall back to the last validation in ``metrics.json``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ import yaml
 from omegaconf import MISSING
 
 from lfmri.cli.options import fail, parse_command
+from lfmri.errors import ExistingOutputError
+from lfmri.files import atomic_write, written_together
 
 
 def metric_mode(name: str) -> str:
@@ -158,18 +164,52 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_RECORD = ".lfmri-summary.json"  # the SHA-256 of the summary files lfmri-sweep last wrote there
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def owned_summaries(sweep_dir: Path, paths: list[Path]) -> bool:
+    """Whether the existing ones of ``paths`` are lfmri's own summary, as it wrote it, so a refresh may
+    replace them; refuses (:class:`~lfmri.errors.ExistingOutputError`) a file lfmri did not write, or
+    that was edited since (its content no longer the one recorded in ``SUMMARY_RECORD``)."""
+    existing = [p for p in paths if os.path.lexists(p)]
+    if not existing:
+        return False
+    try:
+        record = json.loads((sweep_dir / SUMMARY_RECORD).read_text())
+    except (OSError, ValueError):
+        record = {}
+    for path in existing:
+        if not path.is_file() or path.is_symlink() or not isinstance(record, dict) or record.get(path.name) != _digest(path):
+            raise ExistingOutputError(
+                f"{path} exists and is not a summary lfmri-sweep wrote (or was edited since): it is left as it is; "
+                "move it away to have the summary written there"
+            )
+    return True
+
+
 def write_summary(sweep_dir: str | Path, rows: list[dict], metric: str = DEFAULT_METRIC) -> tuple[Path, Path]:
+    """``summary.csv`` and ``summary.md`` (both, or neither), replacing only a summary lfmri-sweep wrote
+    itself and nobody changed since (:func:`owned_summaries`); the files' digests go to ``SUMMARY_RECORD``."""
     sweep_dir = Path(sweep_dir)
     csv_path, md_path = sweep_dir / "summary.csv", sweep_dir / "summary.md"
-    with csv_path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else list(COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
-    md_path.write_text(
-        f"# Sweep {sweep_dir}\n\nBest validation by {metric} per run (the other metrics of the same "
-        f"validation), best first; *_vs_zerofill: in-brain PSNR gain over zero-filling on the same slices (dB).\n\n"
-        + to_markdown(rows)
-    )
+    refresh = owned_summaries(sweep_dir, [csv_path, md_path])
+    with written_together({"csv": csv_path, "md": md_path}, overwrite=refresh) as tmp:
+        with tmp["csv"].open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else list(COLUMNS))
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp["md"].write_text(
+            f"# Sweep {sweep_dir}\n\nBest validation by {metric} per run (the other metrics of the same "
+            f"validation), best first; *_vs_zerofill: in-brain PSNR gain over zero-filling on the same slices (dB).\n\n"
+            + to_markdown(rows)
+        )
+        digests = {csv_path.name: _digest(tmp["csv"]), md_path.name: _digest(tmp["md"])}
+    with atomic_write(sweep_dir / SUMMARY_RECORD) as tmp_record:
+        tmp_record.write_text(json.dumps(digests, indent=1) + "\n")
     return csv_path, md_path
 
 
@@ -187,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                                      sys.argv[1:] if argv is None else argv, __doc__)
     try:
         rows = summarize(options.output_dir, options.metric)
-    except (FileNotFoundError, ValueError) as err:
+        csv_path, md_path = write_summary(options.output_dir, rows, options.metric)
+    except (FileNotFoundError, ValueError, ExistingOutputError) as err:
         fail(f"{PROG} {command}", str(err))
-    csv_path, md_path = write_summary(options.output_dir, rows, options.metric)
     print(to_markdown(rows))
     print(f"written: {csv_path}, {md_path}")
     return 0

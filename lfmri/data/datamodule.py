@@ -45,6 +45,11 @@ def _worker_init(worker_id: int) -> None:
 
 
 class SliceDataModule(L.LightningDataModule):
+    # constructor options naming files the data module writes: a training run's own record, never
+    # taken from a stored config (StoredRun.datamodule sets them to None; tests/unit/data check that
+    # every *_file/*_dir option is listed here or is read-only)
+    OUTPUT_OPTIONS: tuple[str, ...] = ("split_file",)
+
     def __init__(
         self,
         degradation: Degradation,

@@ -84,6 +84,8 @@ def _clip(data: np.ndarray) -> np.ndarray:
 
 
 class PairedLowFieldDataModule(SliceDataModule):
+    OUTPUT_OPTIONS = (*SliceDataModule.OUTPUT_OPTIONS, "report_file")  # the pair-validation report
+
     def __init__(
         self,
         root: str | None = None,

@@ -74,7 +74,6 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
         degradation=degradation,
         input_mode=sample_mode(nets),
         split=runs[0].split,
-        split_file=None,
         num_workers=0,
     )
     failed: dict[str, str] = {}

@@ -26,7 +26,7 @@ def measure_bf16_parity(ckpt_path: str | Path, inputs: list[str], batch_size: in
     degradation = run.degradation()
     net = run.network()
     datamodule = run.datamodule(degradation=degradation, input_mode=sample_mode([net]),
-                                split=run.split, split_file=None, num_workers=0)
+                                split=run.split, num_workers=0)
     volumes, failed = volumes_from_files(list(inputs), datamodule)
     if failed:
         raise ValueError("; ".join(failed.values()))

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from lfmri.checkpoints.load import METADATA_KEY, config_targets, load_checkpoint, record_test_metrics
+from lfmri.checkpoints.load import METADATA_KEY, build, config_targets, load_checkpoint, record_test_metrics
 from lfmri.checkpoints.stored_run import CheckpointMetadata
 from lfmri.files import remove_stale_temporaries
 from lfmri.training.callbacks import AveragedWeightsInTest, FiniteLoss, choose_progress, start_averaging_within_run
@@ -163,7 +163,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # the run goes on with the subjects it started with, even if the folder has changed since
         data_options["split"] = stored
         log.info("resuming with the stored split (%s)", ", ".join(f"{k}: {len(v)}" for k, v in stored.items()))
-    datamodule = instantiate(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
+    # build: the stored split's file names reach the data module as they are, never resolved by OmegaConf
+    datamodule = build(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))

@@ -1,4 +1,4 @@
-"""The run record: a refused rerun leaves ``.hydra/`` as it was; a resume keeps the stored split."""
+"""The run record: a refused rerun leaves ``.hydra/`` as it was; a resume keeps the stored split; one writer per run folder."""
 
 from __future__ import annotations
 
@@ -54,3 +54,41 @@ def test_a_resume_after_volumes_were_added_keeps_the_stored_split(finished, tmp_
     assert json.loads((run_dir / "split.json").read_text()) == split
     log = proc.stdout + proc.stderr
     assert "resuming with the stored split" in log and "sub-04" in log and "not used" in log
+
+
+def test_a_second_training_into_a_running_runs_folder_is_refused(finished, tmp_path):
+    """Two trainings started a second apart into one folder both exit 0, with one's checkpoints replaced."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers.run import ROOT
+
+    volumes, finished_dir = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_dir, run_dir)
+    import torch
+
+    flag = tmp_path / "paused"
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)  # other tests extend the run
+    args = ["train.py", *TINY, *SHORT, f"trainer.max_epochs={last['epoch'] + 3}", f"data.pattern={volumes}/*.nii.gz", "resume=true",
+            f"hydra.run.dir={run_dir}"]
+    pause = ["+callbacks.pause._target_=tests.helpers.pause_callback.PauseAtStep", f"+callbacks.pause.step={last['global_step'] + 1}",
+             f"+callbacks.pause.flag={flag}"]
+    first = subprocess.Popen([sys.executable, *args, *pause], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not flag.exists():
+            assert first.poll() is None, first.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the first run never reached its pause"
+            time.sleep(0.1)
+        before = record(run_dir)
+        second = run_script(*args)
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        assert f"hydra.run.dir={run_dir}: another lfmri process (pid {first.pid}) is writing into this folder" in second.stderr
+        assert record(run_dir) == before
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)

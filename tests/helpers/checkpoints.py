@@ -66,3 +66,19 @@ def crafted(tmp_path: Path, kind: str) -> tuple[Path, Path]:
 def untouched(kind: str, witness: Path) -> bool:
     """Whether the crafted checkpoint's payload did not run (no marker; the victim unchanged)."""
     return not witness.exists() if kind == "pickle" else witness.read_text() == "precious"
+
+
+GROUPS = ["model", "degradation", "data"]  # where :func:`interpolating` puts its interpolation
+
+
+def interpolating(tmp_path: Path, group: str = "model", name: str = "interpolating") -> tuple[Path, Path]:
+    """A real lfmri checkpoint whose stored ``config[group]`` was given an OmegaConf interpolation that
+    writes a file when resolved: ``payload: ${oc.create:{_target_: numpy.savetxt, fname: <witness>, X: [1.0]}}``
+    (every ``_target_`` the allow-list sees is lfmri's). Returns (checkpoint, the file it would write)."""
+    path = make_checkpoint(tmp_path / f"{name}.ckpt", "model=espcn", "degradation=bicubic", "data=folder", "data.pattern=x")
+    checkpoint = torch.load(path, weights_only=True)
+    witness = tmp_path / f"{name}-written.txt"
+    checkpoint[METADATA_KEY]["config"][group]["payload"] = (
+        "${oc.create:{_target_: numpy.savetxt, fname: '" + str(witness) + "', X: [1.0]}}")
+    torch.save(checkpoint, path)
+    return path, witness

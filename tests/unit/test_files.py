@@ -71,3 +71,32 @@ def is_temporary_name(tmp_path):
     from lfmri.files import is_temporary, temporary_name
 
     return is_temporary(temporary_name(tmp_path / "x.nii.gz")) and not is_temporary(tmp_path / "x.nii.gz")
+
+
+def test_a_run_folder_has_one_writer_and_a_dead_holder_leaves_no_stale_lock(tmp_path):
+    """Two trainings started a second apart into one folder both ran, interleaving their files."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from lfmri.errors import ExistingOutputError
+    from lfmri.files import LOCK_NAME, lock_folder, unlock_folder
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from lfmri.files import lock_folder; lock_folder(sys.argv[1], 'hydra.run.dir'); "
+         "print('locked', flush=True); time.sleep(60)", str(folder)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ExistingOutputError, match=rf"hydra.run.dir={folder}: another lfmri process \(pid {holder.pid}\) is writing"):
+            lock_folder(folder, "hydra.run.dir")
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops its lock with it
+        holder.wait()
+    assert lock_folder(folder, "hydra.run.dir") == folder / LOCK_NAME
+    assert (folder / LOCK_NAME).read_text().strip() == str(os.getpid())
+    assert lock_folder(folder, "hydra.run.dir") == folder / LOCK_NAME  # this process again: a no-op
+    unlock_folder(folder)

@@ -83,3 +83,16 @@ def test_non_finite_weights_are_refused_at_load_with_the_file_and_tensor_named(t
     torch.save(checkpoint, path)
     with pytest.raises(CheckpointError, match=f"{path}: weights {key} hold 1 NaN/Inf"):
         load_checkpoint(path)
+
+
+def test_build_hands_keyword_arguments_to_the_constructor_unresolved(monkeypatch):
+    """``instantiate(node, **kwargs)`` merges kwargs into the config and resolves ``${...}`` in them."""
+    from omegaconf import OmegaConf
+
+    from lfmri.checkpoints.load import build
+
+    monkeypatch.setenv("LFMRI_TEST_SECRET", "s3cr3t-value")
+    node = OmegaConf.create({"_target_": "builtins.dict", "a": 1})
+    built = build(node, name="${oc.env:LFMRI_TEST_SECRET}", nested={"x": ["${oc.env:LFMRI_TEST_SECRET}"]})
+    assert built == {"a": 1, "name": "${oc.env:LFMRI_TEST_SECRET}", "nested": {"x": ["${oc.env:LFMRI_TEST_SECRET}"]}}
+    assert build(node) == {"a": 1}

@@ -74,3 +74,35 @@ def test_shipped_networks_rebuild_with_their_degradation(name):
     net, degradation = run.network(), run.degradation()
     assert degradation.scale == run.card["scale"] == net.scale
     assert all(p.dtype == torch.float32 for p in net.parameters())  # float16 storage, float32 network
+
+
+def test_stored_paths_are_never_write_targets_and_stored_file_names_stay_literal(tmp_path, monkeypatch):
+    """A stored data.report_file made evaluate overwrite any file; a file name of the stored split went
+    through OmegaConf's resolution (Hydra merges instantiate's keyword arguments into the config)."""
+    monkeypatch.setenv("LFMRI_TEST_SECRET", "s3cr3t-value")
+    run, _ = tiny_run()
+    victim = tmp_path / "victim.txt"
+    run.checkpoint[METADATA_KEY]["config"]["data"]["split_file"] = str(victim)
+    split = {"train": [], "val": [], "test": [{"subject": "${oc.env:LFMRI_TEST_SECRET}", "start": 0, "stop": 4}]}
+    datamodule = run.datamodule(degradation=run.degradation(), input_mode="lr", split=split, num_workers=0)
+    assert datamodule.split_file is None
+    [segment] = datamodule.requested_split["test"]
+    assert segment.subject == "${oc.env:LFMRI_TEST_SECRET}"
+    paired = tiny_run()[0]
+    data = OmegaConf.to_container(compose(*TINY_MODEL, "degradation=bicubic", "data=paired_lowfield", "data.root=/nowhere").data,
+                                  resolve=True)
+    paired.checkpoint[METADATA_KEY]["config"]["data"] = {**data, "report_file": str(victim)}
+    built = paired.datamodule(degradation=paired.degradation(), input_mode="lr", num_workers=0)
+    assert built.report_file is None and built.split_file is None and not victim.exists()
+    # a caller's own output path (under its output_dir) is still honoured
+    assert run.datamodule(degradation=run.degradation(), split_file=str(tmp_path / "split.json")).split_file == str(tmp_path / "split.json")
+
+
+def test_a_config_holding_an_interpolation_is_refused_before_it_is_read(tmp_path):
+    run, _ = tiny_run()
+    run.checkpoint[METADATA_KEY]["config"]["data"]["slice_axis"] = "${oc.env:HOME}"
+    crafted = StoredRun(run.checkpoint, "crafted.ckpt")
+    with pytest.raises(CheckpointError, match=r"crafted.ckpt: refused lfmri.config.data.slice_axis='\$\{oc.env:HOME\}'"):
+        crafted.config
+    with pytest.raises(CheckpointError, match="refused lfmri.config.data.slice_axis"):
+        crafted.datamodule(degradation=BicubicDegradation(scale=2, hr_size=32))

@@ -1,4 +1,5 @@
-"""A checkpoint is data: crafted ``_target_`` values are refused by every in-process reader of one."""
+"""A checkpoint is data: crafted ``_target_`` values and interpolations in its stored config are refused by
+every in-process reader of one (predict, evaluate, export, init_from, pretrained pack)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lfmri.checkpoints.load import (
     METADATA_KEY,
     CheckpointError,
     build_network,
+    check_inert,
     check_targets,
     load_checkpoint,
     target_problem,
@@ -20,7 +22,7 @@ from lfmri.evaluation.evaluator import evaluate
 from lfmri.export.exporters import ExportConfig, export_checkpoint
 from lfmri.models.espcn import ESPCN
 from lfmri.training.transfer import init_network
-from tests.helpers.checkpoints import KINDS, crafted, make_checkpoint, untouched
+from tests.helpers.checkpoints import GROUPS, KINDS, crafted, interpolating, make_checkpoint, untouched
 from tests.helpers.cli import refusal
 from tests.helpers.config import compose, evaluate_config
 from tests.helpers.run import ROOT
@@ -109,3 +111,75 @@ def test_every_shipped_config_passes_the_check():
         for option in options:
             cfg = compose(f"{group}={option}", output_dir="/tmp/x")
             check_targets(OmegaConf.to_container(cfg, resolve=False), f"{group}={option}")
+
+
+# ---- interpolations: ${oc.create:{_target_: numpy.savetxt ...}} in a stored value wrote its file during
+# predict, evaluate and export (exit 0); a checkpoint's config is resolved, so any ${ is refused in one line
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_predict_refuses_an_interpolation_in_the_stored_config(tmp_path, capsys, group):
+    ckpt, witness = interpolating(tmp_path, group)
+    scan = write_phantom(tmp_path / "scan.nii.gz", shape=(16, 16, 8))
+    err = refusal(capsys, predict_main, [f"ckpt_path={ckpt}", f"inputs=[{scan}]", f"output_dir={tmp_path / 'out'}", "progress=false"])
+    assert f"{ckpt}: refused lfmri.config.{group}.payload=" in err and "interpolation" in err
+    assert not witness.exists() and not list((tmp_path / "out").glob("*.nii.gz"))
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_evaluate_refuses_an_interpolation_in_the_stored_config(tmp_path, group):
+    ckpt, witness = interpolating(tmp_path, group)
+    scan = write_phantom(tmp_path / "scan.nii.gz", shape=(16, 16, 8))
+    cfg = evaluate_config(output_dir=str(tmp_path / "out"), ckpt_path=str(ckpt), inputs=[str(scan)], device="cpu")
+    with pytest.raises(CheckpointError, match=f"refused lfmri.config.{group}.payload="):
+        evaluate(cfg)
+    assert not witness.exists()
+
+
+def test_export_refuses_an_interpolation_in_the_stored_config(tmp_path):
+    ckpt, witness = interpolating(tmp_path, "model")
+    with pytest.raises(CheckpointError, match="refused lfmri.config.model.payload="):
+        export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output_dir=str(tmp_path / "out")))
+    assert not witness.exists() and not (tmp_path / "out").exists()
+
+
+def test_init_from_refuses_an_interpolation_in_the_stored_config(tmp_path):
+    ckpt, witness = interpolating(tmp_path, "model")
+    with pytest.raises(CheckpointError, match="refused lfmri.config.model.payload="):
+        init_network(ESPCN(scale=2), str(ckpt), None)
+    assert not witness.exists()
+
+
+def test_pretrained_pack_refuses_an_interpolation_in_the_stored_config(tmp_path, capsys):
+    from lfmri.cli import pretrained as pretrained_cli
+
+    ckpt, witness = interpolating(tmp_path, "degradation")
+    err = refusal(capsys, pretrained_cli.main, ["pack", f"checkpoint={ckpt}", "name=tiny-test", f"dest={tmp_path / 'dest'}"])
+    assert "refused lfmri.config.degradation.payload=" in err
+    assert not witness.exists() and not (tmp_path / "dest").exists()
+
+
+def test_an_environment_variable_in_a_stored_value_is_never_read(tmp_path, capsys, monkeypatch):
+    """``${oc.env:VAR}`` in a stored value put the variable's value into logs and tracebacks."""
+    monkeypatch.setenv("LFMRI_TEST_SECRET", "s3cr3t-value")
+    ckpt = make_checkpoint(tmp_path / "env.ckpt", "model=espcn", "degradation=bicubic", "data=folder", "data.pattern=x")
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint[METADATA_KEY]["config"]["data"]["pattern"] = "/data/${oc.env:LFMRI_TEST_SECRET}/*.nii.gz"
+    torch.save(checkpoint, ckpt)
+    scan = write_phantom(tmp_path / "scan.nii.gz", shape=(16, 16, 8))
+    err = refusal(capsys, predict_main, [f"ckpt_path={ckpt}", f"inputs=[{scan}]", f"output_dir={tmp_path / 'out'}", "progress=false"])
+    assert "lfmri.config.data.pattern='/data/${oc.env:LFMRI_TEST_SECRET}/*.nii.gz'" in err and "s3cr3t" not in err
+
+
+def test_inert_check_finds_interpolations_at_any_depth_and_passes_plain_values():
+    check_inert({"model": {"layers": [1, "a$b", "{x}", {"deep": "$ {x}"}]}}, "x.ckpt")  # plain values pass
+    with pytest.raises(CheckpointError, match=r"^x\.ckpt: refused model\.layers\[1\]\.deep='a \$\{x\}'"):
+        check_inert({"model": {"layers": [1, {"deep": "a ${x}"}]}}, "x.ckpt")
+    with pytest.raises(CheckpointError, match="interpolation"):
+        check_inert({"${oc.env:HOME}": 1}, "x.ckpt")  # a key is checked too
+
+
+def test_every_shipped_and_fixture_checkpoint_is_inert():
+    """Checkpoints lfmri wrote store resolved values: the refusal never hits one of them."""
+    for path in [*(ROOT / "lfmri" / "pretrained").glob("*.ckpt"), *(ROOT / "tests" / "fixtures").glob("*.ckpt")]:
+        load_checkpoint(path)

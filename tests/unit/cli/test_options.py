@@ -50,3 +50,14 @@ def test_cli_errors_name_the_option(capsys):
     assert "bad value for option 'format'" in refusal(capsys, export_parse_args, ["ckpt_path=a.ckpt", "output_dir=x", "format=tflite"])
     cfg = export_parse_args(["ckpt_path=a.ckpt", "output_dir=x", "format=both", "overwrite=true", "opset=18"])
     assert (cfg.format, cfg.overwrite, cfg.opset) == ("both", True, 18)
+
+
+def test_values_are_taken_literally_never_interpolated(monkeypatch, tmp_path):
+    """A file named with ``${oc.env:VAR}`` given as an input is that file: the variable is never read."""
+    monkeypatch.setenv("LFMRI_TEST_SECRET", "s3cr3t-value")
+    names = ["/d/${oc.env:LFMRI_TEST_SECRET}.nii.gz", "a\\${x}.nii", "b\\\\${x}.nii", "${oc.create:{a: 1}}"]
+    quoted = ",".join(f"'{n}'" for n in names)  # YAML single quotes: backslashes as typed
+    cfg = parse_args(["ckpt_path=x.ckpt", f"inputs=[{quoted}]", f"output_dir={tmp_path}"])
+    assert cfg.inputs == names
+    assert parse_args(["ckpt_path=${oc.env:LFMRI_TEST_SECRET}", "inputs=a.nii", f"output_dir={tmp_path}"]).ckpt_path == \
+        "${oc.env:LFMRI_TEST_SECRET}"

@@ -39,3 +39,26 @@ def test_summary_has_the_gain_over_zero_fill_and_the_old_option_name_still_works
     assert row["val/psnr_brain_vs_zerofill"] == 1.5 and row["step"] == 20  # at the best validation
     assert row["test/psnr_brain_vs_zerofill"] == 1.25
     assert "val/psnr_brain_vs_zerofill" in (tmp_path / "sweep" / "summary.md").read_text()
+
+
+def test_summarize_replaces_only_its_own_unchanged_summary(tmp_path, capsys):
+    """lfmri-sweep summarize replaced any existing summary.md, the user's own included."""
+    run = tmp_path / "sweep" / "0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- loss=l1\n")
+    (run / "metrics.json").write_text('{"metrics": {"val/psnr_brain": 20.0}}')
+    md, csv_file = tmp_path / "sweep" / "summary.md", tmp_path / "sweep" / "summary.csv"
+    md.write_text("my notes\n")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and f"{md} exists and is not a summary lfmri-sweep wrote" in err
+    assert md.read_text() == "my notes\n" and not csv_file.exists()
+    md.unlink()
+    assert sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"]) == 0
+    assert sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"]) == 0  # its own summary: refreshed
+    csv_file.write_text(csv_file.read_text() + "edited,by,hand\n")
+    with pytest.raises(SystemExit):
+        sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"])
+    assert csv_file.read_text().endswith("edited,by,hand\n")
