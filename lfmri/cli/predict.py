@@ -1,6 +1,6 @@
 """Apply a trained checkpoint to real low-field volumes: ``lfmri-predict`` (or ``python -m lfmri.cli.predict``).
 
-    lfmri-predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
+    lfmri-predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \\
         [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
         [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
     lfmri-predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
