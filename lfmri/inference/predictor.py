@@ -185,14 +185,19 @@ class Predictor:
         grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
         affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid
         if self.cfg.preview:
-            sr = volumes["sr"].clip(0, 1)
-            views = {"scan": (scan, volume.zooms), "SR": (sr, voxel_sizes(affines["sr"])),
-                     "|SR - scan|": (difference_on_grid(sr, affines["sr"], scan, volume.affine), voxel_sizes(affines["sr"]))}
+            # in the scan's own units (as written), on one grey window from the scan's brain (1st-99.5th
+            # percentile: white matter not saturated), maps with a labelled colour bar, a zoom where SR differs
+            sr = intensity.restore_bounded(volumes["sr"])
+            original = np.asarray(volume.data, dtype=np.float32)
+            width = intensity.high - intensity.low
+            views = {"scan": (original, volume.zooms), "SR": (sr, voxel_sizes(affines["sr"])),
+                     "|SR - scan|": (difference_on_grid(sr, affines["sr"], original, volume.affine), voxel_sizes(affines["sr"]))}
             for kind in ("consistency", "uncertainty"):
                 if kind in volumes:
-                    views[kind] = (volumes[kind], voxel_sizes(affines[kind]))
+                    views[kind] = (volumes[kind] * width, voxel_sizes(affines[kind]))
             orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
-                             colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes)
+                             colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes,
+                             map_unit="scan intensity units", inset_from="|SR - scan|")
         # std and |difference| maps are scaled, not shifted, back to the input's units
         self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"),
                         space_code=volume.space_code)
