@@ -199,7 +199,7 @@ class Evaluator:
             """What the window took from slices ``indices``: on the HR grid, on the LR grid (the same
             slice degraded with the same seed without the clip, minus the clipped one's LR) and carried
             onto the output grid. Methods read the clipped slices, as networks were trained; their
-            outputs get the carried part back (lfmri.inference.volume.split_at_window)."""
+            outputs get the carried part back (lfmri.inference.volume.carry_out_of_window)."""
             if excess_all is None:
                 return None
             hr_parts, lr_parts = [], []

@@ -117,7 +117,7 @@ class Predictor:
         """Outputs for a batch of (B, 1, h, w) LR slices (B, 2K+1, h, w with their K neighbours on each
         side for a multi-slice network), normalised and clipped to the window as in training: ``sr``
         and the optional maps. ``excess`` (B, 1, h, w): what the clip took from the centre slices
-        (:func:`lfmri.inference.volume.split_at_window`), added to ``sr`` on its grid."""
+        (:func:`lfmri.inference.volume.carry_out_of_window`), added to ``sr`` on its grid."""
         lr = lr.to(self.device)
         x = self.network_input(lr)
         lr = centre_slice(lr, self.context)

@@ -120,23 +120,17 @@ class NetworkRunner:
         return predictive_spread(self.single, x, transforms, repeats, shifts)
 
 
-def split_at_window(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(``x`` clipped to the normalisation window [0, 1], what the clip took away).
-
-    Networks read the first, as in training (the data modules clip every volume to its window:
-    :meth:`lfmri.data.normalize.Intensity.apply`); feeding them values of 3 or 4 where training
-    never went above 1 would give outputs nobody validated. The second (zero except above the
-    window's top or below its bottom) is carried past the network onto its output grid by
-    :func:`carry_out_of_window` and added to the output, so a lesion brighter than the window keeps
-    its intensity instead of being cut at the window (a contrast-enhanced T1 of maximum 1,653 came
-    out at 616).
-    """
-    inside = x.clamp(0.0, 1.0)
-    return inside, x - inside
-
-
 def carry_out_of_window(excess: torch.Tensor, out_shape, maps=None) -> torch.Tensor:
-    """``excess`` (B, 1, h, w) on the output grid (B, 1, H, W): cubic interpolation on the grid maps
+    """What the normalisation window took from a network's input, carried onto its output grid.
+
+    Networks read their input clipped to the window [0, 1], as in training (the data modules clip
+    every volume: :meth:`lfmri.data.normalize.Intensity.apply`); feeding them values of 3 or 4 where
+    training never went above 1 would give outputs nobody validated. What the clip took away (zero
+    except above the window's top or below its bottom) is carried past the network by this function
+    and added to its output, so a lesion brighter than the window keeps its intensity instead of
+    being cut at the window (a contrast-enhanced T1 of maximum 1,653 came out at 616).
+
+    ``excess`` (B, 1, h, w) on the output grid (B, 1, H, W): cubic interpolation on the grid maps
     ``maps`` (where the input's pixels sit on the output grid, :mod:`lfmri.geometry.grid`), the
     interpolation the baselines use. An input already on the output grid is returned as it is; an
     all-zero excess (most slices) costs nothing."""
