@@ -237,7 +237,10 @@ class SupervisedModule(L.LightningModule):
                 scores[name] = {"PSNR": float(m["psnr_brain"][0]), "SSIM": float(m["ssim_brain"][0])}
         pixel_sizes, axes = self._panel_geometry(panel.get("subject"))
         where = f"{panel['subject']} slice {panel['slice']}, " if "subject" in panel else ""
-        path = Path(self.trainer.default_root_dir) / "panels" / f"epoch_{epoch:04d}.png"
+        # validation on a step interval (budget=quick) runs several times an epoch: one panel per step then
+        by_steps = self.trainer.check_val_every_n_epoch is None
+        name = f"step_{self.global_step:07d}.png" if by_steps else f"epoch_{epoch:04d}.png"
+        path = Path(self.trainer.default_root_dir) / "panels" / name
         comparison_figure(
             path,
             panel["hr"][0].float().cpu().numpy(),
