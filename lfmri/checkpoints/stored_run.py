@@ -161,3 +161,12 @@ class CheckpointMetadata(L.Callback):
         split = datamodule.split_dict() if hasattr(datamodule, "split_dict") else None
         net = pl_module.net if hasattr(pl_module, "net") else pl_module
         checkpoint[METADATA_KEY] = StoredRun.metadata(self.config, net, split, self.name, self.commit)
+
+
+def shipped_contracts() -> dict[str, dict]:
+    """The input contract of every shipped network (``lfmri/pretrained``), by name: what a contract
+    warning offers instead of a network a scan does not fit (:func:`lfmri.geometry.scan_contract.what_to_do`)."""
+    from lfmri.geometry.scan_contract import contract_of
+    from lfmri.pretrained import available, checkpoint_path
+
+    return {name: dict(contract_of(StoredRun.load(checkpoint_path(name)).card) or {}) for name in available()}

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from lfmri.cli.options import plain
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 # a YAML line "key: value  # comment" (value and comment optional), and a comment-only line
@@ -109,7 +111,7 @@ def app_help(app: str, doc: str) -> str:
         f"Any key of the composed config takes key=value the same way{example}: --cfg job prints them all;"
         " --hydra-help shows Hydra's own options (-m multirun, hydra.run.dir=...).",
     ]
-    return "\n".join(lines)
+    return plain("\n".join(lines))
 
 
 def run_app(app: str, doc: str, hydra_main: Callable[[], object]) -> None:

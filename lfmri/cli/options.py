@@ -15,6 +15,7 @@ import re
 import dataclasses
 import inspect
 import io
+import re
 import sys
 import textwrap
 import tokenize
@@ -78,6 +79,18 @@ def descriptions(schema: type) -> dict[str, str]:
     return found
 
 
+# reStructuredText markup of the docstrings and comments --help shows: :func:`~a.b` and ``code``
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`]+)`")
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText markup, for a terminal: ``:func:`~a.b``` -> ``b``,
+    ``:mod:`a.b``` -> ``a.b``, a double-backquoted literal -> the literal itself."""
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return _LITERAL.sub(r"\1", text)
+
+
 def usage(doc: str, schema: type, renamed: Mapping[str, str] | None = None) -> str:
     """The module docstring, then every option with its default (``(required)`` where it has none)
     and its description (:func:`descriptions`)."""
@@ -91,7 +104,7 @@ def usage(doc: str, schema: type, renamed: Mapping[str, str] | None = None) -> s
         lines.append(f"{option:<28} {helps.get(name, '')}".rstrip())
     if renamed:
         lines.append("Old names, still accepted: " + ", ".join(f"{old}= (now {new}=)" for old, new in renamed.items()))
-    return f"{doc.strip()}\n\nOptions (key=value; --cfg job prints them composed):\n" + "\n".join(lines)
+    return plain(f"{doc.strip()}\n\nOptions (key=value; --cfg job prints them composed):\n" + "\n".join(lines))
 
 
 def _shown(value: Any) -> str:
@@ -221,7 +234,7 @@ def parse_command(
     argv = list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         listing = "\n".join(f"  {prog} {name} --help" for name in commands)
-        print(f"{doc.strip()}\n\nCommands:\n{listing}")
+        print(plain(f"{doc.strip()}\n\nCommands:\n{listing}"))
         raise SystemExit(0 if argv else 2)
     command, rest = argv[0], argv[1:]
     if command not in commands:

@@ -1,6 +1,6 @@
 """Apply a trained checkpoint to real low-field volumes: ``lfmri-predict`` (or ``python -m lfmri.cli.predict``).
 
-    lfmri-predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \
+    lfmri-predict ckpt_path=CKPT inputs='[scan.nii.gz,folder/]' output_dir=DIR \\
         [data_consistency=true] [tta=true] [mc_samples=N] [tile_size=256] [device=cuda precision=bf16]
         [precision=auto|fp32|bf16] [backend=torch|onnxruntime [onnx_path=FILE]] [workers=N]
     lfmri-predict pretrained=srdensenet-kspace-x2 inputs=scan.nii.gz output_dir=DIR   # a shipped network
@@ -173,6 +173,8 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
         except NiftiError as err:
             failed[str(path)] = str(err)
             log.error("%s", err)
+    from lfmri.progress import duration, time_left
+
     log_setup(predictor, cfg, len(todo))
     start = time.perf_counter()
     if cfg.workers > 1 and len(todo) > 1:
@@ -189,8 +191,8 @@ def run_predict(cfg: PredictConfig) -> tuple[dict[str, dict[str, Path]], dict[st
                 log.info("%s -> %s", path, ", ".join(str(p) for p in outputs.values()))
             if count < len(todo):  # the estimate: the volumes so far, at their mean time
                 elapsed = time.perf_counter() - start
-                log.info("%d/%d volumes in %.0f s; about %.0f s left", count, len(todo), elapsed,
-                         elapsed / count * (len(todo) - count))
+                log.info("%d/%d volumes in %s; about %s left", count, len(todo), duration(elapsed),
+                         duration(time_left(count, len(todo), elapsed)))
     finally:  # an interrupt here, between volumes: the workers are stopped now, not when garbage is collected
         results.close()
     return done, failed

@@ -110,7 +110,9 @@ class Degradation:
         return self.lr_maps(hr_shape)
 
     # --- data ---------------------------------------------------------------------------------
-    def prepare_hr(self, image: torch.Tensor) -> torch.Tensor:
+    def prepare_hr(self, image: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        """``image`` resized or cropped to the HR shape, clipped to [0, 1] (``clip=False``: not clipped,
+        for the intensities beyond the window that evaluation carries past the networks)."""
         raise NotImplementedError
 
     def degrade(self, hr: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,11 +173,13 @@ class KSpaceDegradation(Degradation):
     def lr_maps(self, hr_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
         return tuple(lr_axis_map("kspace", self.scale, m) for m in self.lr_shape(hr_shape))  # type: ignore[return-value]
 
-    def prepare_hr(self, image: torch.Tensor) -> torch.Tensor:
+    def prepare_hr(self, image: torch.Tensor, clip: bool = True) -> torch.Tensor:
         size = self.hr_shape(image.shape)
+        low, high = (0.0, 1.0) if clip else (None, None)
         if tuple(image.shape[-2:]) == size:
-            return image.float().clamp(0.0, 1.0)
-        return resize_complex(image.float(), size).abs().clamp_(0.0, 1.0)
+            return image.float().clamp(low, high) if clip else image.float()
+        resized = resize_complex(image.float(), size).abs()
+        return resized.clamp_(low, high) if clip else resized
 
     def measure(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The noisy complex LR image: central k-space block plus noise, inverted on the LR grid."""
@@ -253,8 +257,9 @@ class BicubicDegradation(Degradation):
     def lr_maps(self, hr_shape: Sequence[int]) -> tuple[AxisMap, AxisMap]:
         return lr_axis_map("area", self.scale, 0), lr_axis_map("area", self.scale, 0)
 
-    def prepare_hr(self, image: torch.Tensor) -> torch.Tensor:
-        return center_crop_or_pad(image.float(), self.hr_shape(image.shape)).clamp(0.0, 1.0)
+    def prepare_hr(self, image: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        prepared = center_crop_or_pad(image.float(), self.hr_shape(image.shape))
+        return prepared.clamp(0.0, 1.0) if clip else prepared
 
     def degrade(self, hr: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_divisible(hr)

@@ -37,7 +37,7 @@ from lfmri.geometry.nifti import NiftiError, voxel_sizes
 from lfmri.geometry.slicing import context_indices, in_plane_axes, take_slices
 from lfmri.inference.network import model_input, network_forward, predict, resolve_device
 from lfmri.inference.uncertainty import DIHEDRAL, error_correlation
-from lfmri.inference.volume import NetworkRunner, VolumeLoop
+from lfmri.inference.volume import NetworkRunner, VolumeLoop, carry_out_of_window
 from lfmri.run_options import RunOptions
 from lfmri.scoring.figures import comparison_figure, slice_name
 from lfmri.scoring.metrics import brain_mask, slice_metrics
@@ -190,6 +190,33 @@ class Evaluator:
                 return v.pair(i)
             return degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
 
+        excess_all = None
+        if v.excess is not None and v.pair is None:
+            full = take_slices(v.volume.data + v.excess, self.slice_axis, v.start, v.stop)
+            excess_all = self.degradation.prepare_hr(torch.from_numpy(np.ascontiguousarray(full)), clip=False) - hr_all
+
+        def beyond_window(indices: list[int], hr_shape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+            """What the window took from slices ``indices``: on the HR grid, on the LR grid (the same
+            slice degraded with the same seed without the clip, minus the clipped one's LR) and carried
+            onto the output grid. Methods read the clipped slices, as networks were trained; their
+            outputs get the carried part back (lfmri.inference.volume.carry_out_of_window)."""
+            if excess_all is None:
+                return None
+            hr_parts, lr_parts = [], []
+            for i in indices:
+                hr_ex = excess_all[i - v.start][None]
+                clipped = sample(i)
+                if bool(hr_ex.any()):
+                    full = degraded_sample(clipped["hr"] + hr_ex, self.degradation, slice_generator(self.seed, v.subject, i), "lr")
+                    lr_parts.append(full["lr"] - clipped["lr"])
+                else:
+                    lr_parts.append(torch.zeros_like(clipped["lr"]))
+                hr_parts.append(hr_ex)
+            hr_ex, lr_ex = torch.stack(hr_parts).to(self.device), torch.stack(lr_parts).to(self.device)
+            if not (bool(hr_ex.any()) or bool(lr_ex.any())):
+                return None
+            return hr_ex, lr_ex, carry_out_of_window(lr_ex, hr_shape, self.degradation.lr_maps(hr_shape))
+
         classical = classical_outputs(v.name, range(v.start, v.stop), sample, self.methods["zerofill"].module,
                                       self.classical, self.loop.batch_size, self.device) if self.classical else {}
 
@@ -213,7 +240,13 @@ class Evaluator:
                 if self.tta:
                     self._score_uncertainty(v.name, [indices[j] for j in keep], batch, keep, hr, mask, preds)
             out = {self.methods[name].kind: pred[:, 0] for name, pred in preds.items()}
-            return {**out, "lr": batch["lr"][:, 0], "hr": batch["hr"][:, 0]}
+            out.update(lr=batch["lr"][:, 0], hr=batch["hr"][:, 0])
+            beyond = beyond_window(indices, batch["hr"].shape[-2:])  # scored above on the window; written whole
+            if beyond is not None:
+                hr_ex, lr_ex, carried = beyond
+                out = {kind: image + (hr_ex if kind == "hr" else lr_ex if kind == "lr" else carried)[:, 0]
+                       for kind, image in out.items()}
+            return out
 
         return self.loop.run(v.name, range(v.start, v.stop), step), table
 

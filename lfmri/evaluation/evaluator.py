@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lfmri.checkpoints.load import CheckpointError
-from lfmri.checkpoints.stored_run import StoredRun
+from lfmri.checkpoints.stored_run import StoredRun, shipped_contracts
 from lfmri.contracts import check_compatible
 from lfmri.data.splits import subject_groups
 from lfmri.degrade.baselines import make_baselines
@@ -109,7 +109,7 @@ def within_contract(volumes: list[EvalVolume], card: Mapping, model: str, mode: 
     kept = []
     for v in volumes:
         try:
-            enforce_contract(v.volume, contract_of(card), model, mode, role="reference")
+            enforce_contract(v.volume, contract_of(card), model, mode, role="reference", alternatives=shipped_contracts)
             kept.append(v)
         except ConfigError as err:
             failed[v.volume.source] = str(err)

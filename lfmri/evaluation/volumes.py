@@ -34,6 +34,9 @@ class EvalVolume:
     # real pairs (data=paired_lowfield): slice index -> sample with the measured LR, and the LR grid
     pair: Callable[[int], dict[str, torch.Tensor]] | None = None
     lr_affine: np.ndarray | None = None
+    # normalised intensities beyond the window [0, 1] that ``volume.data`` was clipped to (a bright
+    # lesion above the 99.5th percentile); ``None`` where nothing lies beyond it or it is not kept
+    excess: np.ndarray | None = None
 
 
 def volumes_from_files(paths: Sequence[Input | str], datamodule: SliceDataModule) -> tuple[list[EvalVolume], dict[str, str]]:
@@ -56,10 +59,13 @@ def volumes_from_files(paths: Sequence[Input | str], datamodule: SliceDataModule
             if problem:
                 raise NiftiError(path, problem)
             intensity = percentile_intensity(volume.data, datamodule.percentiles, volume.source)
-            volume.data = intensity.apply(volume.data)
+            full = intensity.scale(volume.data)
+            volume.data = np.clip(full, 0.0, 1.0)  # as the data modules read volumes: the window, clipped
+            excess = full - volume.data
             whole = Segment(volume.name, 0, volume.data.shape[datamodule.slice_axis])
             scored = datamodule.selected_slices(volume.data, whole)
-            out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored))
+            out.append(EvalVolume(name, volume.name, volume, intensity, 0, whole.stop, scored,
+                                  excess=excess if excess.any() else None))
         except Exception as err:  # whatever one input raises is its failure: the others are still evaluated
             failed[str(path)] = str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}"
             log.error("%s", failed[str(path)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,8 +42,26 @@ def _root_cause(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0] if lines else ''}" + (f" {where}" if where else "")
 
 
+class _DropReplacedInitializers(logging.Filter):
+    """Drops onnx_ir's INFO line "Replaced initializer 'a' with existing initializer 'b'", one per
+    constant tensor it merges with an identical one while torch.onnx optimises the graph (a dozen per
+    network; dozens of lines before the progress of predict or evaluate with backend=onnxruntime). The
+    merge only shares storage; the exported file is checked against PyTorch afterwards (check_onnx)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Replaced initializer ")
+
+
+_REPLACED_INITIALIZERS = _DropReplacedInitializers()
+# the logger of that one message (onnx_ir.passes.common.initializer_deduplication): nothing else of onnx_ir is dropped
+INITIALIZER_LOGGER = "onnx_ir.passes.common.initializer_deduplication"
+
+
 def _quiet():
     """Silence the exporters' progress lines, graph dumps and deprecation warnings."""
+    dedup = logging.getLogger(INITIALIZER_LOGGER)
+    if _REPLACED_INITIALIZERS not in dedup.filters:
+        dedup.addFilter(_REPLACED_INITIALIZERS)
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(contextlib.redirect_stderr(io.StringIO()))

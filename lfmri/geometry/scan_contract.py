@@ -24,7 +24,7 @@ The ranges are those of the training data, widened by about 10 %: outside them i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -85,9 +85,31 @@ def check_scan(volume: Volume, contract: Mapping | None, role: str = "scan") -> 
     return problems
 
 
-def enforce_contract(volume: Volume, contract: Mapping | None, model: str, mode: str, role: str = "scan") -> None:
+def what_to_do(volume: Volume, contract: Mapping, model: str, role: str = "scan",
+               alternatives: Callable[[], Mapping[str, Mapping]] | None = None) -> str:
+    """What a user can do with a scan outside ``model``'s contract: the shipped networks whose contracts
+    it fits (``alternatives()``: name -> contract, asked only now), resampling onto the expected
+    voxels, or training a network on such scans."""
+    options = []
+    fits = [name for name, other in (alternatives() if alternatives else {}).items()
+            if name != model and other and not check_scan(volume, other, role)]
+    if fits:
+        options.append("use a shipped network made for such scans (" + ", ".join(f"pretrained={n}" for n in fits) + ")")
+    elif alternatives is not None:
+        options.append("no shipped network is made for such scans (lfmri-pretrained list shows what each expects)")
+    voxels = contract.get(ROLES[role])
+    if voxels:
+        options.append(f"resample the {'scan' if role == 'scan' else 'volume'} to voxels of "
+                       + " x ".join("any" if b is None else f"{b[0]:g}-{b[1]:g}" for b in voxels) + " mm (R-L x A-P x S-I)")
+    options.append("or train a network on volumes like it (docs/training.md; budget=quick for a first run)")
+    return "; ".join(options)
+
+
+def enforce_contract(volume: Volume, contract: Mapping | None, model: str, mode: str, role: str = "scan",
+                     alternatives: Callable[[], Mapping[str, Mapping]] | None = None) -> None:
     """Warn about (``mode="warn"``), refuse (``"refuse"``: :class:`ConfigError`) or ignore a scan
-    outside ``model``'s contract. The message names the file, what it has and what the model expects."""
+    outside ``model``'s contract. The message names the file, what it has, what the model expects and
+    what the user can do instead (:func:`what_to_do`; ``alternatives``: the shipped networks' contracts)."""
     if check_mode(mode) == "ignore":
         return
     problems = check_scan(volume, contract, role)
@@ -96,8 +118,8 @@ def enforce_contract(volume: Volume, contract: Mapping | None, model: str, mode:
     kind = "scan" if role == "scan" else "reference volume"
     message = (f"{volume.source}: voxels {_mm(volume.zooms)} mm; {model} expects {contract.get('summary', 'another input')}: "
                + "; ".join(problems))
+    advice = what_to_do(volume, contract, model, role, alternatives)
     if mode == "refuse":
-        raise ConfigError(f"{message}. Refused (contract=refuse); contract=warn runs it anyway")
+        raise ConfigError(f"{message}. Refused (contract=refuse); contract=warn runs it anyway. Instead: {advice}")
     log.warning("%s. The %s is outside what %s was trained on: expect less from it (contract=refuse stops such "
-                "inputs, contract=ignore silences this)", message, kind, model)
-
+                "inputs, contract=ignore silences this). Instead: %s", message, kind, model, advice)

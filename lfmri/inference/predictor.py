@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lfmri.checkpoints.load import CheckpointError
-from lfmri.checkpoints.stored_run import StoredRun
+from lfmri.checkpoints.stored_run import StoredRun, shipped_contracts
 from lfmri.contracts import centre_slice, check_compatible, context_slices, input_mode
 from lfmri.errors import ConfigError
 from lfmri.data.normalize import percentile_intensity
@@ -38,7 +38,7 @@ from lfmri.inference import consistency
 from lfmri.inference.network import network_forward, resolve_device
 from lfmri.inference.options import PredictConfig  # noqa: F401  (declared without torch, for a fast --help)
 from lfmri.inference.uncertainty import DIHEDRAL, IDENTITY, mc_dropout
-from lfmri.inference.volume import NetworkRunner, VolumeLoop
+from lfmri.inference.volume import NetworkRunner, VolumeLoop, carry_out_of_window
 from lfmri.scoring.figures import difference_on_grid, orthogonal_views
 
 
@@ -113,9 +113,11 @@ class Predictor:
         return self.degradation.upsample(lr, hr_shape)
 
     @torch.no_grad()
-    def slices(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+    def slices(self, lr: torch.Tensor, excess: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Outputs for a batch of (B, 1, h, w) LR slices (B, 2K+1, h, w with their K neighbours on each
-        side for a multi-slice network): ``sr`` and the optional maps."""
+        side for a multi-slice network), normalised and clipped to the window as in training: ``sr``
+        and the optional maps. ``excess`` (B, 1, h, w): what the clip took from the centre slices
+        (:func:`lfmri.inference.volume.carry_out_of_window`), added to ``sr`` on its grid."""
         lr = lr.to(self.device)
         x = self.network_input(lr)
         lr = centre_slice(lr, self.context)
@@ -131,6 +133,9 @@ class Predictor:
         if self.cfg.data_consistency:  # the scan itself is the measurement, on the LR grid
             out["consistency"] = consistency.consistency_error(sr, lr, self.scale)
             sr = consistency.enforce(sr, lr, self.scale).abs()
+        if excess is not None:
+            hr_shape = sr.shape[-2:]
+            sr = sr + carry_out_of_window(excess.to(sr.device, sr.dtype), hr_shape, self.degradation.scan_maps(hr_shape))
         out["sr"] = sr
         return {k: v[:, 0] for k, v in out.items()}
 
@@ -158,30 +163,41 @@ class Predictor:
         return paths
 
     def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
-        enforce_contract(volume, self.contract, self.card.get("name") or str(self.cfg.ckpt_path), self.cfg.contract, "scan")
+        enforce_contract(volume, self.contract, self.card.get("name") or str(self.cfg.ckpt_path), self.cfg.contract, "scan",
+                         alternatives=shipped_contracts)
         if self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         problem = plane_problem(volume.data.shape, self.slice_axis)
         if problem:
             raise NiftiError(volume.source, problem)
         intensity = percentile_intensity(volume.data, self.percentiles, volume.source)
-        scan = intensity.apply(volume.data)
+        # the network reads the scan clipped to its window, as in training; what lies beyond the window
+        # (a lesion brighter than the 99.5th percentile) is carried past it and added to its output
+        full = intensity.scale(volume.data)
+        scan = np.clip(full, 0.0, 1.0)
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(scan, self.slice_axis)))
+        excess_all = torch.from_numpy(np.ascontiguousarray(take_slices(full - scan, self.slice_axis)))
         # a multi-slice network reads each slice with its neighbours (edges repeat the outermost slice)
         volumes = self.loop.run(volume.name, range(len(lr_all)),
-                                lambda indices: self.slices(context_stack(lr_all, indices, self.context)))
+                                lambda indices: self.slices(context_stack(lr_all, indices, self.context),
+                                                            excess_all[list(indices)][:, None]))
         given = "output" if self.input_on_hr_grid else "scan"
         grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
         affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid
         if self.cfg.preview:
-            sr = volumes["sr"].clip(0, 1)
-            views = {"scan": (scan, volume.zooms), "SR": (sr, voxel_sizes(affines["sr"])),
-                     "|SR - scan|": (difference_on_grid(sr, affines["sr"], scan, volume.affine), voxel_sizes(affines["sr"]))}
+            # in the scan's own units (as written), on one grey window from the scan's brain (1st-99.5th
+            # percentile: white matter not saturated), maps with a labelled colour bar, a zoom where SR differs
+            sr = intensity.restore_bounded(volumes["sr"])
+            original = np.asarray(volume.data, dtype=np.float32)
+            width = intensity.high - intensity.low
+            views = {"scan": (original, volume.zooms), "SR": (sr, voxel_sizes(affines["sr"])),
+                     "|SR - scan|": (difference_on_grid(sr, affines["sr"], original, volume.affine), voxel_sizes(affines["sr"]))}
             for kind in ("consistency", "uncertainty"):
                 if kind in volumes:
-                    views[kind] = (volumes[kind], voxel_sizes(affines[kind]))
+                    views[kind] = (volumes[kind] * width, voxel_sizes(affines[kind]))
             orthogonal_views(paths["views"], views, title=f"{volume.name}: {self.card.get('name', 'model')} x{self.scale}",
-                             colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes)
+                             colour_maps=("|SR - scan|", "consistency", "uncertainty"), axcodes=volume.axcodes,
+                             map_unit="scan intensity units", inset_from="|SR - scan|")
         # std and |difference| maps are scaled, not shifted, back to the input's units
         self.loop.write(paths, volumes, affines, volume.axcodes, intensity, self.description, maps=("consistency", "uncertainty"),
                         space_code=volume.space_code)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lfmri.degrade.degradations import Degradation
+from lfmri.geometry.grid import interpolate_to_grid
 from lfmri.geometry.nifti import save_nifti
 from lfmri.geometry.slicing import put_slices
 from lfmri.inference.network import output_scale, predict
@@ -119,6 +120,25 @@ class NetworkRunner:
         return predictive_spread(self.single, x, transforms, repeats, shifts)
 
 
+def carry_out_of_window(excess: torch.Tensor, out_shape, maps=None) -> torch.Tensor:
+    """What the normalisation window took from a network's input, carried onto its output grid.
+
+    Networks read their input clipped to the window [0, 1], as in training (the data modules clip
+    every volume: :meth:`lfmri.data.normalize.Intensity.apply`); feeding them values of 3 or 4 where
+    training never went above 1 would give outputs nobody validated. What the clip took away (zero
+    except above the window's top or below its bottom) is carried past the network by this function
+    and added to its output, so a lesion brighter than the window keeps its intensity instead of
+    being cut at the window (a contrast-enhanced T1 of maximum 1,653 came out at 616).
+
+    ``excess`` (B, 1, h, w) on the output grid (B, 1, H, W): cubic interpolation on the grid maps
+    ``maps`` (where the input's pixels sit on the output grid, :mod:`lfmri.geometry.grid`), the
+    interpolation the baselines use. An input already on the output grid is returned as it is; an
+    all-zero excess (most slices) costs nothing."""
+    if tuple(excess.shape[-2:]) == tuple(out_shape[-2:]) or not bool(excess.any()):
+        return excess if tuple(excess.shape[-2:]) == tuple(out_shape[-2:]) else excess.new_zeros((*excess.shape[:-2], *out_shape[-2:]))
+    return interpolate_to_grid(excess, out_shape[-2:], maps)
+
+
 PROBED_TILES = 128  # tiles at least this large are not probed against the receptive field (lfmri's networks see < 64 pixels)
 Step = Callable[[list[int]], Mapping[str, torch.Tensor]]
 
@@ -166,9 +186,10 @@ class VolumeLoop:
     ) -> None:
         """Write each ``volumes[kind]`` to ``paths[kind]`` with ``affines[kind]``, in the input's
         orientation ``axcodes``, space (``space_code``, :attr:`lfmri.geometry.nifti.Volume.space_code`)
-        and intensity range (``intensity.restore``). Images are clipped to the normalisation window
-        first; kinds in ``maps`` (standard deviations, absolute differences) are scaled back, neither
-        shifted nor clipped.
+        and intensity range (``intensity.restore``). Images are bounded by the input's own minimum and
+        maximum (:meth:`lfmri.data.normalize.Intensity.restore_bounded`), not by the normalisation window: the
+        callers add back what lay beyond the window (:func:`carry_out_of_window`). Kinds in ``maps``
+        (standard deviations, absolute differences) are scaled back, neither shifted nor bounded.
 
         A network output with NaN or Inf voxels (diverged or overflowing weights, a bf16 overflow) is
         refused (``ValueError`` naming the volume and the output) before anything is written: a NaN
@@ -183,10 +204,8 @@ class VolumeLoop:
             if kind in maps:
                 data = data * (intensity.high - intensity.low)
             else:
-                # clipped to [0, 1], the normalisation window [low, high] of the input's own intensities
-                # (inside its [min, max]): the network read its input clipped to that window, so values
-                # outside it are overshoot (Gibbs ringing, negative magnitudes: min -117, max 525 for an
-                # input of 0-860 before), not anatomy. Scores are computed on [0, 1] too (clipped).
-                data = intensity.restore(np.clip(data, 0.0, 1.0))
+                # bounded by the input's own [min, max] (mapped): overshoot beyond what the scan holds
+                # (Gibbs ringing, negative magnitudes) is not anatomy, but a lesion above the window is
+                data = intensity.restore_bounded(data)
             save_nifti(paths[kind], data, affines[kind], axcodes, overwrite=True,  # staging names
                        description=f"{kind} {description}".strip(), space_code=space_code)

@@ -76,7 +76,7 @@ class SupervisedModule(L.LightningModule):
         self.channels_last = bool(channels_last)
         self.compile = compile
         self.method_name = name or type(net).__name__.lower()  # the row label in metric tables
-        self._panel: dict[str, torch.Tensor] | None = None
+        self._panel_candidates: list[dict] = []  # validation slices the epoch's panel is chosen among
         self.val_means = nn.ModuleDict({name: MeanMetric() for name in METRICS})
         # the baselines on the validation slices, logged beside the network every validation so a
         # dashboard plots the gain over zero-fill as training goes (in-brain first)
@@ -174,21 +174,48 @@ class SupervisedModule(L.LightningModule):
                 self.log(f"baselines/val/{key}", self.baseline_val_means[key], batch_size=size)
         self._keep_panel(batch, pred, mask)
 
+    PANEL_CANDIDATES = 32  # validation slices with the most anatomy kept for the panel (a few small tensors each)
+    PANEL_AREA_SHARE = 0.7  # of the largest area: the slices a mid-brain panel is chosen among
+
     def _keep_panel(self, batch: dict, pred: torch.Tensor, mask: torch.Tensor) -> None:
-        """Keep the validation slice with the most anatomy (the brain mask's largest area): a slice
-        through the middle of the head, the same one every epoch, not the first (skull base) slice."""
+        """Keep the validation slices with the most anatomy (the brain mask's largest areas) as panel
+        candidates; :meth:`_panel_slice` picks the mid-brain one among them at the end of validation."""
         area = mask.flatten(1).sum(dim=1)
-        i = int(area.argmax())
-        if self._panel is not None and float(area[i]) <= self._panel["area"]:
-            return
-        self._panel = {"sr": pred[i, 0], "area": float(area[i]), **{k: batch[k][i] for k in ("lr", "lr_complex", "hr")}}
-        if "subject" in batch:
-            self._panel.update(subject=batch["subject"][i], slice=int(batch["slice"][i]))
+        candidates = self._panel_candidates
+        floor = min((c["area"] for c in candidates), default=-1.0) if len(candidates) >= self.PANEL_CANDIDATES else -1.0
+        for i in torch.argsort(area, descending=True)[: self.PANEL_CANDIDATES].tolist():
+            if float(area[i]) <= floor:
+                break
+            panel = {"sr": pred[i, 0].detach(), "area": float(area[i]), **{k: batch[k][i] for k in ("lr", "lr_complex", "hr")}}
+            if "subject" in batch:
+                panel.update(subject=batch["subject"][i], slice=int(batch["slice"][i]))
+            candidates.append(panel)
+        candidates.sort(key=lambda c: -c["area"])
+        del candidates[self.PANEL_CANDIDATES :]
+
+    @classmethod
+    def _panel_slice(cls, candidates: list[dict]) -> dict | None:
+        """The panel among ``candidates``: of the slices of the subject with the largest one whose area is
+        at least :attr:`PANEL_AREA_SHARE` of it, the one in the middle of their slice indices.
+
+        The largest cross-section alone can be a skull-base slice (face and neck make a large head
+        outline below the brain); the middle of the slices that are nearly as large lies in the brain.
+        """
+        if not candidates:
+            return None
+        top = max(candidates, key=lambda c: c["area"])
+        near = [c for c in candidates if c["area"] >= cls.PANEL_AREA_SHARE * top["area"]
+                and c.get("subject") == top.get("subject") and "slice" in c]
+        if len(near) < 2:
+            return top
+        near.sort(key=lambda c: c["slice"])
+        return near[(len(near) - 1) // 2]
 
     def on_validation_epoch_end(self) -> None:
-        panel, self._panel = self._panel, None
+        panel, self._panel_candidates = self._panel_slice(self._panel_candidates), []
         epoch = self.current_epoch  # 0-based, as in metrics.csv and the checkpoints
-        last = self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs
+        last = (self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs) or (
+            self.trainer.max_steps > 0 and self.global_step >= self.trainer.max_steps)  # a run bounded by steps: its last validation
         if (
             panel is None
             or self.trainer.sanity_checking
@@ -210,7 +237,10 @@ class SupervisedModule(L.LightningModule):
                 scores[name] = {"PSNR": float(m["psnr_brain"][0]), "SSIM": float(m["ssim_brain"][0])}
         pixel_sizes, axes = self._panel_geometry(panel.get("subject"))
         where = f"{panel['subject']} slice {panel['slice']}, " if "subject" in panel else ""
-        path = Path(self.trainer.default_root_dir) / "panels" / f"epoch_{epoch:04d}.png"
+        # validation on a step interval (budget=quick) runs several times an epoch: one panel per step then
+        by_steps = self.trainer.check_val_every_n_epoch is None
+        name = f"step_{self.global_step:07d}.png" if by_steps else f"epoch_{epoch:04d}.png"
+        path = Path(self.trainer.default_root_dir) / "panels" / name
         comparison_figure(
             path,
             panel["hr"][0].float().cpu().numpy(),

@@ -161,31 +161,75 @@ def difference_on_grid(image: np.ndarray, affine: np.ndarray, other: np.ndarray,
     return np.abs(np.asarray(image, dtype=np.float32) - moved.get_fdata(dtype=np.float32))
 
 
+def intensity_window(data: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.5)) -> tuple[float, float]:
+    """The grey-scale window of a head volume: ``percentiles`` of its brain voxels (above a tenth of
+    its 99th percentile, i.e. not the background), so white matter is not saturated and a lesion
+    above the window still stands out; (min, max) when that window is empty."""
+    data = np.asarray(data, dtype=np.float32)
+    finite = data[np.isfinite(data)]
+    if not finite.size:
+        return 0.0, 1.0
+    foreground = finite[finite > 0.1 * float(np.percentile(finite, 99))]
+    low, high = (float(v) for v in np.percentile(foreground if foreground.size else finite, percentiles))
+    if not high > low:
+        low, high = float(finite.min()), float(finite.max())
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def change_window(change: np.ndarray, size: int) -> tuple[int, int]:
+    """(row, col) of the ``size`` x ``size`` window of a 2-D map holding the most change (a box
+    filter, scipy's, then its maximum): where the zoomed inset looks."""
+    from scipy.ndimage import uniform_filter
+
+    change = np.nan_to_num(np.asarray(change, dtype=np.float32))
+    size = max(1, min(size, *change.shape))
+    summed = uniform_filter(change, size=size, mode="constant")
+    cy, cx = np.unravel_index(int(np.argmax(summed)), summed.shape)
+    return (int(np.clip(cy - size // 2, 0, change.shape[0] - size)), int(np.clip(cx - size // 2, 0, change.shape[1] - size)))
+
+
 def orthogonal_views(
     path: str | Path,
     volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
     title: str = "",
     colour_maps: Sequence[str] = (),
     axcodes: tuple[str, ...] = CANONICAL,
+    **options,
 ) -> Path:
-    """Save :func:`orthogonal_panels` to ``path``."""
-    return save_figure(orthogonal_panels(volumes, colour_maps, axcodes), path, title, dpi=100)
+    """Save :func:`orthogonal_panels` to ``path`` (``options``: its keyword arguments)."""
+    return save_figure(orthogonal_panels(volumes, colour_maps, axcodes, **options), path, title, dpi=100)
 
 
 def orthogonal_panels(
     volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
     colour_maps: Sequence[str] = (),
     axcodes: tuple[str, ...] = CANONICAL,
+    window: tuple[float, float] | None = None,
+    map_unit: str = "",
+    inset_from: str | None = None,
 ):
     """Sagittal, coronal and axial views through the centre of canonical (RAS+) volumes.
 
     ``volumes`` maps row titles to ``(data, voxel_sizes)``; each row is drawn with its own voxel
     aspect, so an LR scan with thick slices and its SR output show the same anatomy at the same
-    place and size: the quickest check that orientation and geometry survived. Rows named in
+    place and size: the quickest check that orientation and geometry survived. Grey rows share one
+    intensity window (``window``, default :func:`intensity_window` of the first grey row: the
+    1st-99.5th percentile of the brain, so white matter is not saturated). Rows named in
     ``colour_maps`` (a difference, consistency error, uncertainty) are drawn in colour on their own
-    scale. Each view names its slice by the voxel index of the file (``axcodes``: the orientation
-    of the file the volumes came from, and are written in), as a viewer shows it.
+    scale, each with a colour bar labelled ``map_unit``. ``inset_from`` names the colour row whose
+    axial view decides where each grey axial view gets a zoomed inset (matplotlib's
+    ``indicate_inset_zoom``): the window with the most change. Each view names its slice by the
+    voxel index of the file (``axcodes``: the orientation of the file the volumes came from, and are
+    written in), as a viewer shows it.
     """
+    grey = [data for name, (data, _) in volumes.items() if name not in colour_maps]
+    vmin, vmax = window if window is not None else intensity_window(grey[0]) if grey else (0.0, 1.0)
+    zoom_at = None
+    if inset_from in volumes:
+        change = volumes[inset_from][0]
+        axial = display(change[:, :, change.shape[2] // 2])
+        size = max(8, min(axial.shape) // 4)
+        zoom_at = (*change_window(axial, size), size, axial.shape)  # on the displayed axial view of that row
     fig, axes = plt.subplots(len(volumes), 3, figsize=(3 * VIEW_INCHES, (VIEW_INCHES + 0.3) * len(volumes)), squeeze=False)
     for row, (name, (data, zooms)) in enumerate(volumes.items()):
         centre = [n // 2 for n in data.shape]
@@ -204,11 +248,28 @@ def orthogonal_panels(
                 top = float(np.percentile(data, 99)) or 1.0
                 drawn = ax.imshow(shown, cmap="inferno", vmin=0, vmax=top, aspect=dy / dx)
                 if col == 2:
-                    fig.colorbar(drawn, ax=ax, fraction=0.04)
+                    bar = fig.colorbar(drawn, ax=ax, fraction=0.04)
+                    bar.set_label(f"{name}{f' ({map_unit})' if map_unit else ''}", fontsize=8)
             else:
-                ax.imshow(shown, cmap="gray", vmin=0, vmax=1, aspect=dy / dx)
+                ax.imshow(shown, cmap="gray", vmin=vmin, vmax=vmax, aspect=dy / dx)
+                if view == "axial" and zoom_at is not None:
+                    _zoomed_inset(ax, shown, zoom_at, vmin, vmax, dy / dx)
             label_orientation(ax, VIEW_AXES[view], fontsize=8, mirrored=view in MIRRORED)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{name}: {view}, {slice_name(axcodes, data.shape, axis, centre[axis])}", fontsize=9)
     return fig
+
+
+def _zoomed_inset(ax, shown: np.ndarray, zoom_at, vmin: float, vmax: float, aspect: float) -> None:
+    """A zoom of ``zoom_at`` = (row, col, size, shape of the view it was found on), moved onto ``shown``'s
+    grid (a scan's LR grid is coarser than its SR output's), in the view's upper-right corner."""
+    row, col, size, (rows, cols) = zoom_at
+    fy, fx = shown.shape[0] / rows, shown.shape[1] / cols
+    inset = ax.inset_axes([0.62, 0.62, 0.37, 0.37])
+    inset.imshow(shown, cmap="gray", vmin=vmin, vmax=vmax, aspect=aspect)
+    inset.set_xlim(col * fx - 0.5, (col + size) * fx - 0.5)
+    inset.set_ylim((row + size) * fy - 0.5, row * fy - 0.5)
+    inset.set_xticks([])
+    inset.set_yticks([])
+    ax.indicate_inset_zoom(inset, edgecolor="yellow")

@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lfmri.progress import duration, time_left
 from lfmri.training.schedules import fit_to_run
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,11 @@ class ProgressLog(ProgressBar):
     the trainer's batch counts, its ``disable``/``enable``) writing log lines instead, through the
     ``logging`` module (so into ``train.log`` and the console), on rank zero:
 
-    - training: ``epoch E step S/T, loss L, lr R, X steps/s, Y patches/s``;
+    - training: ``epoch E step S/T, loss L, lr R, X steps/s, Y patches/s, about D left``: the time
+      left for the run at its pace so far (wall time since this fit started over the steps it made,
+      so the validations within it count too);
     - validation and test: a line when they start (``validation: N batches``), ``validation: batch
-      b/N, X batches/s`` while they run, and the metrics when a validation ends;
+      b/N, X batches/s, about D left`` while they run, and the metrics when a validation ends;
 
     a line whenever ``every_n_seconds`` have passed since the last one (time, not steps: a slow
     network or a long validation is never silent for longer, a fast one does not flood the log),
@@ -134,6 +137,7 @@ class ProgressLog(ProgressBar):
         self._last: tuple[float, int, int] | None = None  # (time, step, samples) of the last training line
         self._samples = 0
         self._loop_start = (0.0, 0)  # (time, batch) when the current validation/test began
+        self._fit_start: tuple[float, int] | None = None  # (time, step) when this fit began (a resumed run: its step)
 
     def disable(self) -> None:
         self._enabled = False
@@ -154,6 +158,7 @@ class ProgressLog(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._samples = 0
         self._last = (self.clock(), trainer.global_step, 0)
+        self._fit_start = (self._last[0], trainer.global_step)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         hr = batch.get("hr") if isinstance(batch, dict) else None
@@ -178,6 +183,10 @@ class ProgressLog(ProgressBar):
         parts.append(f"{(step - self._last[1]) / seconds:.2f} steps/s")
         if self._samples:
             parts.append(f"{(self._samples - self._last[2]) / seconds:.1f} patches/s")
+        started, first_step = self._fit_start or self._last[:2]
+        left = time_left(step - first_step, total - first_step, now - started)
+        if left is not None and step < total:
+            parts.append(f"about {duration(left)} left")
         self._log(", ".join(parts))
         self._last = (now, step, self._samples)
 
@@ -192,8 +201,10 @@ class ProgressLog(ProgressBar):
             return
         seconds = max(self.clock() - self._loop_start[0], 1e-9)
         of = f"/{int(total)}" if math.isfinite(total) else ""
-        self._log("epoch %d step %d %s: batch %d%s, %.2f batches/s", trainer.current_epoch, trainer.global_step, stage,
-                  batch_idx + 1, of, (batch_idx + 1) / seconds)
+        left = time_left(batch_idx + 1, total, seconds)
+        ending = f", about {duration(left)} left" if left is not None and batch_idx + 1 < total else ""
+        self._log("epoch %d step %d %s: batch %d%s, %.2f batches/s%s", trainer.current_epoch, trainer.global_step, stage,
+                  batch_idx + 1, of, (batch_idx + 1) / seconds, ending)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._loop_started(trainer, "validation", self.total_val_batches)

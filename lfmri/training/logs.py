@@ -53,6 +53,13 @@ class DropMessages(logging.Filter):
 
 _FILTER = DropMessages(DROPPED_INFO)
 
+# "`weights_only` was not set, defaulting to `False`.", logged by Lightning's checkpoint connector
+# whenever a checkpoint is saved without the argument (the SLURM requeue checkpoint, callbacks).
+# False is what lfmri wants there: a saved checkpoint keeps optimiser and loop state so that a run
+# resumes exactly; lfmri loads every checkpoint with weights_only=True itself (lfmri.checkpoints.load).
+WEIGHTS_ONLY_LOGGER = "lightning.pytorch.trainer.connectors.checkpoint_connector"
+_WEIGHTS_ONLY = DropMessages((re.compile(r"^`weights_only` was not set, defaulting to `False`\.$"),))
+
 
 def quiet_lightning() -> None:
     """Call once logging is configured (inside the Hydra task): Lightning's lines go through the
@@ -70,6 +77,9 @@ def quiet_lightning() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _FILTER not in rank_zero.filters:
         rank_zero.addFilter(_FILTER)
+    connector = logging.getLogger(WEIGHTS_ONLY_LOGGER)
+    if _WEIGHTS_ONLY not in connector.filters:
+        connector.addFilter(_WEIGHTS_ONLY)
     for message, module in DROPPED_WARNINGS:
         warnings.filterwarnings("ignore", message=message, module=module)
     if "SLURM_JOB_ID" not in os.environ:

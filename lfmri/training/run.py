@@ -22,6 +22,7 @@ from lfmri.files import remove_stale_temporaries
 from lfmri.training.callbacks import AveragedWeightsInTest, FiniteLoss, choose_progress, start_averaging_within_run
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
+from lfmri.training.precision import trainer_precision
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
 from lfmri.contracts import check_compatible, check_context, input_mode, model_name
 from lfmri.degrade.baselines import make_baselines
@@ -181,7 +182,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_group(cfg.get("logger"))
     # the redrawn progress bar only on a terminal; files get callbacks.progress_log's lines instead
     callbacks, bar = choose_progress(callbacks, sys.stdout.isatty(), cfg.trainer.get("enable_progress_bar"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=bar)
+    # trainer.precision=auto: bf16-mixed only where the device runs it natively (the detection predict uses)
+    precision, reason = trainer_precision(cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator"))
+    if rank_zero_only.rank == 0:
+        log.info("precision %s: %s", precision, reason)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=bar,
+                                     precision=precision)
     start_averaging_within_run(callbacks, trainer.max_steps)  # a short trial run's EMA starts within it
     check_rank_launch(trainer)
     if ckpt_path:  # before the first log: the CSV keeps what the run logged up to its checkpoint

@@ -133,7 +133,7 @@ def wandb_logger(
     if "id" not in kwargs:
         kwargs["id"] = run_id(Path(save_dir))
         kwargs.setdefault("resume", "allow")
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir,
         project=project,
         offline=bool(offline),
@@ -143,3 +143,9 @@ def wandb_logger(
         log_model=False if offline else log_model,
         **kwargs,
     )
+    # Lightning always passes wandb.init(anonymous=None); wandb has deprecated the setting and warns on
+    # every run that it "has no effect": leaving the key out (a user's own anonymous=... stays) drops
+    # that line, and nothing else, at its source
+    if "anonymous" not in kwargs and logger._wandb_init.get("anonymous") is None:
+        logger._wandb_init.pop("anonymous", None)
+    return logger

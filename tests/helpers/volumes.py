@@ -67,3 +67,18 @@ def head_slices(n: int = 6, size: int = 64):
 def outputs(folder: Path) -> list[str]:
     """The names of the files in ``folder``, sorted (none when it does not exist)."""
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def write_lesion_phantom(path: Path, shape=(40, 48, 24), brightness: float = 2.5) -> tuple[Path, float, tuple[slice, ...]]:
+    """A phantom with an enhancing 'lesion': a 6 x 6 x 4 voxel block ``brightness`` times the phantom's
+    maximum, far above its 99th percentile (144 voxels, 0.3 % of the volume). Returns the path, the
+    lesion's intensity and its voxels."""
+    data = phantom(shape)
+    value = float(brightness * data.max())
+    lesion = (slice(shape[0] // 2 + 4, shape[0] // 2 + 10), slice(shape[1] // 2 - 3, shape[1] // 2 + 3),
+              slice(shape[2] // 2 - 2, shape[2] // 2 + 2))
+    data[lesion] = value
+    assert value > np.percentile(data, 99.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.5, 1.0])), str(path))
+    return path, value, lesion

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from lfmri.contracts import input_mode
 from lfmri.data.augment import SliceAugmentation
 from lfmri.degrade.baselines import make_baselines
+from lfmri.training.precision import trainer_precision
 from lfmri.training.run import instantiate_group
 from tests.helpers.config import CONF, compose
 
@@ -55,7 +56,8 @@ def test_every_option_of_every_group_instantiates(group):
                 cfg.trainer.accelerator, cfg.trainer.devices = "cpu", 2
                 if cfg.trainer.strategy.get("process_group_backend"):
                     cfg.trainer.strategy.process_group_backend = "gloo"
-            assert instantiate(cfg.trainer, logger=False).max_epochs == cfg.trainer.max_epochs
+            precision, _ = trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # as lfmri.training.run does
+            assert instantiate(cfg.trainer, logger=False, precision=precision).max_epochs == cfg.trainer.max_epochs
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
@@ -122,6 +124,21 @@ def test_recipe_experiment_composes_and_builds():
     assert instantiate(cfg.callbacks.ema).__class__.__name__ == "EMAWeightAveraging"
     assert math.isclose(cfg.module.optimizer.lr, 5e-4)
 
+
+
+@pytest.mark.parametrize("budget", options("budget"))
+@pytest.mark.parametrize("experiment", [None, *options("experiment")])
+def test_a_budget_shortens_every_recipe_and_validates_on_a_step_interval(budget, experiment):
+    """budget=quick after any experiment: its steps, a validation every N steps (not per epoch), bounded
+    validation; a per-step schedule of the recipe follows the shorter run."""
+    cfg = composed([*([f"experiment={experiment}"] if experiment else []), f"budget={budget}"])
+    full = composed([f"experiment={experiment}"] if experiment else [])
+    assert 0 < cfg.trainer.max_steps and cfg.trainer.max_epochs == -1
+    assert full.trainer.max_steps == -1 or cfg.trainer.max_steps < full.trainer.max_steps
+    assert cfg.trainer.check_val_every_n_epoch is None and 0 < cfg.trainer.val_check_interval <= cfg.trainer.max_steps
+    assert isinstance(cfg.trainer.limit_val_batches, int) and cfg.trainer.limit_val_batches >= 1
+    if cfg.module.get("scheduler") and "total_steps" in cfg.module.scheduler:
+        assert cfg.module.scheduler.total_steps == cfg.trainer.max_steps
 
 def test_debug_runs_log_lfmri_at_debug_without_matplotlib_font_lines():
     """debug=fdr sets the root logger to DEBUG; matplotlib would add ~200 font-probing lines."""

@@ -232,3 +232,13 @@ def test_the_main_commands_run_end_to_end_in_e2e_tests():
     for command, (file, name) in END_TO_END.items():
         assert command in text, f"{command} is no longer documented: update END_TO_END"
         assert re.search(rf"^def {name}\(", (ROOT / file).read_text(), re.M), f"{file}::{name} is gone"
+
+
+def test_the_recipe_table_of_training_md_lists_every_experiment_file():
+    """docs/training.md's table of recipes names exactly the files of conf/experiment/."""
+    text = (ROOT / "docs" / "training.md").read_text()
+    start = text.index("| experiment | what it trains |")
+    rows = [line for line in text[start:].split("\n\n")[0].splitlines()[2:] if line.startswith("|")]
+    listed = {name for row in rows for name in re.findall(r"`([\w.-]+)`", row.split("|")[1])}
+    files = {path.stem for path in (ROOT / "conf" / "experiment").glob("*.yaml")}
+    assert listed == files, f"missing from the table: {sorted(files - listed)}; not a file: {sorted(listed - files)}"

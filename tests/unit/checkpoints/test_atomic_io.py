@@ -58,5 +58,5 @@ def test_every_trainer_config_writes_checkpoints_atomically():
 
     for trainer in ("default", "ddp_cpu"):
         cfg = compose(f"trainer={trainer}", output_dir="/tmp/unused")
-        built = instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
+        built = instantiate(cfg.trainer, logger=False, enable_progress_bar=False, precision="32-true")  # auto: lfmri.training.run
         assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO), trainer

@@ -45,6 +45,7 @@ def test_help_imports_no_torch(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("NO_TORCH"), proc.stdout[-3000:]
     assert "Options" in proc.stdout and "=" in proc.stdout
+    assert "``" not in proc.stdout and ":func:`" not in proc.stdout and ":class:`" not in proc.stdout  # no reStructuredText
 
 
 def test_every_option_of_every_tool_has_a_description():
@@ -97,3 +98,11 @@ def test_the_hydra_apps_find_their_configs_from_any_directory(script, expected, 
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert expected in proc.stdout and not list(tmp_path.iterdir())  # nothing written where it was started
+
+
+def test_help_text_loses_restructuredtext_markup():
+    from lfmri.cli.options import plain
+
+    assert plain("run ``python train.py`` (:func:`~lfmri.training.run.train`, :mod:`lfmri.cli`)") == \
+        "run python train.py (train, lfmri.cli)"
+    assert plain("a `markdown` word and a ``literal``") == "a `markdown` word and a literal"

@@ -189,3 +189,23 @@ def test_evaluate_names_inputs_outside_the_checkpoints_contract(tmp_path, caplog
     assert len(warnings) == 1 and "thick.nii.gz" in warnings[0] and "slice thickness 6 mm" in warnings[0]
     table = run_evaluate(tmp_path / "refuse", contract="refuse", **options)
     assert table.subjects == ["fine"] and "contract=refuse" in table.failures[str(thick)]
+
+
+def test_a_lesion_brighter_than_the_window_survives_evaluate(tmp_path, bicubic_checkpoint):
+    """Evaluate scores on the window (as before) and writes every output with what lies beyond it:
+    the reference, the degraded input and each method keep the lesion."""
+    import nibabel as nib
+
+    from tests.helpers.volumes import write_lesion_phantom
+
+    src, value, lesion = write_lesion_phantom(tmp_path / "lesion.nii.gz")
+    table = run_evaluate(tmp_path / "out", ckpt_path=str(bicubic_checkpoint), inputs=[str(src)])
+    assert table.rows and not table.failures
+    scan = nib.load(src).get_fdata()
+    written = {p.name.removeprefix("lesion_").removesuffix(".nii.gz"): nib.load(p).get_fdata()
+               for p in (tmp_path / "out").glob("lesion_*.nii.gz")}
+    assert {"hr", "lr", "zerofill", "bicubic"} <= set(written), sorted(written)
+    for kind, data in written.items():
+        assert data.max() > 0.9 * value, (kind, data.max(), value)
+        assert data.max() <= scan.max() + 1e-3 and data.min() >= scan.min() - 1e-3, kind
+    np.testing.assert_allclose(written["hr"][lesion].max(), value, rtol=1e-4)

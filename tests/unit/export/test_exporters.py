@@ -205,3 +205,18 @@ def test_export_of_a_checkpoint_with_a_traversal_name_writes_inside_the_output_f
     done = export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output_dir=str(out), format="torchscript"))
     assert done["torchscript"][0] == out / "escaped_x2.pt" and (out / "escaped_x2.pt").is_file()
     assert not list(tmp_path.glob("**/escaped*.pt"))[1:] and not (tmp_path / "one" / "escaped_x2.pt").exists()
+
+
+def test_onnx_initializer_merges_are_not_logged_and_other_onnx_ir_lines_are(caplog):
+    """onnx_ir's "Replaced initializer" INFO lines (one per merged constant) are dropped; only that message."""
+    import logging
+
+    from lfmri.export.onnx_file import INITIALIZER_LOGGER, _quiet
+
+    with _quiet():
+        pass  # installs the filter, as every export does
+    dedup = logging.getLogger(INITIALIZER_LOGGER)
+    with caplog.at_level(logging.INFO, logger=INITIALIZER_LOGGER):
+        dedup.info("Replaced initializer '%s' with existing initializer '%s'", "val_3", "val_1")
+        dedup.info("Deduplicated 2 initializers")
+    assert [r.getMessage() for r in caplog.records] == ["Deduplicated 2 initializers"]

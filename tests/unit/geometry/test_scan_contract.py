@@ -41,6 +41,20 @@ def test_a_2mm_scan_given_to_lowfield_sim_is_named_with_what_the_model_expects(c
     message = caplog.records[-1].getMessage()
     assert "t1_2mm.nii.gz" in message and "lowfield-sim expects 64 mT T1 brain" in message and "4-6 mm" in message
     assert "contract=refuse" in message
+    # and what to do instead: resample, train, or no shipped network fits when none is offered
+    assert "Instead: resample the scan to voxels of 1.2-2.2 x 1.2-2.2 x 4-6 mm" in message and "train a network" in message
+
+
+def test_the_warning_names_the_shipped_networks_a_scan_fits(caplog):
+    contracts = {name: shipped_contract(name) for name in available()}
+    t1_3mm = scan((3.0, 3.0, 2.0), (64, 72, 60), "t1_3mm.nii.gz")  # srdensenet-kspace-x2's scans, not lowfield-sim's
+    with caplog.at_level(logging.WARNING):
+        enforce_contract(t1_3mm, contracts["lowfield-sim"], "lowfield-sim", "warn", alternatives=lambda: contracts)
+    message = caplog.records[-1].getMessage()
+    assert "Instead: use a shipped network made for such scans (pretrained=gan-cpce-kspace-x2, pretrained=srdensenet-kspace-x2)" in message
+    t1_1mm = scan((1.0, 1.0, 1.0), (160, 200, 160), "t1_1mm.nii.gz")  # what real 1 mm scans look like: none fits
+    with pytest.raises(ConfigError, match=r"Instead: no shipped network is made for such scans .*resample the scan"):
+        enforce_contract(t1_1mm, contracts["srdensenet-kspace-x2"], "srdensenet-kspace-x2", "refuse", alternatives=lambda: contracts)
 
 
 def test_6mm_slices_given_to_a_2mm_model_are_warned_about_refused_or_let_through(caplog):

@@ -13,7 +13,7 @@ from lfmri.inference.network import BF16_PARITY_KEY
 from lfmri.inference.predictor import Predictor
 from tests.helpers.checkpoints import make_checkpoint
 from tests.helpers.predict import BF16, TINY_MODEL, predict_config
-from tests.helpers.volumes import oblique_affine, write_phantom
+from tests.helpers.volumes import oblique_affine, write_lesion_phantom, write_phantom
 
 
 def fov_corners(affine: np.ndarray, shape) -> np.ndarray:
@@ -210,3 +210,22 @@ def test_a_scan_outside_the_models_contract_is_warned_about_or_refused_and_outpu
     done, failed = run_predict(refused)
     assert not done and "contract=refuse" in failed[str(src)] and "thick.nii.gz" in failed[str(src)]
     assert not (tmp_path / "refused" / "out").exists() or not any((tmp_path / "refused" / "out").iterdir())
+
+
+@pytest.mark.parametrize("degradation", ["kspace", "bicubic"])
+def test_a_lesion_brighter_than_the_window_keeps_its_intensity(tmp_path, degradation):
+    """The scan is normalised by its 1st-99th percentiles; the network reads it clipped there (as in
+    training) and what lies above is carried onto the output: the lesion's intensity survives, and
+    nothing goes beyond the scan's own range."""
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", "model=bicubic", f"degradation={degradation}", "data=folder", "data.pattern=x")
+    src, value, lesion = write_lesion_phantom(tmp_path / "lesion.nii.gz")
+    done, failed = run_predict(predict_config(tmp_path, ckpt, src))
+    assert not failed
+    scan, sr = nib.load(src).get_fdata(), nib.load(done[str(src)]["sr"]).get_fdata()
+    window_top = np.percentile(scan, 99)
+    assert value > 2 * window_top
+    assert scan.min() - 1e-3 <= sr.min() and sr.max() <= scan.max() + 1e-3
+    # the lesion's centre on the output grid (x2 in-plane: axes 0 and 1), away from its edges
+    centre = tuple(slice(2 * s.start + 3, 2 * s.stop - 3) if axis < 2 else slice(s.start + 1, s.stop - 1)
+                   for axis, s in enumerate(lesion))
+    assert np.median(sr[centre]) > 0.9 * value, (np.median(sr[centre]), value, window_top)

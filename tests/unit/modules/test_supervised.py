@@ -22,3 +22,26 @@ def test_supervised_loss_adds_auxiliary_images_and_losses():
     with pytest.warns(UserWarning, match="self.log"):
         total = module.training_step({"lr": zeros, "hr": zeros}, 0)
     assert total == pytest.approx(0 + 0.5 * (1 + 4) + 0.25)
+
+
+def test_the_panel_is_a_mid_brain_slice_not_the_largest_skull_base_one():
+    """A head whose largest outline is at the skull base (face and neck, slice 2): the panel is the
+    middle of the slices nearly as large (the brain), not that slice nor the small top of the head."""
+    import torch
+
+    from lfmri.modules.supervised import SupervisedModule
+
+    module = SupervisedModule.__new__(SupervisedModule)
+    module._panel_candidates = []
+    areas = [50, 60, 100, 80, 85, 90, 88, 82, 75, 40, 20]  # slices 0-10, bottom to top
+    hr = torch.zeros(len(areas), 1, 16, 16)
+    mask = torch.zeros(len(areas), 1, 16, 16, dtype=torch.bool)
+    for i, area in enumerate(areas):
+        mask[i].view(-1)[:area] = True
+    batch = {"hr": hr, "lr": hr[:, :, ::2, ::2], "lr_complex": hr[:, :, ::2, ::2].to(torch.complex64),
+             "subject": ["s"] * len(areas), "slice": torch.arange(len(areas))}
+    module._keep_panel({k: v[:6] for k, v in batch.items()}, hr[:6], mask[:6])  # two validation batches
+    module._keep_panel({k: v[6:] for k, v in batch.items()}, hr[6:], mask[6:])
+    panel = SupervisedModule._panel_slice(module._panel_candidates)
+    assert panel["slice"] == 5 and panel["area"] == 90  # slices 2-8 have >= 70 % of the largest: their middle
+    assert SupervisedModule._panel_slice([]) is None

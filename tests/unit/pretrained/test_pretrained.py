@@ -114,3 +114,17 @@ def test_pack_stores_the_input_contract_with_the_weights_and_a_repack_keeps_it(t
     assert again[METADATA_KEY]["card"]["input_contract"] == contract
     before = torch.load(packed, weights_only=True)["state_dict"]
     assert all(torch.equal(before[k], again["state_dict"][k]) for k in before)
+
+
+def test_the_list_names_each_networks_scan_and_the_baseline_it_beats(capsys):
+    assert pretrained_cli.main(["list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "64 mT T1 brain; scan 1.2-2.2 x 1.2-2.2 x 4-6 mm" in lines["lowfield-sim"]
+    assert "over the cubic-resampled input" in lines["lowfield-sim"] and "zero-fill" not in lines["lowfield-sim"]
+    assert "T1 brain; scan 2.3-4.4 mm in-plane" in lines["srdensenet-kspace-x2"] and "over zero-fill" in lines["srdensenet-kspace-x2"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_cards_name_no_folder_users_do_not_have(name):
+    text = checkpoint_path(name).with_suffix(".md").read_text()
+    assert "shared/data" not in text and "17 real volumes from 3 sites" in text

@@ -60,3 +60,31 @@ def test_difference_map_compares_the_scan_where_it_sits_in_the_world():
     difference = difference_on_grid(upsampled, fine, scan, coarse)
     assert difference.shape == upsampled.shape
     assert difference[4:12, 4:12].mean() < np.abs(upsampled - upsampled.mean()).mean()  # aligned: small, not noise
+
+
+def test_views_window_the_brain_zoom_where_the_change_is_and_label_the_difference_bar():
+    import matplotlib.pyplot as plt
+
+    from lfmri.scoring.figures import intensity_window, orthogonal_panels
+    from tests.helpers.volumes import phantom
+
+    scan = phantom((40, 48, 24))
+    scan[30:34, 30:34, 10:14] = 3 * scan.max()  # a lesion far above everything else
+    vmin, vmax = intensity_window(scan)
+    brain = scan[scan > 0.1 * np.percentile(scan, 99)]
+    assert 0 < vmin < vmax < scan.max() / 2  # the lesion does not set the window ...
+    assert np.mean(brain > vmax) <= 0.006  # ... and at most the brightest 0.5 % of the brain saturates
+    change = np.zeros_like(scan)
+    change[4:10, 36:44, :] = 50.0  # where SR and scan differ: near the anterior left edge
+    fig = orthogonal_panels({"scan": (scan, np.ones(3)), "SR": (scan, np.ones(3)), "|SR - scan|": (change, np.ones(3))},
+                            colour_maps=("|SR - scan|",), map_unit="scan intensity units", inset_from="|SR - scan|")
+    for row in (0, 1):
+        axial = fig.axes[3 * row + 2]
+        assert axial.images[0].get_clim() == (vmin, vmax)
+        inset = next(child for child in axial.child_axes)
+        # the change sits at canonical x 4-10, y 36-44: displayed (rot90) rows 48-44..48-36, columns 4-10
+        (x0, x1), (y1, y0) = inset.get_xlim(), inset.get_ylim()
+        assert x0 <= 4 and x1 >= 9 and y0 <= 48 - 44 and y1 >= 48 - 37, (inset.get_xlim(), inset.get_ylim())
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert "|SR - scan| (scan intensity units)" in labels
+    plt.close(fig)

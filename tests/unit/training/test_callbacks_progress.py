@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 
 import lightning as L
 from lightning.pytorch.callbacks import EMAWeightAveraging, ProgressBar
@@ -31,6 +32,21 @@ def test_a_slow_run_says_where_it_is_in_training_validation_and_test(caplog):
     assert any("validation: 3 batches" in line for line in lines)
     assert any("validation: batch 2/3" in line and "batches/s" in line for line in lines)
     assert any("test: batch 3/3" in line for line in lines) and any("test: done in" in line for line in lines)
+
+
+def test_training_validation_and_test_lines_say_the_time_left(caplog):
+    clock = itertools.count(0.0, 40.0)  # every look at the clock 40 s later than the last
+    lines = run(ProgressLog(every_n_seconds=30, clock=lambda: next(clock)), caplog)
+    training = [line for line in lines if "steps/s" in line]
+    # the run's pace so far (validation included) times the steps left; none once the last step is done
+    assert training[0].startswith("epoch 0 step 1/4") and re.search(r", about \d+ (s|min) left$", training[0]), training
+    first = training[0]
+    seconds = int(re.search(r"about (\d+) (s|min)", first).group(1)) * (60 if " min left" in first else 1)
+    assert seconds >= 3 * 40  # 3 steps left, each at least one 40 s look at the clock
+    assert training[-1].startswith("epoch 0 step 4/4") and "left" not in training[-1]
+    assert any(re.search(r"validation: batch 1/3, .* batches/s, about \d+ (s|min) left", line) for line in lines), lines
+    assert any(re.search(r"test: batch 2/3, .* batches/s, about \d+ (s|min) left", line) for line in lines), lines
+    assert not any("batch 3/3" in line and "left" in line for line in lines)  # nothing left after the last batch
 
 
 def test_a_fast_run_is_not_flooded(caplog):

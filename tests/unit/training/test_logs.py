@@ -26,3 +26,16 @@ def test_srun_hint_is_dropped_outside_slurm_allocations_only(monkeypatch, in_all
         quiet_lightning()
         L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     assert any(SRUN_HINT in str(w.message) for w in caught) is shown
+
+
+def test_weights_only_notice_of_lightnings_checkpoint_connector_is_dropped_and_nothing_else(caplog):
+    import logging
+
+    from lfmri.training.logs import WEIGHTS_ONLY_LOGGER
+
+    quiet_lightning()
+    connector = logging.getLogger(WEIGHTS_ONLY_LOGGER)
+    with caplog.at_level(logging.INFO, logger=WEIGHTS_ONLY_LOGGER):
+        connector.info("`weights_only` was not set, defaulting to `False`.")
+        connector.info("Restored all states from the checkpoint at last.ckpt")
+    assert [r.getMessage() for r in caplog.records] == ["Restored all states from the checkpoint at last.ckpt"]
