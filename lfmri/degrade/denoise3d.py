@@ -31,7 +31,9 @@ import importlib.util
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
+from lfmri.degrade.degradations import Degradation
 from lfmri.errors import ConfigError
 
 CLASSICAL_OPTION = "classical"  # evaluate's option listing the rows (conf/evaluate.yaml)
@@ -66,8 +68,24 @@ def estimate_slice_sigmas(lr: np.ndarray) -> np.ndarray:
     """
     lr = np.asarray(lr)
     if np.iscomplexobj(lr):
-        return np.array([min(estimate_sigma(s.real), estimate_sigma(s.imag)) for s in lr], dtype=np.float64)
+        # a channel that is identically zero (a real image cast to complex) holds no noise to estimate
+        return np.array([min(estimate_sigma(c) for c in (s.real, s.imag) if np.any(c)) if np.any(s) else 0.0
+                         for s in lr], dtype=np.float64)
     return np.array([estimate_sigma(s) for s in lr], dtype=np.float64)
+
+
+def measurement_sigmas(degradation: Degradation, lr_views: np.ndarray | torch.Tensor) -> np.ndarray:
+    """One noise std per slice of the LR views ``(n, h, w)``, estimated on the degradation's measurement.
+
+    ``degradation.measurement`` gives the image whose noise is white (the view itself, or for
+    ``kspace_zerofill`` the zero-filled view cropped back to its measured k-space block), and
+    :func:`estimate_slice_sigmas` estimates there: from the smaller of the real and imaginary
+    channels when the degradation has phase, from the real image otherwise (``bicubic``,
+    ``lowfield``: their complex view is the real LR with a zero imaginary channel).
+    """
+    measured = degradation.measurement(torch.as_tensor(np.asarray(lr_views)))
+    measured = measured.numpy() if degradation.has_phase else measured.real.numpy()
+    return estimate_slice_sigmas(measured)
 
 
 def sigma_levels(sigmas: np.ndarray, ratio: float) -> np.ndarray:
@@ -194,7 +212,49 @@ class BM4D(VolumeDenoiser):
         return "BM4D()"
 
 
-DENOISERS = {"nlm3d": NonLocalMeans3D, "bm4d": BM4D}
+class AntsNLM(VolumeDenoiser):
+    """ANTs' adaptive non-local means (Manjón et al. 2010; ``ants.denoise_image``, ANTs' DenoiseImage).
+
+    The denoiser of MRI pipelines (ANTs, antspynet, fMRIPrep's ``DenoiseImage`` step): it estimates
+    the noise itself, locally, so it takes no sigma from lfmri and runs once per volume (the
+    per-slice sigmas are only checked for shape). ``noise_model="Rician"``: the rows denoise the
+    zero-filled *magnitude*. Optional, like BM4D but for its size, not its licence (Apache-2.0):
+    ``pip install antspyx`` (a 20 MB wheel with ITK inside), then ``classical=[nlm3d,ants]``.
+
+    Args:
+        noise_model: ``"Rician"`` or ``"Gaussian"``.
+        patch_radius: ANTs' ``p`` (voxels; 1 = 3x3x3 patches, its default).
+        search_radius: ANTs' ``r`` (voxels; 2 = 5x5x5 search, its default).
+    """
+
+    def __init__(self, noise_model: str = "Rician", patch_radius: int = 1, search_radius: int = 2) -> None:
+        if importlib.util.find_spec("ants") is None:
+            raise ConfigError(f"{CLASSICAL_OPTION}=[...,ants] needs ANTsPy, which lfmri does not install: "
+                              f"pip install antspyx, or leave ants out of {CLASSICAL_OPTION}")
+        if noise_model not in ("Rician", "Gaussian"):
+            raise ValueError(f"AntsNLM: noise_model={noise_model!r}, expected 'Rician' or 'Gaussian'")
+        self.noise_model = noise_model
+        self.patch_radius = int(patch_radius)
+        self.search_radius = int(search_radius)
+
+    def __call__(self, volume: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+        volume = np.asarray(volume, dtype=np.float32)
+        if np.shape(sigmas) != (volume.shape[0],):
+            raise ValueError(f"AntsNLM: {np.shape(sigmas)} sigmas for a volume of {volume.shape[0]} slices")
+        return self.denoise(volume, float(np.median(sigmas)))
+
+    def denoise(self, volume: np.ndarray, sigma: float) -> np.ndarray:
+        import ants
+
+        image = ants.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))
+        out = ants.denoise_image(image, noise_model=self.noise_model, p=self.patch_radius, r=self.search_radius)
+        return np.asarray(out.numpy(), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"AntsNLM(noise_model={self.noise_model!r}, p={self.patch_radius}, r={self.search_radius})"
+
+
+DENOISERS = {"nlm3d": NonLocalMeans3D, "bm4d": BM4D, "ants": AntsNLM}
 
 
 def make_denoisers(names: Sequence[str] | None) -> Mapping[str, VolumeDenoiser]:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfmri.degrade.denoise3d import VolumeDenoiser, estimate_slice_sigmas
+from lfmri.degrade.degradations import Degradation
+from lfmri.degrade.denoise3d import VolumeDenoiser, measurement_sigmas
 from lfmri.inference.network import model_input
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def classical_outputs(
     indices: Sequence[int],
     sample: Callable[[int], Mapping[str, torch.Tensor]],
     zerofill: nn.Module,
+    degradation: Degradation,
     denoisers: Mapping[str, VolumeDenoiser],
     batch_size: int,
     device: str = "cpu",
@@ -36,7 +38,8 @@ def classical_outputs(
     """``{name: (len(indices), H, W) float32}``: each denoiser on the zero-filled slices ``indices``.
 
     ``sample(i)`` is the degraded sample of slice ``i`` (the evaluator's seeded one); ``zerofill``
-    the zero-fill baseline the table reports (:class:`lfmri.degrade.baselines.ZeroFill`).
+    the zero-fill baseline the table reports (:class:`lfmri.degrade.baselines.ZeroFill`); the noise is
+    estimated on ``degradation``'s measurement of each slice (:func:`measurement_sigmas`).
     """
     filled, measured = [], []
     for first in range(0, len(indices), batch_size):
@@ -46,8 +49,8 @@ def classical_outputs(
             filled.append(zerofill(model_input(zerofill, batch))[:, 0].float().cpu())
         measured.append(batch.get("lr_complex", batch["lr"])[:, 0].cpu())
     volume = torch.cat(filled).numpy()
-    sigmas = estimate_slice_sigmas(torch.cat(measured).numpy())
-    log.info("%s: noise std estimated per slice from the complex LR (wavelet MAD): median %.4f, range %.4f-%.4f",
+    sigmas = measurement_sigmas(degradation, torch.cat(measured).numpy())
+    log.info("%s: noise std estimated per slice on the measurement (wavelet MAD): median %.4f, range %.4f-%.4f",
              label, float(np.median(sigmas)), float(sigmas.min()), float(sigmas.max()))
     return {name: torch.from_numpy(np.ascontiguousarray(denoiser(volume, sigmas), dtype=np.float32))
             for name, denoiser in denoisers.items()}

@@ -191,7 +191,7 @@ class Evaluator:
             return degraded_sample(hr_all[i - v.start][None], self.degradation, slice_generator(self.seed, v.subject, i), self.mode)
 
         classical = classical_outputs(v.name, range(v.start, v.stop), sample, self.methods["zerofill"].module,
-                                      self.classical, self.loop.batch_size, self.device) if self.classical else {}
+                                      self.degradation, self.classical, self.loop.batch_size, self.device) if self.classical else {}
 
         def step(indices: list[int]) -> dict[str, torch.Tensor]:
             samples = [sample(i) for i in indices]
