@@ -9,20 +9,39 @@ careful user tries before trusting a network, so evaluate reports it beside zero
 - ``bm4d`` (opt-in): Mäkinen et al.'s BM4D from the ``bm4d`` package, whose licence forbids
   commercial use: lfmri never depends on it; ``classical=[nlm3d,bm4d]`` enables it after
   ``pip install bm4d`` (:class:`BM4D`).
+- ``ants`` (opt-in): ANTs' adaptive non-local means (``ants.denoise_image``, Apache-2.0), the
+  denoiser MRI pipelines run; optional for its size (``pip install antspyx``), :class:`AntsNLM`.
 
-Noise level (:func:`estimate_slice_sigmas`): estimated from the data, never taken from the
-degradation's settings. Per slice, the wavelet MAD of the finest diagonal sub-band
-(:func:`estimate_sigma`, Donoho's robust estimator: median(|d|) / 0.6745) on the *complex LR
-image*, channel by channel (the smaller estimate of the real and imaginary channels:
-:func:`estimate_slice_sigmas`). For a k-space degradation both channels carry white Gaussian noise
-of the per-channel std sigma everywhere, background included, so the estimate has no Rician bias
-(a magnitude image's background is Rayleigh, std 0.66 sigma, and biases a magnitude-based MAD low
-on brains with much background, while anatomy biases it high). Zero-filling keeps the
-per-pixel noise std: padding k-space with the ``ortho`` FFT divides the variance by N/M and the
-mean-preserving factor multiplies it back, so the LR estimate is the noise std of the zero-filled
-image. For degradations without phase (the LR is the magnitude or a real image) the same estimator
-runs on that image. The degradations draw a noise level per slice, so a volume has one sigma per
-slice, and the denoisers take them as such.
+Noise level (:func:`measurement_sigmas`): estimated from the data, never taken from the
+degradation's settings, on the degradation's *measurement*, where its noise is white
+(``Degradation.measurement``). Per slice, the wavelet MAD of the finest diagonal sub-band
+(:func:`estimate_sigma`, Donoho's robust estimator: median(|d|) / 0.6745):
+
+- ``kspace``: the complex LR is the measurement; the smaller estimate of its real and imaginary
+  channels (:func:`estimate_slice_sigmas`). Both carry white Gaussian noise of the per-channel std
+  sigma everywhere, background included, so the estimate has no Rician bias (a magnitude image's
+  background is Rayleigh, std 0.66 sigma, and biases a magnitude-based MAD low on brains with much
+  background, while anatomy biases it high).
+- ``kspace_zerofill``: the LR view is the measurement zero-filled onto the HR grid, band-limited:
+  its finest band holds no noise (main's estimator read 0.011 for noise drawn from 0.01-0.05, and
+  the row changed almost nothing). ``measurement`` crops the view's k-space back to the measured
+  block (the scan's grid, ``scan_maps``), which is the ``kspace`` LR sample for sample.
+- ``bicubic`` and ``lowfield`` (slice degradations): the LR is a real image on the LR grid with
+  white noise (lowfield: weighted, more in the background, and clipped at 0); the estimate runs on
+  that image (the complex view's imaginary channel is zero: main took the minimum with it and
+  estimated 0, so the row changed nothing).
+
+Zero-filling keeps the per-pixel noise std: padding k-space with the ``ortho`` FFT divides the
+variance by N/M and the mean-preserving factor multiplies it back, so the measurement's estimate
+is the per-pixel noise std of the zero-filled volume the rows denoise. The degradations draw a
+noise level per slice, so a volume has one sigma per slice, and the denoisers take them as such.
+
+``lowfield-sim``'s test pairs (``data=paired_lowfield``) are the exception the slice view cannot
+undo: the simulation adds white noise on the 1.6 x 1.6 x 5 mm low-field grid, and the pair's LR
+slices are that volume resampled (cubic) onto 2 mm in-plane: along the 5 mm axis the noise is
+interpolated over 2.5 pixels, so the finest diagonal band reads about 0.4x the per-pixel noise std
+(measured on sim-nichart_Subj20_T1). :class:`NonLocalMeans3D`'s strength was chosen with that
+estimate on those pairs too (its docstring).
 """
 
 from __future__ import annotations
@@ -167,7 +186,7 @@ class NonLocalMeans3D(VolumeDenoiser):
     about four times the time of radius 3 (the grid ran on a shared 2-core CPU), so radius 3.
     """
 
-    def __init__(self, patch_size: int = 5, patch_distance: int = 3, h_factor: float = 0.3) -> None:
+    def __init__(self, patch_size: int = 5, patch_distance: int = 3, h_factor: float = 0.6) -> None:
         if patch_size < 1 or patch_distance < 1 or h_factor <= 0:
             raise ValueError(f"NonLocalMeans3D: patch_size={patch_size}, patch_distance={patch_distance}, "
                              f"h_factor={h_factor}: need positive values")
@@ -217,8 +236,10 @@ class AntsNLM(VolumeDenoiser):
 
     The denoiser of MRI pipelines (ANTs, antspynet, fMRIPrep's ``DenoiseImage`` step): it estimates
     the noise itself, locally, so it takes no sigma from lfmri and runs once per volume (the
-    per-slice sigmas are only checked for shape). ``noise_model="Rician"``: the rows denoise the
-    zero-filled *magnitude*. Optional, like BM4D but for its size, not its licence (Apache-2.0):
+    per-slice sigmas are only checked for shape). ``noise_model="Gaussian"``: inside the head the
+    zero-filled magnitude's noise is Gaussian at these SNRs, and the Rician model's bias correction
+    darkened a noisy magnitude phantom's head by 7 % and lost 1.6 dB there, where the Gaussian model
+    gained 0.5 dB (``tests/unit/degrade/test_denoise3d.py``). Optional, like BM4D but for its size, not its licence (Apache-2.0):
     ``pip install antspyx`` (a 20 MB wheel with ITK inside), then ``classical=[nlm3d,ants]``.
 
     Args:
@@ -227,7 +248,7 @@ class AntsNLM(VolumeDenoiser):
         search_radius: ANTs' ``r`` (voxels; 2 = 5x5x5 search, its default).
     """
 
-    def __init__(self, noise_model: str = "Rician", patch_radius: int = 1, search_radius: int = 2) -> None:
+    def __init__(self, noise_model: str = "Gaussian", patch_radius: int = 1, search_radius: int = 2) -> None:
         if importlib.util.find_spec("ants") is None:
             raise ConfigError(f"{CLASSICAL_OPTION}=[...,ants] needs ANTsPy, which lfmri does not install: "
                               f"pip install antspyx, or leave ants out of {CLASSICAL_OPTION}")
