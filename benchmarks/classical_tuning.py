@@ -19,9 +19,13 @@ validation subjects only (the defaults of :class:`lfmri.degrade.denoise3d.NonLoc
 chosen with the first command); the second measures the unseen subjects for docs/models.md:
 
     OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --subjects nichart_Subj20_T1 nichart_Subj21_T1 chris_PD \\
-        --h-factor 0.3 0.6 0.9 1.2
-    OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --subjects IXI012-HH-1211_T1_2mm IXI015-HH-1258_T1_2mm \\
-        nichart_Subj22_T1 nichart_Subj23_T1 --before --ants
+        --slab 16 --h-factor 0.3 0.6 1.0 1.5
+    OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --pretrained srdensenet-kspace-x2 gan-cpce-kspace-x2 \\
+        --subjects IXI012-HH-1211_T1_2mm IXI015-HH-1258_T1_2mm nichart_Subj22_T1 nichart_Subj23_T1 \\
+        --slab 16 --h-factor 0.6 --before --ants
+    OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --pretrained lowfield-sim \\
+        --subjects IXI012-HH-1211_T1_2mm IXI015-HH-1258_T1_2mm nichart_Subj22_T1 nichart_Subj23_T1 \\
+        --slab 12 --h-factor 0.6 1.5 --before --ants
 
 Needs ``../shared/data`` (the volumes the shipped networks' data configs name).
 """
