@@ -238,13 +238,15 @@ class BM4D(VolumeDenoiser):
 class AntsNLM(VolumeDenoiser):
     """ANTs' adaptive non-local means (Manjón et al. 2010; ``ants.denoise_image``, ANTs' DenoiseImage).
 
-    The denoiser of MRI pipelines (ANTs, antspynet, fMRIPrep's ``DenoiseImage`` step): it estimates
-    the noise itself, locally, so it takes no sigma from lfmri and runs once per volume (the
-    per-slice sigmas are only checked for shape). ``noise_model="Gaussian"``: inside the head the
-    zero-filled magnitude's noise is Gaussian at these SNRs, and the Rician model's bias correction
-    darkened a noisy magnitude phantom's head by 7 % and lost 1.6 dB there, where the Gaussian model
-    gained 0.5 dB (``tests/unit/degrade/test_denoise3d.py``). Optional, like BM4D but for its size, not its licence (Apache-2.0):
-    ``pip install antspyx`` (a 20 MB wheel with ITK inside), then ``classical=[nlm3d,ants]``.
+    The denoiser of ANTs-based MRI pipelines: it estimates the noise itself, locally, so it takes
+    no sigma from lfmri and runs once per volume (the per-slice sigmas are only checked for shape).
+    ``noise_model="Gaussian"``: inside the head the zero-filled magnitude's noise is Gaussian at
+    these SNRs, and the Rician model's bias correction darkened a noisy magnitude phantom's head by
+    7 % and lost 1.6 dB there, where the Gaussian model gained 0.5 dB
+    (``tests/unit/degrade/test_denoise3d.py``). Untuned: with its defaults it lost 0.27 dB in the
+    brain against zero-fill on the unseen k-space x2 subjects (docs/models.md, "Classical rows").
+    Optional, like BM4D, but for its size (a 20 MB wheel with ITK inside), not its licence
+    (Apache-2.0): ``pip install antspyx``, then ``classical=[nlm3d,ants]``.
 
     Args:
         noise_model: ``"Rician"`` or ``"Gaussian"``.
