@@ -4,9 +4,10 @@ The evaluator steps through a volume in batches of slices, but a 3D denoiser nee
 volume at once. :func:`classical_outputs` is a pre-pass over the volume's slices, run once per
 volume before the batched loop: it degrades every slice exactly as the loop will (the same seeded
 sample function, so the same noise), zero-fills it with the table's own zero-fill baseline, stacks
-the slices into a volume, estimates the noise level per slice from the complex LR
-(:func:`lfmri.degrade.denoise3d.estimate_slice_sigmas`) and denoises the volume with each classical
-denoiser. The loop's step then reads its batch's slices of the denoised volumes.
+the slices into a volume, estimates the noise level per slice on the degradation's measurement of
+each LR view (:func:`lfmri.degrade.denoise3d.measurement_sigmas`: the complex LR under ``kspace``,
+the zero-filled view cropped back to its measured k-space block under ``kspace_zerofill``, the real
+LR under ``bicubic`` and ``lowfield``) and denoises the volume with each classical denoiser. The loop's step then reads its batch's slices of the denoised volumes.
 """
 
 from __future__ import annotations
