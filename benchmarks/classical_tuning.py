@@ -11,7 +11,9 @@ same slices), and scores:
   :func:`lfmri.degrade.denoise3d.measurement_sigmas`) at each ``--h-factor`` (x sigma), and with
   ``--before``, once with main's estimator (the wavelet MAD of the LR view itself, the smaller of
   its real and imaginary channels) at main's h = 0.3 sigma,
-- ``ants`` (ANTs' adaptive non-local means) with ``--ants`` (needs ``pip install antspyx``).
+- ``ants`` (ANTs' adaptive non-local means) with ``--ants`` (needs ``pip install antspyx``),
+- with ``--ceiling``, zero-fill of the same slices degraded without noise: the gain a perfect
+  denoiser would have.
 
 It prints, per degradation, the in-brain PSNR gain over zero-fill (and over bicubic) per subject
 and pooled per site (site = the name's leading letters), and the median estimated sigma. Tune on
@@ -20,6 +22,8 @@ chosen with the first command); the second measures the unseen subjects for docs
 
     OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --subjects nichart_Subj20_T1 nichart_Subj21_T1 chris_PD \\
         --slab 16 --h-factor 0.3 0.6 1.0 1.5
+    OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --pretrained lowfield-sim srdensenet-kspace-x2 \\
+        --subjects nichart_Subj20_T1 nichart_Subj21_T1 chris_PD --slab 16 --h-factor 0.6 --ceiling
     OMP_NUM_THREADS=1 python benchmarks/classical_tuning.py --pretrained srdensenet-kspace-x2 gan-cpce-kspace-x2 \\
         --subjects IXI012-HH-1211_T1_2mm IXI015-HH-1258_T1_2mm nichart_Subj22_T1 nichart_Subj23_T1 \\
         --slab 16 --h-factor 0.6 --before --ants
@@ -33,6 +37,7 @@ Needs ``../shared/data`` (the volumes the shipped networks' data configs name).
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import time
 from collections import defaultdict
@@ -81,6 +86,17 @@ class Timed:
         self.seconds += time.perf_counter() - start
         self.sigma.append(float(np.median(sigmas)))
         return out
+
+
+def noise_free(degradation):
+    """The same degradation without noise; its draws consume the seeded generators alike, so each
+    slice differs from the noisy one by the noise only (blur, gamma and noise level drawn the same)."""
+    clean = copy.copy(degradation)
+    if hasattr(clean, "snr"):  # lowfield: noise sigma = signal / snr
+        clean.snr = (1e12, 1e12)
+    else:
+        clean.noise_std = (0.0, 0.0)
+    return clean
 
 
 def volumes(run: StoredRun, degradation, nets, subjects: list[str], slab: int):
@@ -136,6 +152,15 @@ def score(name: str, args) -> None:
             _, table = ev.run_volume(v)
             tables.append((estimator, denoisers, table))
         classical_module.measurement_sigmas = denoise3d.measurement_sigmas
+    if args.ceiling:  # zero-fill of the same slices degraded without noise: what a perfect denoiser reaches
+        clean = noise_free(degradation)
+        ev = Evaluator({card: net}, clean, int(run.config["data"]["slice_axis"]), int(run.config["data"]["seed"]),
+                       options=RunOptions(device="cpu", precision="fp32", batch_size=16, progress=False))
+        ev.progress = False
+        for v in volumes(run, clean, [net], args.subjects, args.slab):
+            _, t = ev.run_volume(v)
+            tables.append(("ceiling", {}, MetricsTable({**r, "method": "zero-fill, noise-free"} for r in t.rows
+                                                       if r["method"] == "zerofill")))
     table, seen = MetricsTable(), set()
     for _, _, t in tables:  # the baselines and the network are scored in both passes: keep them once
         for r in t.rows:
@@ -180,6 +205,8 @@ def main() -> None:
     parser.add_argument("--h-factor", type=float, nargs="+", default=[NonLocalMeans3D().h_factor])
     parser.add_argument("--before", action="store_true", help="also main's estimator (the LR view's MAD), h = 0.3 sigma")
     parser.add_argument("--ants", action="store_true", help="also ANTs' adaptive NLM (pip install antspyx)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also zero-fill of the noise-free degradation (what removing all the noise would gain)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"subjects {args.subjects}, slab {args.slab}, patch {args.patch_size}, distance {args.patch_distance}")
