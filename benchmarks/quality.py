@@ -47,7 +47,7 @@ TARGETS = {
     "gan-cpce-kspace-x2": {"brain_vs_zerofill": 0.0},
 }
 BF16_TOLERANCE_DB = 0.05
-CLASSICAL = ["nlm3d"]  # evaluate's classical rows scored here (add "bm4d" after pip install bm4d: --classical nlm3d bm4d)
+CLASSICAL = ["nlm3d"]  # evaluate's classical rows scored here (--classical nlm3d bm4d ants after pip install bm4d antspyx)
 
 
 def site(subject: str) -> str:
@@ -165,7 +165,7 @@ def markdown(name: str, result: dict) -> str:
               "> 0.05, dilated 2 px). Zero-fill reconstructs from the complex LR (it has the phase). TTA Spearman: "
               "per-slice rank correlation of the 8-fold flip/rotation std with |error| inside the brain, on every "
               "few slices. Classical rows: a 3D denoiser of the zero-filled volume with the noise std estimated per "
-              "slice from the complex LR (nlm3d: scikit-image non-local means, lfmri/degrade/denoise3d.py).", ""]
+              "slice on the degradation's measurement (nlm3d: scikit-image non-local means, lfmri/degrade/denoise3d.py).", ""]
     return "\n".join(lines)
 
 
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--tta-every", type=int, default=4, help="score TTA uncertainty on every n-th slice (0: off)")
     parser.add_argument("--json", help="write the figures of the (last) network to this JSON file")
     parser.add_argument("--classical", nargs="*", default=CLASSICAL,
-                        help="classical 3D rows (nlm3d; bm4d after pip install bm4d; none: --classical)")
+                        help="classical 3D rows (nlm3d; bm4d after pip install bm4d; ants after pip install antspyx; none: --classical)")
     args = parser.parse_args()
     CLASSICAL[:] = args.classical
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -119,6 +119,28 @@ class Degradation:
         """Return ``(lr_magnitude, lr_complex)`` for an HR tensor ``(..., H, W)``."""
         raise NotImplementedError
 
+    def measurement(self, lr_view: torch.Tensor) -> torch.Tensor:
+        """The measured image behind LR views ``(..., h, w)`` (complex or real): where the noise is white.
+
+        The view itself, unless the LR view is not the measurement (its ``lr_maps`` differ from its
+        ``scan_maps``): a view zero-filled onto a finer grid (``kspace_zerofill``) has no noise in
+        the k-space it padded, so its finest image-domain band holds none; cropping its k-space back
+        to the measured block (the scan's grid, ``resize_complex``: the intensity factors of pad and
+        crop cancel) returns the measurement sample for sample, with white noise of the same
+        per-pixel std as the view. Derived from the maps, not from the class: any degradation whose
+        LR view zero-fills its scan onto a finer k-space grid gets the same treatment.
+        """
+        view_shape = tuple(lr_view.shape[-2:])
+        hr_shape = tuple(n * self.grid_scale for n in view_shape)
+        view_maps, scan_maps = self.lr_maps(hr_shape), self.scan_maps(hr_shape)
+        if all(abs(v.step - s.step) < 1e-9 for v, s in zip(view_maps, scan_maps)):
+            return lr_view
+        if self.grid != "kspace":
+            raise NotImplementedError(f"{type(self).__name__}: an LR view on another grid than its scan is only "
+                                      "known for k-space zero-filling")
+        size = tuple(round(n * v.step / s.step) for n, v, s in zip(view_shape, view_maps, scan_maps))
+        return resize_complex(lr_view, size)
+
     def upsample(self, lr: torch.Tensor, hr_shape: Sequence[int]) -> torch.Tensor:
         """Bicubic interpolation of ``lr`` (B, C, h, w) onto the HR grid this degradation implies."""
         return interpolate_to_grid(lr, hr_shape[-2:], self.lr_maps(hr_shape))

@@ -4,9 +4,10 @@ The evaluator steps through a volume in batches of slices, but a 3D denoiser nee
 volume at once. :func:`classical_outputs` is a pre-pass over the volume's slices, run once per
 volume before the batched loop: it degrades every slice exactly as the loop will (the same seeded
 sample function, so the same noise), zero-fills it with the table's own zero-fill baseline, stacks
-the slices into a volume, estimates the noise level per slice from the complex LR
-(:func:`lfmri.degrade.denoise3d.estimate_slice_sigmas`) and denoises the volume with each classical
-denoiser. The loop's step then reads its batch's slices of the denoised volumes.
+the slices into a volume, estimates the noise level per slice on the degradation's measurement of
+each LR view (:func:`lfmri.degrade.denoise3d.measurement_sigmas`: the complex LR under ``kspace``,
+the zero-filled view cropped back to its measured k-space block under ``kspace_zerofill``, the real
+LR under ``bicubic`` and ``lowfield``) and denoises the volume with each classical denoiser. The loop's step then reads its batch's slices of the denoised volumes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfmri.degrade.denoise3d import VolumeDenoiser, estimate_slice_sigmas
+from lfmri.degrade.degradations import Degradation
+from lfmri.degrade.denoise3d import VolumeDenoiser, measurement_sigmas
 from lfmri.inference.network import model_input
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ def classical_outputs(
     indices: Sequence[int],
     sample: Callable[[int], Mapping[str, torch.Tensor]],
     zerofill: nn.Module,
+    degradation: Degradation,
     denoisers: Mapping[str, VolumeDenoiser],
     batch_size: int,
     device: str = "cpu",
@@ -36,7 +39,8 @@ def classical_outputs(
     """``{name: (len(indices), H, W) float32}``: each denoiser on the zero-filled slices ``indices``.
 
     ``sample(i)`` is the degraded sample of slice ``i`` (the evaluator's seeded one); ``zerofill``
-    the zero-fill baseline the table reports (:class:`lfmri.degrade.baselines.ZeroFill`).
+    the zero-fill baseline the table reports (:class:`lfmri.degrade.baselines.ZeroFill`); the noise is
+    estimated on ``degradation``'s measurement of each slice (:func:`measurement_sigmas`).
     """
     filled, measured = [], []
     for first in range(0, len(indices), batch_size):
@@ -46,8 +50,8 @@ def classical_outputs(
             filled.append(zerofill(model_input(zerofill, batch))[:, 0].float().cpu())
         measured.append(batch.get("lr_complex", batch["lr"])[:, 0].cpu())
     volume = torch.cat(filled).numpy()
-    sigmas = estimate_slice_sigmas(torch.cat(measured).numpy())
-    log.info("%s: noise std estimated per slice from the complex LR (wavelet MAD): median %.4f, range %.4f-%.4f",
+    sigmas = measurement_sigmas(degradation, torch.cat(measured).numpy())
+    log.info("%s: noise std estimated per slice on the measurement (wavelet MAD): median %.4f, range %.4f-%.4f",
              label, float(np.median(sigmas)), float(sigmas.min()), float(sigmas.max()))
     return {name: torch.from_numpy(np.ascontiguousarray(denoiser(volume, sigmas), dtype=np.float32))
             for name, denoiser in denoisers.items()}

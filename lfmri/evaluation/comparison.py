@@ -218,7 +218,7 @@ class Evaluator:
             return hr_ex, lr_ex, carry_out_of_window(lr_ex, hr_shape, self.degradation.lr_maps(hr_shape))
 
         classical = classical_outputs(v.name, range(v.start, v.stop), sample, self.methods["zerofill"].module,
-                                      self.classical, self.loop.batch_size, self.device) if self.classical else {}
+                                      self.degradation, self.classical, self.loop.batch_size, self.device) if self.classical else {}
 
         def step(indices: list[int]) -> dict[str, torch.Tensor]:
             samples = [sample(i) for i in indices]

@@ -103,6 +103,22 @@ def test_kspace_zerofill_equals_zero_filling_the_kspace_lr():
     assert k[:32].abs().max() < 1e-4
 
 
+def test_the_measurement_of_a_zero_filled_view_is_the_kspace_lr_it_came_from():
+    """``measurement`` crops a zero-filled view back to its measured k-space block: sample for sample
+    the ``kspace`` degradation's complex LR (white noise of the drawn std, where the view's finest
+    band has none); views that are the measurement come back unchanged."""
+    hr = KSpaceDegradation().prepare_hr(brain_slice())
+    _, lr_complex = KSpaceDegradation(noise_std=0.03).degrade(hr, gen(4))
+    zero_filling = KSpaceZeroFillDegradation(noise_std=0.03)
+    _, view = zero_filling.degrade(hr, gen(4))
+    measured = zero_filling.measurement(view[None])[0]
+    assert measured.shape == lr_complex.shape == (64, 64)
+    assert torch.allclose(measured, lr_complex, atol=1e-5)
+    assert KSpaceDegradation().measurement(lr_complex) is lr_complex
+    lr, _ = BicubicDegradation().degrade(hr, gen())
+    assert BicubicDegradation().measurement(lr) is lr
+
+
 def test_kspace_lr_pixels_sit_on_even_hr_pixels():
     """Grid alignment: a k-space crop samples the band-limited image at HR pixels 2j."""
     hr = smooth_image()
