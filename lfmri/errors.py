@@ -27,3 +27,8 @@ class ExistingOutputError(UserError, FileExistsError):
 
 class DivergedError(UserError, FloatingPointError):
     """Training produced a NaN or Inf loss: stopped there (a learning rate, data or initialisation to change)."""
+
+
+class DataError(UserError, ValueError):
+    """Input data that reads but cannot be trained or scored on (a constant volume, a paired
+    collection that fails validation, a split without slices); the message names the files."""

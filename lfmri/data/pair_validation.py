@@ -10,9 +10,12 @@ and log it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lfmri.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +56,47 @@ class PairReport:
         return "\n".join(lines)
 
 
-class PairValidationError(ValueError):
-    """A paired collection with problems and ``strict=true``; the message is the whole report."""
+class PairValidationError(DataError):
+    """A paired collection with problems and ``strict=true``: one line (the counts, the first
+    problem, where the whole report is), the report itself in ``report_path``."""
 
-    def __init__(self, report: PairReport) -> None:
+    def __init__(self, report: PairReport, report_path: Path | None = None) -> None:
         self.report = report
+        self.report_path = report_path
+        where = f"; the full report: {report_path}" if report_path else ""
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         super().__init__(
-            report.format() + "\nfix these files, or pass data.strict=false to drop the subjects concerned and go on"
+            f"pair validation of {report.root}: {len(report.problems)} problem(s) in {len(report.bad_subjects)} subject(s), "
+            f"first: {report.problems[0]}{more}{where}; fix these files, or pass data.strict=false to drop the subjects "
+            "concerned and go on"
         )
 
 
+def _failed_report_file(report: PairReport) -> Path:
+    """A new file for the report of a refused collection, in the system's temporary folder.
+
+    The run folder of a refused training is removed (an option mistake leaves nothing behind) and
+    the data folder is the user's, never written: the report goes where neither is, under a name
+    of its own (``mkstemp``: never an existing file).
+    """
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="lfmri-pair-validation-", suffix=".txt")
+    with os.fdopen(handle, "w") as file:
+        file.write(report.format() + "\n")
+    return Path(name)
+
+
 def enforce(report: PairReport, strict: bool, report_file: str | Path | None = None) -> set[str]:
-    """Stop on problems when ``strict``; otherwise return the subjects to drop (and log them)."""
-    if report and report_file:
-        path = Path(report_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report.format() + "\n")
+    """Stop on problems when ``strict`` (:class:`PairValidationError`, the report in a file of its
+    own); otherwise return the subjects to drop (logged, and written to ``report_file``)."""
     if not report:
         return set()
     if strict:
-        raise PairValidationError(report)
+        raise PairValidationError(report, _failed_report_file(report))
+    if report_file:
+        path = Path(report_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report.format() + "\n")
     log.warning("%s\ndata.strict=false: dropping subjects %s", report.format(), sorted(report.bad_subjects))
     return report.bad_subjects
