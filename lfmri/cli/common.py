@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import glob
-import os
 import re
 import shutil
 import signal
@@ -161,9 +159,11 @@ def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     if str(data.get("_target_", "")).endswith("FolderDataModule"):
         if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
             raise ConfigError("data.pattern is not set: data=folder reads HR volumes from a glob, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
-        pattern = str(data.pattern)
-        if not [p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]:
-            raise MissingFileError(f"data.pattern={pattern!r} matches no files; check the path (quote the glob)")
+        from lfmri.data.folder import find_volumes
+
+        # the data module's own reading of the option: one glob or the list form '[a/*.nii.gz,b/*.nii.gz]'
+        pattern = data.pattern
+        find_volumes(str(pattern) if isinstance(pattern, str) else [str(p) for p in pattern])
     ckpt_path = config.get("ckpt_path")
     if ckpt_path and not Path(str(ckpt_path)).is_file():
         raise MissingFileError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/last.ckpt")
@@ -199,6 +199,11 @@ class RunChecks(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from lfmri.geometry.nifti import NiftiError
 
+        app = str(config.hydra.job.config_name)
+        if not str(config.hydra.run.dir or "").strip():
+            # Path("") is the current folder: the run would write .hydra/, logs and checkpoints among the user's files
+            fail(prog_name(f"lfmri-{app}"), "hydra.run.dir is empty: give the run's folder, e.g. hydra.run.dir=outputs/train/my_run "
+                                            "(or leave it out for a new dated folder under outputs/)")
         run_dir = Path(str(config.hydra.run.dir))
         created = run_dir  # the topmost folder Hydra is about to create (outputs/train/<date>: outputs)
         while not created.parent.exists() and created.parent != created:
@@ -206,7 +211,6 @@ class RunChecks(Callback):
         _RUN.update(run_dir=run_dir, existed=run_dir.exists(), created=created)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
-        app = str(config.hydra.job.config_name)
         given_dirs = any(o.startswith("hydra.run.dir=") for o in config.hydra.overrides.hydra)
         try:
             CHECKS.get(app, lambda *a: None)(config, run_dir, given_dirs)
