@@ -32,3 +32,8 @@ class DivergedError(UserError, FloatingPointError):
 class DataError(UserError, ValueError):
     """Input data that reads but cannot be trained or scored on (a constant volume, a paired
     collection that fails validation, a split without slices); the message names the files."""
+
+
+class StorageError(UserError, OSError):
+    """A file could not be written: the disk is full, or the folder is not writable (the message
+    names the file; what was there before is left as it was)."""

@@ -117,6 +117,28 @@ def run_command(run_dir: Path) -> str:
     return f" (lfmri-train {words})"
 
 
+def finished_run(run_dir: Path, config: DictConfig) -> str:
+    """What says that ``run_dir`` finished within ``config``'s limits (``"epoch 8, step 800, tested"``), or "".
+
+    A run writes ``metrics.json`` after its test, at the very end; it is finished for this config
+    when it also reached the epochs or steps asked for now (a resume with a raised
+    ``trainer.max_epochs``/``max_steps`` trains on).
+    """
+    import json
+
+    record_path = run_dir / "metrics.json"
+    try:
+        record = json.loads(record_path.read_text())
+        epoch, step = int(record["epoch"]), int(record["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent, or not a record of a finished run: not finished
+        return ""
+    trainer = config.get("trainer") or {}
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    by_epochs = max_epochs is not None and int(max_epochs) >= 0 and epoch >= int(max_epochs)
+    by_steps = max_steps is not None and int(max_steps) > 0 and step >= int(max_steps)
+    return f"epoch {epoch}, step {step}, tested: {record_path.name}" if by_epochs or by_steps else ""
+
+
 def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     """``resume=true`` needs the run; a resumed run keeps its config unless changes are allowed."""
     resume = config.get("resume", False)
@@ -131,6 +153,12 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     stored_path = run_dir / ".hydra" / "config.yaml"
     if resume not in (True, "auto") or not last.is_file() or not stored_path.is_file():
         return
+    done = finished_run(run_dir, config)
+    if done:
+        # exit 0 before Hydra rewrites .hydra/ or train.log: a finished run is left exactly as it was
+        print(f"{prog_name('lfmri-train')}: {run_dir} already finished ({done}); nothing to resume, nothing changed "
+              "(raise trainer.max_epochs or trainer.max_steps to train on)", flush=True)
+        raise SystemExit(0)
     stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
     # a run started before lfmri moved a class names its old module path: the same class, not a change
     rewrite_moved_targets(stored)
@@ -217,23 +245,54 @@ class RunChecks(Callback):
         except (UserError, NiftiError) as err:
             fail(prog_name(f"lfmri-{app}"), str(err))
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(config.hydra.job.config_name) == "train" and rank() == 0:
+            _SWEEP.update(sweep_dir=Path(str(config.hydra.sweep.dir)), metric=str(config.get("monitor") or "val/psnr_brain"),
+                          failed={})
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """A job of this process's sweep that failed is named as failed in the sweep's summary."""
+        from hydra.core.utils import JobStatus
+
+        if _SWEEP and getattr(job_return, "status", None) == JobStatus.FAILED:
+            error = getattr(job_return, "_return_value", None)
+            line = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}" if error else "failed"
+            _SWEEP["failed"][Path(str(config.hydra.runtime.output_dir))] = line
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A training sweep ends with its comparison: ``summary.md``/``summary.csv`` written, and named."""
         if str(config.hydra.job.config_name) != "train" or rank() != 0:
             return
-        from lfmri.cli.sweep import summarize, to_markdown, write_summary
+        write_sweep_summary()
 
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        metric = str(config.get("monitor") or "val/psnr_brain")
-        try:
-            rows = summarize(sweep_dir, metric)
-        except (FileNotFoundError, ValueError) as err:  # no job got far enough: say so, the sweep's own errors stand
-            print(f"no sweep summary: {err}", flush=True)
-            return
-        csv_path, md_path = write_summary(sweep_dir, rows, metric)
-        print(to_markdown(rows), flush=True)
-        print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
-              flush=True)
+
+# the sweep this process runs (set by RunChecks.on_multirun_start): its folder, metric and failed jobs
+_SWEEP: dict[str, Any] = {}
+
+
+def write_sweep_summary() -> None:
+    """Write and print the summary of this process's sweep, once, also when one of its jobs failed.
+
+    Hydra's basic sweeper raises the first failed job's error after every job has run, and then
+    never calls ``on_multirun_end``: the ``lfmri-train`` entry point calls this on its way out, so
+    the sweep still ends with its table (the failed job's row says ``failed: <error>``).
+    """
+    if not _SWEEP:
+        return
+    from lfmri.cli.sweep import summarize, to_markdown, write_summary
+
+    sweep = dict(_SWEEP)
+    _SWEEP.clear()
+    sweep_dir, metric = sweep["sweep_dir"], sweep["metric"]
+    try:
+        rows = summarize(sweep_dir, metric, sweep["failed"])
+    except (FileNotFoundError, ValueError) as err:  # no job got far enough: say so, the sweep's own errors stand
+        print(f"no sweep summary: {err}", flush=True)
+        return
+    csv_path, md_path = write_summary(sweep_dir, rows, metric)
+    print(to_markdown(rows), flush=True)
+    print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
+          flush=True)
 
 
 class WatchSlurmJobs(Callback):

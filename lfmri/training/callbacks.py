@@ -50,7 +50,8 @@ class FiniteLoss(L.Callback):
 
 
 class CheckpointOnSigterm(L.Callback):
-    """Writes ``path`` (``last.ckpt``) when a SIGTERM stops training, so that nothing is lost.
+    """Writes ``path`` (``last.ckpt``) when a SIGTERM (or Ctrl-C, :func:`lfmri.training.run.stop_on_sigint`)
+    stops training, so that nothing is lost.
 
     Lightning turns SIGTERM (``kill``, ``scancel``, a preempting scheduler, ``docker stop``) into
     a clean stop at the end of the current batch; the checkpoint is written there, with the
@@ -66,7 +67,7 @@ class CheckpointOnSigterm(L.Callback):
             return
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
-            log.warning("SIGTERM at step %d: saved %s", trainer.global_step, self.path)
+            log.warning("stopped by a signal (SIGTERM, or Ctrl-C) at step %d: saved %s", trainer.global_step, self.path)
 
 
 class AveragedWeightsInTest(L.Callback):
