@@ -205,3 +205,16 @@ def test_export_of_a_checkpoint_with_a_traversal_name_writes_inside_the_output_f
     done = export_checkpoint(ExportConfig(ckpt_path=str(ckpt), output_dir=str(out), format="torchscript"))
     assert done["torchscript"][0] == out / "escaped_x2.pt" and (out / "escaped_x2.pt").is_file()
     assert not list(tmp_path.glob("**/escaped*.pt"))[1:] and not (tmp_path / "one" / "escaped_x2.pt").exists()
+
+
+def test_the_written_opset_is_the_one_asked_for(tmp_path, monkeypatch):
+    import lfmri.export.onnx_file as onnx_file
+    from lfmri.export.onnx_file import ExportError, onnx_opset
+
+    net, card = zoo_model("espcn")
+    assert onnx_opset(export_onnx(net, tmp_path / "a.onnx", card, opset=19)) == 19
+    real = onnx_file._export_dynamo
+    monkeypatch.setattr(onnx_file, "_export_dynamo", lambda net, tmp, meta, opset: real(net, tmp, meta, None))  # ignores the request
+    with pytest.raises(ExportError, match="opset=19 was asked but the exporter wrote opset"):
+        export_onnx(net, tmp_path / "b.onnx", card, opset=19)
+    assert not (tmp_path / "b.onnx").exists()
