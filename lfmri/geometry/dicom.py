@@ -132,7 +132,7 @@ def dicom_series(folder: Path) -> list[DicomSeries | Path]:
     if not groups:
         return list(unreadable)
 
-    numbers = {uid: series_number(*groups[uid][0]) for uid in groups}  # (number or None, problem)
+    numbers = {uid: read_series_number(*groups[uid][0]) for uid in groups}  # (number or None, problem)
 
     def number(uid: str) -> tuple[int, str]:
         value = numbers[uid][0]
@@ -158,7 +158,7 @@ def dicom_series(folder: Path) -> list[DicomSeries | Path]:
     return found + unreadable
 
 
-def series_number(path: Path, header: pydicom.Dataset) -> tuple[int | None, str]:
+def read_series_number(path: Path, header: pydicom.Dataset) -> tuple[int | None, str]:
     """(``SeriesNumber`` as an int or ``None`` when absent, the problem of a value that is no number).
 
     pydicom parses the IS value when it is read, and raises on text such as ``abc``: that series is
