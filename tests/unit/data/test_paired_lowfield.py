@@ -208,3 +208,29 @@ def test_the_paired_report_names_the_same_errors_and_strict_false_drops_them(tmp
     dm = datamodule(root, layout=layout, strict=False)
     dm.setup("fit")
     assert sorted(dm.pairs) == ["s03", "s04", "s05"]
+
+
+def test_pairs_that_are_not_one_head_are_reported(tmp_path):
+    """A high field 300 mm away from its low field, or another head, trained without a word."""
+    import nibabel as nib
+    import numpy as np
+
+    from tests.helpers.paired import HF_SHAPE, HF_SPACING, _save, pair
+
+    root = write_volume_layout(tmp_path / "v", subjects=("s01", "s02", "s03", "s04", "s05", "s06"))
+    hf = nib.load(str(root / "hf" / "s01.nii.gz"))
+    far = hf.affine.copy()
+    far[0, 3] += 300.0
+    nib.save(nib.Nifti1Image(np.asarray(hf.dataobj), far), str(root / "hf" / "s01.nii.gz"))
+    other = np.zeros(HF_SHAPE, np.float32)
+    other[:13, :15, :20] = pair(5)[1][3:16, 3:18, 5:25]  # a smaller head in a corner of the field of view
+    _save(root / "hf" / "s02.nii.gz", other, HF_SPACING)
+    with pytest.raises(PairValidationError) as info:
+        datamodule(root).setup("fit")
+    report = info.value.report_path.read_text()
+    assert "subject 's01': the low-field and high-field scans share 0% of their field of view" in report and "300 mm" in report
+    assert "subject 's02': the low-field and high-field volumes do not look alike" in report
+    assert "2 subject(s)" in str(info.value)
+    dm = datamodule(root, strict=False)
+    dm.setup("fit")
+    assert sorted(dm.pairs) == ["s03", "s04", "s05", "s06"]
