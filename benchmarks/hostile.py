@@ -759,14 +759,15 @@ def class_mistakes(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
 # ---------------------------------------------------------------- the training side (classes 6-8)
 
 
-def train_process(*options: str, cwd: Path = ROOT, timeout: int = 900) -> Run:
+def train_process(*options: str, cwd: Path = ROOT, timeout: int = 900, multirun: bool = False) -> Run:
     """``train.py`` with the tests' tiny settings and ``options``, as a user runs it (a subprocess)."""
     import subprocess
 
     from tests.helpers.run import TINY
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *TINY, *options], cwd=cwd, env=env, capture_output=True,
+    sweep = ["-m"] if multirun else []  # Hydra's flags come before the overrides
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *sweep, *TINY, *options], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     return Run(proc.returncode, proc.stderr + proc.stdout, None)
 
@@ -989,8 +990,9 @@ def class_training_tools(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
 
     volumes = write_phantom_volumes(tmp / "volumes")
     sweep_dir = tmp / "sweeps" / "failed-job"
-    run = train_process("-m", f"data.pattern={volumes}/*.nii.gz", "trainer.fast_dev_run=true",
-                        "data.subjects={val:[sub-02],test:[sub-03]},{val:[sub-02],test:[]}", f"hydra.sweep.dir={sweep_dir}")
+    run = train_process(f"data.pattern={volumes}/*.nii.gz", "trainer.fast_dev_run=true",
+                        "data.subjects={val:[sub-02],test:[sub-03]},{val:[sub-02],test:[]}", f"hydra.sweep.dir={sweep_dir}",
+                        multirun=True)
     summary = (sweep_dir / "summary.md").read_text() if (sweep_dir / "summary.md").is_file() else ""
     if "failed: DataError" in summary and "complete" in summary:
         verdict, note = "clear", f"exit {run.code}, summary.md marks the failed job"
