@@ -104,3 +104,10 @@ def test_evaluate_refuses_bm4d_when_it_is_not_installed_before_any_work(monkeypa
     with pytest.raises(ConfigError, match="pip install bm4d"):
         evaluate(cfg)
     assert not (tmp_path / "out").exists()
+
+
+def test_one_bare_name_is_one_denoiser_not_its_letters():
+    """``classical=nlm3d`` without brackets was split into n, l, m, 3, d (unknown denoiser 'n')."""
+    from lfmri.degrade.denoise3d import make_denoisers
+
+    assert list(make_denoisers("nlm3d")) == ["nlm3d"] == list(make_denoisers(["nlm3d"]))
