@@ -132,7 +132,6 @@ def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float],
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
-
 def _fit_and_test(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, net: torch.nn.Module,
                   ckpt_path: str | None, checkpoint_dir: Path) -> dict[str, float]:
     """``trainer.fit`` then ``trainer.test`` of the checkpoint validation chose; returns the scalar
