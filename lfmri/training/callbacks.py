@@ -67,7 +67,8 @@ class CheckpointOnSigterm(L.Callback):
             return
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
-            log.warning("stopped by a signal (SIGTERM, or Ctrl-C) at step %d: saved %s", trainer.global_step, self.path)
+            # SIGINT when lfmri.training.run.stop_on_sigint turned a Ctrl-C into Lightning's stop
+            log.warning("%s at step %d: saved %s", getattr(trainer, "lfmri_stop_signal", "SIGTERM"), trainer.global_step, self.path)
 
 
 class StepCheckpoint(ModelCheckpoint):

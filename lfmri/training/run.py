@@ -167,6 +167,7 @@ def stop_on_sigint(trainer: L.Trainer, stopped_by: list[int]):
     """
     def handler(signum: int, frame) -> None:
         stopped_by.append(signum)
+        trainer.lfmri_stop_signal = signal.Signals(signum).name  # named by CheckpointOnSigterm's line
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # Lightning's own SIGTERM handler: sets trainer.received_sigterm, passes the stop to DDP ranks
         trainer._signal_connector._sigterm_notifier_fn(signum, frame)
