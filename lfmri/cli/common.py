@@ -325,6 +325,13 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
     try:
         with stop_signals:
             return task(cfg)
+    except SystemExit as stopped:  # train.py stopped by SIGTERM or Ctrl-C, its last.ckpt written: the exact command that resumes
+        signums = {128 + signal.SIGTERM: signal.SIGTERM, 128 + signal.SIGINT: signal.SIGINT}
+        command = run_command(Path(_RUN["run_dir"])) if _RUN.get("run_dir") and stopped.code in signums else ""
+        if command and prog != "evaluate.py" and rank() == 0:
+            print(f"{prog}: stopped by {signums[stopped.code].name}, checkpoint saved; continue with: {command.strip()[1:-1]}",
+                  file=sys.stderr, flush=True)
+        raise
     except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM/SIGHUP raised by signals_raise: one line, no traceback
         signum = getattr(stopped, "signum", signal.SIGINT)
         print(f"{prog}: interrupted ({signal.Signals(signum).name}); files already written are complete, nothing partial "

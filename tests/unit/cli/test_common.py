@@ -71,3 +71,25 @@ def test_a_sweep_whose_job_failed_still_gets_its_summary_marking_the_job(tmp_pat
     assert "| complete |" in summary and "failed: DataError: the test split has no slices" in summary
     write_sweep_summary()  # once: nothing left to do
     assert "sweep summary:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_training_prints_the_exact_command_that_resumes_it(tmp_path, capsys, monkeypatch, signum):
+    import yaml
+
+    from lfmri.cli import common
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["data=folder", "data.pattern=/d/*.nii.gz", f"hydra.run.dir={run}"]))
+    monkeypatch.setitem(common._RUN, "run_dir", run)
+
+    def task(cfg):
+        raise SystemExit(128 + signum)  # what lfmri.training.run.train raises once last.ckpt is written
+
+    with pytest.raises(SystemExit) as stopped:
+        common.run_entry("train.py", task, OmegaConf.create({}))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 128 + signum
+    assert f"train.py: stopped by {signum.name}, checkpoint saved; continue with: lfmri-train data=folder " \
+           f"'data.pattern=/d/*.nii.gz' resume=true hydra.run.dir={run}" in err
