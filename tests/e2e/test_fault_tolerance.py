@@ -79,7 +79,8 @@ def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig, stop):
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + sig), output[-3000:]
     if sig != signal.SIGKILL:  # SIGTERM and Ctrl-C: a checkpoint at the step, the command that resumes
-        assert f"stopped by {sig.name}" in output and "resume=true" in output and "Traceback" not in output, output[-3000:]
+        assert f"stopped by {sig.name}, checkpoint saved; continue with: lfmri-train " in output, output[-3000:]
+        assert f"resume=true hydra.run.dir={run_dir}" in output and "Traceback" not in output, output[-3000:]
 
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     if stop == "epoch-end":  # the checkpoint written after the first epoch's validation
