@@ -1,4 +1,4 @@
-"""Hostile inputs and faults against ``lfmri-predict``, ``evaluate`` and the training side: a table of what each class gets.
+"""Hostile inputs and faults against ``lfmri-predict``, ``evaluate``, training and stored configs: a table of what each class gets.
 
     python benchmarks/hostile.py [--only CLASS] [--keep DIR]
 
@@ -16,6 +16,12 @@ run) and judges the outcome:
 - unclear: refused, but with another exit status or without naming what is wrong;
 - file effect: a file was written or read (an environment variable, a copy) because of data: a stored
   config's ``${...}``, a file name, a stored path (classes 6 and 7, the training side and stored configs).
+
+Classes 8-10 are the training side: ``train.py`` run as a subprocess on tiny phantoms (data that cannot
+be trained on, refused before the first step with one line and no run folder; the other tools'
+options, DICOM fields and sweep summaries; runs stopped by Ctrl-C, SIGKILL inside a checkpoint write
+and a resume of a finished run, which must end exactly like an uninterrupted run). They take a few
+minutes each: ``--only 8`` (9, 10) runs one.
 
 Prints one row per case and the table per class; exit status 1 if any case is not clear.
 """
@@ -48,7 +54,8 @@ from lfmri.files import is_temporary, temporary_name  # noqa: E402
 
 SHAPE = (20, 22, 6)
 CLASSES = ["1 lost results", "2 one bad file in a batch", "3 silent wrong output", "4 debris", "5 user mistakes",
-           "6 stored configs are data", "7 a run owns what it creates"]
+           "6 stored configs are data", "7 a run owns what it creates",
+           "8 training data checks", "9 training-side tools", "10 resume from any stop"]
 
 
 class LogTap(logging.Handler):
@@ -1048,6 +1055,328 @@ def class_runs(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
             verdict, note = "debris", f"{run_dir} left behind"
         results.append(Result(CLASSES[6], f"a failed fresh run's cleanup: {label}", verdict if checked.code == 0 else "unclear", note))
         release(run_dir)
+
+
+# ---------------------------------------------------------------- the training side (classes 8-10)
+
+
+def train_process(*options: str, cwd: Path = ROOT, timeout: int = 900, multirun: bool = False) -> Run:
+    """``train.py`` with the tests' tiny settings and ``options``, as a user runs it (a subprocess)."""
+    import subprocess
+
+    from tests.helpers.run import TINY
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    sweep = ["-m"] if multirun else []  # Hydra's flags come before the overrides
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *sweep, *TINY, *options], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    return Run(proc.returncode, proc.stderr + proc.stdout, None)
+
+
+def error_lines(run: Run) -> list[str]:
+    return [line for line in run.text.splitlines() if ": error: " in line]
+
+
+def refused_before_work(name: str, run: Run, names: list[str], run_dir: Path, klass: str) -> Result:
+    """Exit 2, one error line naming ``names``, and no run folder left."""
+    verdict, note = judge_refusal(run, {2}, names, [run_dir])
+    if verdict == "clear" and len(error_lines(run)) != 1:
+        verdict, note = "unclear", f"{len(error_lines(run))} error lines"
+    if verdict == "clear" and run_dir.exists():
+        verdict, note = "debris", f"{run_dir.name} left behind"
+    return Result(klass, name, verdict, note)
+
+
+def paired_collection(root: Path, fault: str) -> Path:
+    """A 6-subject paired collection of the tests' fixtures with one kind of ``fault``."""
+    from tests.helpers.paired import HF_SHAPE, HF_SPACING, _save, add_volume_faults, pair, write_volume_layout
+
+    root = write_volume_layout(root, subjects=tuple(f"s{i:02d}" for i in range(1, 7)))
+    if fault == "faults":
+        add_volume_faults(root)
+    elif fault == "far":
+        hf = nib.load(str(root / "hf" / "s01.nii.gz"))
+        far = hf.affine.copy()
+        far[0, 3] += 300.0
+        nib.save(nib.Nifti1Image(np.asarray(hf.dataobj), far), str(root / "hf" / "s01.nii.gz"))
+    elif fault == "other head":
+        other = np.zeros(HF_SHAPE, np.float32)
+        other[:13, :15, :20] = pair(5)[1][3:16, 3:18, 5:25]
+        _save(root / "hf" / "s01.nii.gz", other, HF_SPACING)
+    return root
+
+
+def class_training_data(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
+    import json
+
+    from lfmri.geometry.nifti import load_nifti, save_nifti
+    from tests.helpers.paired import GRID_OVERRIDES
+    from tests.helpers.volumes import write_phantom, write_phantom_volumes
+
+    klass = CLASSES[7]
+    results = []
+    volumes = write_phantom_volumes(tmp / "volumes")
+    pattern = f"data.pattern={volumes}/*.nii.gz"
+    fast = ["trainer.fast_dev_run=true"]
+    for name, subjects, said in [("empty validation split", "{val:[],test:[sub-03]}", "val split has no slices"),
+                                 ("empty test split", "{val:[sub-02],test:[]}", "test split has no slices")]:
+        run_dir = tmp / "runs" / name.replace(" ", "-")
+        run = train_process(pattern, f"data.subjects={subjects}", *fast, f"hydra.run.dir={run_dir}")
+        results.append(refused_before_work(f"{name} (found at setup)", run, [said], run_dir, klass))
+    flat = tmp / "flat"
+    for i in range(3):
+        write_phantom(flat / f"s{i}.nii.gz", seed=i)
+    nib.save(nib.Nifti1Image(np.full((40, 48, 24), 7.0, np.float32), np.eye(4)), str(flat / "constant.nii.gz"))
+    run_dir = tmp / "runs" / "constant"
+    run = train_process(f"data.pattern={flat}/*.nii.gz", *fast, f"hydra.run.dir={run_dir}")
+    results.append(refused_before_work("a constant volume among the training volumes", run, ["constant.nii.gz", "constant"], run_dir, klass))
+    for fault, names in [("faults", ["pair validation of", "the full report:"]), ("far", ["s01", "field of view", "300 mm"]),
+                         ("other head", ["s01", "do not look alike"])]:
+        root = paired_collection(tmp / f"pairs-{fault.replace(' ', '-')}", fault)
+        run_dir = tmp / "runs" / f"pairs-{fault.replace(' ', '-')}"
+        run = train_process("data=paired_lowfield", f"data.root={root}", *GRID_OVERRIDES, *fast, f"hydra.run.dir={run_dir}")
+        result = refused_before_work(f"paired data: {fault}", run, names, run_dir, klass)
+        report = next((Path(line.split("the full report: ")[1].split(";")[0]) for line in error_lines(run) if "the full report: " in line), None)
+        if result.verdict == "clear" and (report is None or not report.is_file()):
+            result = Result(klass, result.case, "unclear", "the report file named is missing")
+        if report is not None:
+            report.unlink(missing_ok=True)
+        results.append(result)
+    # lfmri's own outputs beside the scans, found by '**': skipped, as predict and evaluate skip them
+    tree = tmp / "tree"
+    for i in range(4):
+        scan = write_phantom(tree / f"site{i % 2}" / f"sub-{i}.nii.gz", seed=i)
+        volume = load_nifti(scan)
+        save_nifti(tree / f"site{i % 2}" / "out" / f"sub-{i}_sr.nii.gz", volume.data, volume.affine,
+                   description=f"sr lfmri 1.0 tiny x2 {ckpts['tiny'].name}")
+    run_dir = tmp / "runs" / "own-outputs"
+    run = train_process(f"data.pattern={tree}/**/*.nii.gz", *fast, f"hydra.run.dir={run_dir}")
+    split = json.loads((run_dir / "split.json").read_text()) if (run_dir / "split.json").is_file() else {}
+    subjects = sorted(seg["subject"] for segs in split.values() for seg in segs)
+    if run.code != 0:
+        verdict, note = judge_refusal(run, {0}, [], [])
+    elif any("_sr" in s for s in subjects) or len(subjects) != 4:
+        verdict, note = "silent wrong output", f"trained on {subjects}"
+    else:
+        verdict, note = "clear", "trained on the 4 scans only"
+    results.append(Result(klass, "data.pattern with ** over a tree holding predict's *_sr outputs", verdict, note))
+    run_dir = tmp / "runs" / "list-form"
+    run = train_process(f"data.pattern=[{tree}/site0/*.nii.gz,{tree}/site1/*.nii.gz]", *fast, f"hydra.run.dir={run_dir}")
+    verdict, note = ("clear", "exit 0") if run.code == 0 and (run_dir / "split.json").is_file() else judge_refusal(run, {0}, [], [])
+    results.append(Result(klass, "the documented list form data.pattern='[a/*.nii.gz,b/*.nii.gz]'", verdict, note))
+    cwd = tmp / "cwd"
+    cwd.mkdir()
+    (cwd / "notes.txt").write_text("mine")
+    run = train_process(pattern, *fast, "hydra.run.dir=", cwd=cwd)
+    result = refused_before_work("empty hydra.run.dir=", run, ["hydra.run.dir"], tmp / "runs" / "none", klass)
+    if sorted(p.name for p in cwd.iterdir()) != ["notes.txt"]:
+        result = Result(klass, result.case, "silent wrong output", f"wrote into the current folder: {sorted(p.name for p in cwd.iterdir())}")
+    results.append(result)
+    results.append(disk_full_while_saving(tmp / "disk-full", klass))
+    return results
+
+
+def disk_full_while_saving(folder: Path, klass: str) -> Result:
+    """A checkpoint save that the disk refuses, under run_entry as train.py runs it: one line, the previous kept."""
+    import errno
+
+    import lfmri.checkpoints.atomic_io as atomic_io
+    from lfmri.checkpoints.atomic_io import AtomicCheckpointIO
+    from lfmri.cli.common import run_entry
+    from omegaconf import OmegaConf
+
+    last = folder / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, last)
+    real = atomic_io.torch.save
+
+    def full(obj, target):
+        Path(target).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    atomic_io.torch.save = full
+    try:
+        run = call(lambda: run_entry("train.py", lambda cfg: AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(2)}, last),
+                                     OmegaConf.create({})))
+    finally:
+        atomic_io.torch.save = real
+    verdict, note = judge_refusal(run, {2}, [str(last), "No space left"], [last.parent])
+    if verdict == "clear" and int(torch.load(last, weights_only=True)["step"]) != 1:
+        verdict, note = "lost result", "the previous last.ckpt was replaced"
+    return Result(klass, "disk full while saving a checkpoint", verdict, note)
+
+
+def class_training_tools(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
+    import json
+
+    from lfmri.cli import sweep
+    from lfmri.cli.export import main as export_main
+    from tests.helpers.dicom import write_dicom_series
+
+    klass = CLASSES[8]
+    results = []
+    for option in ("opset=1", "opset=99", "tolerance=nan", "tolerance=-1", "tolerance=0"):
+        out = tmp / "export" / option.replace("=", "-")
+        run = call(lambda: export_main([f"ckpt_path={ckpts['tiny']}", f"output_dir={out}", option]))
+        verdict, note = judge_refusal(run, {2}, [option], [out])
+        if verdict == "clear" and out.exists() and any(out.iterdir()):
+            verdict, note = "silent wrong output", f"written before the refusal: {sorted(p.name for p in out.iterdir())}"
+        results.append(Result(klass, f"lfmri-export {option}: refused before the export", verdict, note))
+    scan = write(tmp / "scans" / "scan.nii.gz")
+    out = tmp / "classical"
+    run = evaluate(ckpt_path=str(ckpts["bicubic"]), inputs=[str(scan)], output_dir=str(out), classical="nlm3d")
+    table = (out / "metrics.csv").read_text() if (out / "metrics.csv").is_file() else ""
+    if run.code == 0 and "nlm3d" in table:
+        verdict, note = "clear", "one nlm3d row"
+    else:
+        verdict, note = judge_refusal(run, {0}, ["nlm3d"], [out])
+    results.append(Result(klass, "evaluate classical=nlm3d (no brackets): one name", verdict, note))
+    # DICOM fields
+    data = phantom((20, 22, 6)) * 1000
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    plain = write_dicom_series(tmp / "dicom" / "mono2", data, affine)
+    inverted = write_dicom_series(tmp / "dicom" / "mono1", data.max() - data, affine)
+    retag(inverted, lambda h: setattr(h, "PhotometricInterpretation", "MONOCHROME1"))
+    outputs = {}
+    for folder in (plain[0].parent, inverted[0].parent):
+        out = tmp / "dicom-out" / folder.name
+        predict(f"ckpt_path={ckpts['bicubic']}", f"inputs={folder}", f"output_dir={out}")
+        found = list(out.glob("*_sr.nii.gz"))
+        outputs[folder.name] = np.asarray(nib.load(found[0]).dataobj) if found else None
+    if any(v is None for v in outputs.values()):
+        verdict, note = "unclear", "not predicted"
+    else:
+        r = float(np.corrcoef(outputs["mono2"].ravel(), outputs["mono1"].ravel())[0, 1])
+        verdict, note = ("clear", f"correlation with MONOCHROME2 {r:.3f}") if r > 0.99 else ("silent wrong output", f"correlation {r:.3f}")
+    results.append(Result(klass, "DICOM MONOCHROME1 read the right way up", verdict, note))
+    good = write(tmp / "dicom" / "good.nii.gz")
+    slope0 = write_dicom_series(tmp / "dicom" / "slope0", data, affine)
+    retag(slope0[2:3], lambda h: setattr(h, "RescaleSlope", "0"))
+    out = tmp / "dicom-out" / "slope0"
+    run = predict(f"ckpt_path={ckpts['bicubic']}", f"inputs=[{good},{slope0[0].parent}]", f"output_dir={out}")
+    verdict, note = judge_refusal(run, {1}, [slope0[2].name, "RescaleSlope 0"], [out])
+    if verdict == "clear" and not (out / "good_sr.nii.gz").is_file():
+        verdict, note = "unclear", "the good input beside it was not written"
+    results.append(Result(klass, "DICOM RescaleSlope 0: refused naming the file, not read as 1", verdict, note))
+    study = tmp / "dicom" / "study"
+    write_dicom_series(study, data, affine, series_number=1)
+    bad = write_dicom_series(study, data, affine, series_number=99, prefix="B")
+    for path in bad:  # pydicom refuses to write an IS value that is no number: patched in the file
+        path.write_bytes(path.read_bytes().replace(b"\x20\x00\x11\x00IS\x02\x0099", b"\x20\x00\x11\x00IS\x02\x00ab"))
+    out = tmp / "dicom-out" / "study"
+    run = predict(f"ckpt_path={ckpts['bicubic']}", f"inputs={study}", f"output_dir={out}")
+    verdict, note = judge_refusal(run, {1}, [bad[0].name, "SeriesNumber"], [out])
+    if verdict == "clear" and len(list(out.glob("*_sr.nii.gz"))) != 1:
+        verdict, note = "unclear", "the other series was not written"
+    results.append(Result(klass, "DICOM non-numeric SeriesNumber: names the file, the other series read", verdict, note))
+    # sweep summaries
+    for damaged, content in [("metrics.json", '{"metrics": {"test/psnr'), (".hydra/overrides.yaml", "- [unclosed\n"),
+                             ("logs/metrics.csv", b"epoch,step,val/psnr_brain\n\xff\xfe\x00 cut")]:
+        sweep_dir = tmp / "sweeps" / damaged.replace("/", "-")
+        for job in ("0", "1"):
+            run_dir = sweep_dir / job
+            (run_dir / ".hydra").mkdir(parents=True)
+            (run_dir / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+            (run_dir / "logs").mkdir()
+            (run_dir / "logs" / "metrics.csv").write_text("epoch,step,val/psnr_brain\n0,10,20.0\n")
+            (run_dir / "metrics.json").write_text(json.dumps({"metrics": {"test/psnr_brain": 21.0}}))
+        target = sweep_dir / "1" / damaged
+        target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+        run = call(lambda: sweep.main(["summarize", f"output_dir={sweep_dir}"]))
+        verdict, note = judge_refusal(run, {0}, [str(sweep_dir / "1" / damaged)], [sweep_dir])
+        summary = (sweep_dir / "summary.md").read_text() if (sweep_dir / "summary.md").is_file() else ""
+        if verdict == "clear" and ("unreadable" not in summary or "complete" not in summary):
+            verdict, note = "unclear", "the summary does not mark the damaged run beside the complete one"
+        results.append(Result(klass, f"lfmri-sweep summarize: a damaged {damaged}", verdict, note))
+    from tests.helpers.volumes import write_phantom_volumes
+
+    volumes = write_phantom_volumes(tmp / "volumes")
+    sweep_dir = tmp / "sweeps" / "failed-job"
+    run = train_process(f"data.pattern={volumes}/*.nii.gz", "trainer.fast_dev_run=true",
+                        "data.subjects={val:[sub-02],test:[sub-03]},{val:[sub-02],test:[]}", f"hydra.sweep.dir={sweep_dir}",
+                        multirun=True)
+    summary = (sweep_dir / "summary.md").read_text() if (sweep_dir / "summary.md").is_file() else ""
+    if "failed: DataError" in summary and "complete" in summary:
+        verdict, note = "clear", f"exit {run.code}, summary.md marks the failed job"
+    else:
+        verdict, note = "lost result", f"exit {run.code}; summary.md {'without the failed job' if summary else 'missing'}"
+    results.append(Result(klass, "a sweep with one failed job still writes summary.md", verdict, note))
+    return results
+
+
+def retag(paths: list[Path], change: Callable) -> None:
+    import pydicom
+
+    for path in paths:
+        header = pydicom.dcmread(path)
+        change(header)
+        header.save_as(path)
+
+
+def class_resume(tmp: Path, ckpts: dict[str, Path]) -> list[Result]:
+    """Runs stopped at awkward moments and resumed: the metrics of an uninterrupted run, or a refusal."""
+    import csv
+    import json
+    import subprocess
+    import time
+
+    from tests.helpers.run import TINY
+    from tests.helpers.volumes import write_phantom_volumes
+
+    klass = CLASSES[9]
+    volumes = write_phantom_volumes(tmp / "volumes")
+    options = [f"data.pattern={volumes}/*.nii.gz", "trainer.max_epochs=2", "data.patches_per_epoch=24",
+               "callbacks.last_checkpoint.every_n_train_steps=4", "trainer.limit_val_batches=2", "trainer.limit_test_batches=1"]
+    reference = tmp / "reference"
+    run = train_process(*options, f"hydra.run.dir={reference}")
+    if run.code != 0:
+        return [Result(klass, "an uninterrupted reference run", *judge_refusal(run, {0}, [], []))]
+    expected = json.loads((reference / "metrics.json").read_text())
+
+    def logged(run_dir: Path) -> list[str]:
+        with (run_dir / "logs" / "metrics.csv").open(newline="") as file:
+            return [row["step"] for row in csv.DictReader(file)]
+
+    results = []
+    for name, signum, pause in [("Ctrl-C (SIGINT) mid-epoch", signal.SIGINT, ["+callbacks.pause.step=9"]),
+                                ("SIGTERM mid-epoch", signal.SIGTERM, ["+callbacks.pause.step=9"]),
+                                ("SIGKILL inside the epoch-end checkpoint write", signal.SIGKILL,
+                                 ["+callbacks.pause.step=12", "+callbacks.pause.during_write=2"])]:
+        run_dir = tmp / name.split(" ")[0].replace("(", "")
+        flag = tmp / f"{run_dir.name}.paused"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY, *options, f"hydra.run.dir={run_dir}",
+                                 "+callbacks.pause._target_=tests.helpers.pause_callback.PauseAtStep", f"+callbacks.pause.flag={flag}",
+                                 *pause], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 600
+        while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        output = proc.communicate(timeout=300)[0]
+        if signum != signal.SIGKILL and (proc.returncode != 128 + signum or "resume=true" not in output or "Traceback" in output):
+            results.append(Result(klass, name, "traceback" if "Traceback" in output else "unclear",
+                                  f"exit {proc.returncode}: {output.strip().splitlines()[-1][:160] if output.strip() else ''}"))
+            continue
+        resumed = train_process(*options, f"hydra.run.dir={run_dir}", "resume=true", "trust_targets=[tests.helpers.pause_callback]")
+        final = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else None
+        if resumed.code != 0 or final is None:
+            results.append(Result(klass, name, *judge_refusal(resumed, {0}, [], [])))
+            continue
+        differ = [k for k, v in expected["metrics"].items() if k.startswith(("val/", "test/"))
+                  and abs(final["metrics"].get(k, float("nan")) - v) > 1e-5 * max(1.0, abs(v))]
+        if final["global_step"] != expected["global_step"] or differ or logged(run_dir) != logged(reference):
+            results.append(Result(klass, name, "silent wrong output", f"resumed run differs: {differ[:4]} steps {final['global_step']}"))
+        else:
+            results.append(Result(klass, name, "clear", f"exit {proc.returncode}, resumed to the same metrics"))
+    before = {p: p.read_bytes() for p in reference.rglob("*") if p.is_file()}
+    run = train_process(*options, f"hydra.run.dir={reference}", "resume=true")
+    after = {p: p.read_bytes() for p in reference.rglob("*") if p.is_file()}
+    if run.code == 0 and before == after and "already finished" in run.text:
+        verdict, note = "clear", "one line, nothing changed"
+    elif before != after:
+        verdict, note = "lost result", f"changed: {sorted(p.name for p in set(before) | set(after) if before.get(p) != after.get(p))[:4]}"
+    else:
+        verdict, note = judge_refusal(run, {0}, ["already finished"], [])
+    results.append(Result(klass, "resume=true on a finished run", verdict, note))
     return results
 
 
@@ -1065,7 +1394,8 @@ def main() -> int:
         tmp = Path(folder)
         tmp.mkdir(parents=True, exist_ok=True)
         ckpts = checkpoints(tmp / "ckpts")
-        runners = [class_lost, class_batch, class_wrong, class_debris, class_mistakes, class_stored, class_runs]
+        runners = [class_lost, class_batch, class_wrong, class_debris, class_mistakes, class_stored, class_runs,
+                   class_training_data, class_training_tools, class_resume]
         results: list[Result] = []
         for number, runner in enumerate(runners, 1):
             if args.only and args.only != number:

@@ -27,3 +27,13 @@ class ExistingOutputError(UserError, FileExistsError):
 
 class DivergedError(UserError, FloatingPointError):
     """Training produced a NaN or Inf loss: stopped there (a learning rate, data or initialisation to change)."""
+
+
+class DataError(UserError, ValueError):
+    """Input data that reads but cannot be trained or scored on (a constant volume, a paired
+    collection that fails validation, a split without slices); the message names the files."""
+
+
+class StorageError(UserError, OSError):
+    """A file could not be written: the disk is full, or the folder is not writable (the message
+    names the file; what was there before is left as it was)."""

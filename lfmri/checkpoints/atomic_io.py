@@ -15,12 +15,28 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lfmri.errors import StorageError
 from lfmri.files import atomic_write
 
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` that leaves ``path`` either untouched or complete (:func:`lfmri.files.atomic_write`)."""
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save(obj, path)`` that leaves ``path`` either untouched or complete (:func:`lfmri.files.atomic_write`).
+
+    A write the file system refuses (a full disk, a quota, a read-only folder) raises
+    :class:`~lfmri.errors.StorageError` naming the file: one line, the previous file kept.
+    """
+    try:
+        with atomic_write(path) as tmp:
+            torch.save(obj, tmp)
+    except OSError as err:
+        raise StorageError(f"{path}: could not be written ({err.strerror or err}); the previous file, if any, is kept. "
+                           "Free space (or fix the folder's permissions), then resume the run") from err
+    except RuntimeError as err:
+        # torch's zip writer reports a failed write as RuntimeError("... file write failed"), without errno
+        if "write" not in str(err).lower():
+            raise
+        raise StorageError(f"{path}: could not be written ({str(err).strip().splitlines()[0]}); the previous file, if any, "
+                           "is kept. Free space (or fix the folder's permissions), then resume the run") from err
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import glob
-import os
 import re
 import signal
 import sys
@@ -125,6 +123,28 @@ def run_command(run_dir: Path) -> str:
     return f" (lfmri-train {words})"
 
 
+def finished_run(run_dir: Path, config: DictConfig) -> str:
+    """What says that ``run_dir`` finished within ``config``'s limits (``"epoch 8, step 800, tested"``), or "".
+
+    A run writes ``metrics.json`` after its test, at the very end; it is finished for this config
+    when it also reached the epochs or steps asked for now (a resume with a raised
+    ``trainer.max_epochs``/``max_steps`` trains on).
+    """
+    import json
+
+    record_path = run_dir / "metrics.json"
+    try:
+        record = json.loads(record_path.read_text())
+        epoch, step = int(record["epoch"]), int(record["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent, or not a record of a finished run: not finished
+        return ""
+    trainer = config.get("trainer") or {}
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    by_epochs = max_epochs is not None and int(max_epochs) >= 0 and epoch >= int(max_epochs)
+    by_steps = max_steps is not None and int(max_steps) > 0 and step >= int(max_steps)
+    return f"epoch {epoch}, step {step}, tested: {record_path.name}" if by_epochs or by_steps else ""
+
+
 def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     """``resume=true`` needs the run; a resumed run keeps its config unless changes are allowed."""
     resume = config.get("resume", False)
@@ -139,6 +159,12 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     stored_path = run_dir / ".hydra" / "config.yaml"
     if resume not in (True, "auto") or not last.is_file() or not stored_path.is_file():
         return
+    done = finished_run(run_dir, config)
+    if done:
+        # exit 0 before Hydra rewrites .hydra/ or train.log: a finished run is left exactly as it was
+        print(f"{prog_name('lfmri-train')}: {run_dir} already finished ({done}); nothing to resume, nothing changed "
+              "(raise trainer.max_epochs or trainer.max_steps to train on)", flush=True)
+        raise SystemExit(0)
     stored = read_stored_config(stored_path)
     # a run started before lfmri moved a class names its old module path: the same class, not a change
     rewrite_moved_targets(stored)
@@ -206,9 +232,11 @@ def check_train(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     if str(data.get("_target_", "")).endswith("FolderDataModule"):
         if OmegaConf.is_missing(data, "pattern") or not data.get("pattern"):
             raise ConfigError("data.pattern is not set: data=folder reads HR volumes from a glob, e.g. data.pattern='/data/IXI-T1/*.nii.gz'")
-        pattern = str(data.pattern)
-        if not [p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]:
-            raise MissingFileError(f"data.pattern={pattern!r} matches no files; check the path (quote the glob)")
+        from lfmri.data.folder import find_volumes
+
+        # the data module's own reading of the option: one glob or the list form '[a/*.nii.gz,b/*.nii.gz]'
+        pattern = data.pattern
+        find_volumes(str(pattern) if isinstance(pattern, str) else [str(p) for p in pattern])
     ckpt_path = config.get("ckpt_path")
     if ckpt_path and not Path(str(ckpt_path)).is_file():
         raise MissingFileError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint file, e.g. outputs/train/<run>/checkpoints/last.ckpt")
@@ -248,6 +276,11 @@ class RunChecks(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from lfmri.geometry.nifti import NiftiError
 
+        app = str(config.hydra.job.config_name)
+        if not str(config.hydra.run.dir or "").strip():
+            # Path("") is the current folder: the run would write .hydra/, logs and checkpoints among the user's files
+            fail(prog_name(f"lfmri-{app}"), "hydra.run.dir is empty: give the run's folder, e.g. hydra.run.dir=outputs/train/my_run "
+                                            "(or leave it out for a new dated folder under outputs/)")
         run_dir = Path(str(config.hydra.run.dir))
         # what this invocation creates: the run directory and the parents it lacks (outputs/train/<date>:
         # outputs, outputs/train), deepest first; a failure removes only those (lfmri.training.run_record.remove_created)
@@ -255,7 +288,6 @@ class RunChecks(Callback):
                     resume_changes=None)
         if rank() != 0:  # DDP ranks started by Lightning re-run train.py in rank zero's directory
             return
-        app = str(config.hydra.job.config_name)
         given_dirs = any(o.startswith("hydra.run.dir=") for o in config.hydra.overrides.hydra)
         option = "hydra.run.dir" if app == "train" else "output_dir"
         try:
@@ -273,24 +305,55 @@ class RunChecks(Callback):
         # under the lock: whether everything in the folder from now on is this run's (for the cleanup after a failure)
         _RUN["was_new"] = not any(p.name != LOCK_NAME for p in run_dir.iterdir())
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(config.hydra.job.config_name) == "train" and rank() == 0:
+            _SWEEP.update(sweep_dir=Path(str(config.hydra.sweep.dir)), metric=str(config.get("monitor") or "val/psnr_brain"),
+                          failed={})
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """A job of this process's sweep that failed is named as failed in the sweep's summary."""
+        from hydra.core.utils import JobStatus
+
+        if _SWEEP and getattr(job_return, "status", None) == JobStatus.FAILED:
+            error = getattr(job_return, "_return_value", None)
+            line = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}" if error else "failed"
+            _SWEEP["failed"][Path(str(config.hydra.runtime.output_dir))] = line
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A training sweep ends with its comparison: ``summary.md``/``summary.csv`` written, and named."""
         if str(config.hydra.job.config_name) != "train" or rank() != 0:
             return
-        from lfmri.cli.sweep import summarize, to_markdown, write_summary
+        write_sweep_summary()
 
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        metric = str(config.get("monitor") or "val/psnr_brain")
-        try:
-            rows = summarize(sweep_dir, metric)
-            csv_path, md_path = write_summary(sweep_dir, rows, metric)
-        except (FileNotFoundError, ValueError, ExistingOutputError) as err:
-            # no job got far enough, or a summary.md that is not lfmri's: say so, the sweep's own errors stand
-            print(f"no sweep summary: {err}", flush=True)
-            return
-        print(to_markdown(rows), flush=True)
-        print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
-              flush=True)
+
+# the sweep this process runs (set by RunChecks.on_multirun_start): its folder, metric and failed jobs
+_SWEEP: dict[str, Any] = {}
+
+
+def write_sweep_summary() -> None:
+    """Write and print the summary of this process's sweep, once, also when one of its jobs failed.
+
+    Hydra's basic sweeper raises the first failed job's error after every job has run, and then
+    never calls ``on_multirun_end``: the ``lfmri-train`` entry point calls this on its way out, so
+    the sweep still ends with its table (the failed job's row says ``failed: <error>``).
+    """
+    if not _SWEEP:
+        return
+    from lfmri.cli.sweep import summarize, to_markdown, write_summary
+
+    sweep = dict(_SWEEP)
+    _SWEEP.clear()
+    sweep_dir, metric = sweep["sweep_dir"], sweep["metric"]
+    try:
+        rows = summarize(sweep_dir, metric, sweep["failed"])
+        csv_path, md_path = write_summary(sweep_dir, rows, metric)
+    except (FileNotFoundError, ValueError, ExistingOutputError) as err:
+        # no job got far enough, or a summary.md that is not lfmri's: say so, the sweep's own errors stand
+        print(f"no sweep summary: {err}", flush=True)
+        return
+    print(to_markdown(rows), flush=True)
+    print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
+          flush=True)
 
 
 class WatchSlurmJobs(Callback):
@@ -327,6 +390,13 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
     try:
         with stop_signals:
             return task(cfg)
+    except SystemExit as stopped:  # train.py stopped by SIGTERM or Ctrl-C, its last.ckpt written: the exact command that resumes
+        signums = {128 + signal.SIGTERM: signal.SIGTERM, 128 + signal.SIGINT: signal.SIGINT}
+        command = run_command(Path(run["run_dir"])) if run.get("run_dir") and stopped.code in signums else ""
+        if command and prog != "evaluate.py" and rank() == 0:
+            print(f"{prog}: stopped by {signums[stopped.code].name}, checkpoint saved; continue with: {command.strip()[1:-1]}",
+                  file=sys.stderr, flush=True)
+        raise
     except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM/SIGHUP raised by signals_raise: one line, no traceback
         signum = getattr(stopped, "signum", signal.SIGINT)
         print(f"{prog}: interrupted ({signal.Signals(signum).name}); files already written are complete, nothing partial "

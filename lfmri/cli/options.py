@@ -217,7 +217,10 @@ def parse_options(
     if missing:
         readable = [" or ".join(name.split("|")) for name in missing]
         fail(prog, f"missing required option(s) {', '.join(readable)}" + (f" (e.g. {prog} {example})" if example else ""))
-    return OmegaConf.to_object(cfg)
+    try:
+        return OmegaConf.to_object(cfg)
+    except ValueError as err:  # a schema's __post_init__ refusing a value it cannot honour, naming the option
+        fail(prog, str(err))
 
 
 def parse_command(

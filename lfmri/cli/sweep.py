@@ -111,25 +111,53 @@ def columns(metric: str = DEFAULT_METRIC) -> tuple[str, ...]:
     return tuple(dict.fromkeys(("run", "overrides", metric, *COLUMNS[2:])))
 
 
-def summarize_run(run_dir: Path, sweep_dir: Path, metric: str = DEFAULT_METRIC) -> dict:
-    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+class RunFileError(ValueError):
+    """A file of one run that cannot be read (cut short, not JSON/YAML/CSV); names the file."""
+
+
+def _read(path: Path, parse):
+    """``parse(path)``, or :class:`RunFileError` naming ``path`` when its content is not what lfmri wrote."""
+    try:
+        return parse(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError, csv.Error) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunFileError(f"{path}: unreadable ({type(err).__name__}: {detail})") from None
+
+
+def summarize_run(run_dir: Path, sweep_dir: Path, metric: str = DEFAULT_METRIC, failed: str | None = None) -> dict:
+    """One run's row; ``failed``: the error its job ended with (the row says so).
+
+    A damaged file of the run (``overrides.yaml``, ``metrics.csv``, ``metrics.json``) makes its row
+    ``unreadable: <file> (...)`` and leaves the others' rows as they are.
+    """
     row = {key: None for key in columns(metric)}
     row["run"] = str(run_dir.relative_to(sweep_dir)) if run_dir != sweep_dir else "."
-    row["overrides"] = " ".join(round_numbers(o) for o in overrides)
-    row.update(best_validation(run_dir, metric))
-    final = run_dir / "metrics.json"
-    if final.is_file():
-        metrics = json.loads(final.read_text()).get("metrics", {})
-        row.update({key: _float(metrics.get(key)) for key in TEST_COLUMNS if key not in ZEROFILL})
-        row["test/psnr_brain_vs_zerofill"] = gain(metrics, "test/psnr_brain_vs_zerofill")
-        row["status"] = "complete"
-    else:
-        row["status"] = "incomplete"  # still running, failed or killed: see its train.log
+    try:
+        overrides = _read(run_dir / ".hydra" / "overrides.yaml", lambda p: [str(o) for o in yaml.safe_load(p.read_text()) or []])
+        row["overrides"] = " ".join(round_numbers(o) for o in overrides)
+        row.update(_read(run_dir / "logs" / "metrics.csv", lambda p: best_validation(run_dir, metric)))
+        final = run_dir / "metrics.json"
+        if final.is_file():
+            metrics = _read(final, lambda p: dict(json.loads(p.read_text()).get("metrics", {})))
+            row.update({key: _float(metrics.get(key)) for key in TEST_COLUMNS if key not in ZEROFILL})
+            row["test/psnr_brain_vs_zerofill"] = gain(metrics, "test/psnr_brain_vs_zerofill")
+            row["status"] = "complete"
+        else:
+            row["status"] = "incomplete"  # still running, failed or killed: see its train.log
+    except RunFileError as err:
+        print(f"{PROG}: warning: {err}", file=sys.stderr, flush=True)
+        row["overrides"] = row["overrides"] or "?"
+        row["status"] = f"unreadable: {err}"
+    if failed:
+        row["status"] = f"failed: {failed}"
     return row
 
 
-def summarize(sweep_dir: str | Path, metric: str = DEFAULT_METRIC) -> list[dict]:
-    """One row per run directory below ``sweep_dir``, the best validation ``metric`` first."""
+def summarize(sweep_dir: str | Path, metric: str = DEFAULT_METRIC, failed: dict[Path, str] | None = None) -> list[dict]:
+    """One row per run directory below ``sweep_dir``, the best validation ``metric`` first.
+
+    ``failed``: run directories whose job ended with an error (the sweep's own record), and the error.
+    """
     metric_mode(metric)  # an unknown metric fails here, naming the choices
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -137,7 +165,8 @@ def summarize(sweep_dir: str | Path, metric: str = DEFAULT_METRIC) -> list[dict]
     runs = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")})
     if not runs:
         raise FileNotFoundError(f"{sweep_dir}: no run directories (folders with .hydra/overrides.yaml) below it")
-    rows = [summarize_run(run, sweep_dir, metric) for run in runs]
+    failed = {Path(k).resolve(): v for k, v in (failed or {}).items()}
+    rows = [summarize_run(run, sweep_dir, metric, failed.get(run.resolve())) for run in runs]
     if len(rows) > 1:  # show what tells the runs apart, not what they share
         shared = set.intersection(*(set(r["overrides"].split(" ")) for r in rows))
         for row in rows:

@@ -10,6 +10,8 @@ metrics, panels and the test table. Recipes: README.md and docs/training.md.
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -28,7 +30,12 @@ def train_app(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """The ``lfmri-train`` console script (and ``train.py``)."""
-    run_app("train", __doc__, train_app)
+    try:
+        run_app("train", __doc__, train_app)
+    finally:  # a sweep with a failed job ends without on_multirun_end: its summary is written here
+        common = sys.modules.get("lfmri.cli.common")  # loaded by the RunChecks callback; --help never imports it
+        if common is not None:
+            common.write_sweep_summary()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from lfmri.data.resumable import ResumableLoader
 from lfmri.geometry.slicing import check_axis, foreground_fraction, take_slices
 from lfmri.data.splits import STAGES, Segment, Split, split_from_dict, split_to_dict, write_split
 from lfmri.contracts import INPUT_MODES, check_context_slices
-from lfmri.errors import ConfigError
+from lfmri.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +162,33 @@ class SliceDataModule(L.LightningDataModule):
         self.split = split
         counts = {name: sum(len(p.hr) for p in segs) for name, segs in self.prepared.items()}
         log.info("split (slices with anatomy): %s%s", counts, self.split_note())
+        self.check_stages(counts, stage)
         if self.split_file and self.trainer is not None and self.trainer.is_global_zero:
             write_split(split, self.split_file)
 
     def split_note(self) -> str:
         """Anything a subclass adds to the split's log line."""
         return ""
+
+    def check_stages(self, counts: Mapping[str, int], stage: str | None) -> None:
+        """Refuse, at setup, a stage the run will use that has no slice with anatomy.
+
+        ``fit`` needs training and validation slices, and test slices too: ``lfmri-train`` tests
+        what it trained, so an empty test split found only then would cost the whole training. A
+        stage the trainer skips (``trainer.limit_val_batches=0``) may be empty.
+        """
+        needed = {"fit": ("train", "val", "test"), "validate": ("val",), "test": ("test",)}.get(stage or "", ())
+        limits = {"val": "limit_val_batches", "test": "limit_test_batches"}
+        if self.trainer is not None:
+            needed = tuple(name for name in needed if getattr(self.trainer, limits.get(name, ""), 1) != 0)
+        empty = [name for name in needed if not counts.get(name)]
+        if empty:
+            sizes = ", ".join(f"{name}: {len({seg.subject for seg in self.split.get(name, [])})} subject(s), {counts.get(name, 0)} slice(s)"
+                              for name in STAGES)
+            raise DataError(
+                f"the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'} no slices with anatomy ({sizes}); "
+                "give it subjects with data.fractions or data.subjects (or more volumes)"
+            )
 
     def _prepare(self, segment: Segment) -> PreparedSegment:
         data = self.volumes[segment.subject].volume.data
@@ -235,7 +256,7 @@ class SliceDataModule(L.LightningDataModule):
     def _eval_loader(self, stage: str) -> DataLoader:
         dataset = self.eval_dataset(stage)
         if len(dataset) == 0:
-            raise ValueError(f"the {stage} split has no slices with anatomy (check data.slabs, data.fractions or data.subjects)")
+            raise DataError(f"the {stage} split has no slices with anatomy (check data.slabs, data.fractions or data.subjects)")
         return self._loader(dataset, batch_sampler=ShapeBatchSampler(dataset, self.eval_batch_size))
 
     def val_dataloader(self) -> DataLoader:

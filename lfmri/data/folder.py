@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
+from lfmri.geometry.inputs import found_volumes
 from lfmri.geometry.nifti import Volume, glob_files, load_nifti
 from lfmri.errors import ConfigError, MissingFileError
 from lfmri.data.splits import Split, explicit_split, subject_split
@@ -25,9 +26,15 @@ def find_volumes(pattern: str | Sequence[str]) -> list[Path]:
         )
     paths: set[Path] = set()
     for one in patterns:
-        found = glob_files(one)
+        matched = glob_files(one)
+        if not matched:
+            raise MissingFileError(f"data.pattern={one!r} matches no files; check the path (quote the glob)")
+        # as predict and evaluate do: lfmri's own outputs (NAME_sr.nii.gz, by their header's provenance)
+        # and the temporaries of an interrupted write are no training scans, also under ``**``
+        found = found_volumes(matched, volumes_only=False)
         if not found:
-            raise MissingFileError(f"data.pattern={one!r} matches no files")
+            raise MissingFileError(f"data.pattern={one!r} matches only outputs of lfmri or temporary files "
+                                   f"({', '.join(p.name for p in matched[:3])}{' ...' if len(matched) > 3 else ''}), no scans")
         paths.update(found)
     return sorted(paths)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lfmri.errors import ConfigError, DataError
+
 
 @dataclass(frozen=True)
 class Intensity:
@@ -45,11 +47,11 @@ def percentile_intensity(data: np.ndarray, percentiles: Sequence[float], source:
     """Intensity window from the ``percentiles`` (low, high) of all voxels of a volume."""
     low_p, high_p = (float(p) for p in percentiles)
     if not 0 <= low_p < high_p <= 100:
-        raise ValueError(f"normalisation percentiles must satisfy 0 <= low < high <= 100, got {list(percentiles)}")
+        raise ConfigError(f"data.percentiles={list(percentiles)}: normalisation percentiles must satisfy 0 <= low < high <= 100")
     low, high = np.percentile(data, [low_p, high_p])
     if not high > low:
-        raise ValueError(
+        raise DataError(
             f"{source}: intensity percentiles {low_p:g} and {high_p:g} are equal ({low:g}); "
-            "the volume is (nearly) constant and cannot be normalised"
+            "the volume is (nearly) constant and cannot be normalised; remove it from the data"
         )
     return Intensity(float(low), float(high), float(np.min(data)), float(np.max(data)))

@@ -46,10 +46,10 @@ from lfmri.data.datamodule import NormalisedVolume, SliceDataModule
 from lfmri.data.datasets import derive_seed
 from lfmri.data.normalize import Intensity, percentile_intensity
 from lfmri.data.pair_reading import SLICE_REGEX, VOLUME_REGEX, check_pairs, read_slice_layout, read_volume_layout
-from lfmri.data.pair_validation import FIELDS, PairReport, enforce
+from lfmri.data.pair_validation import FIELDS, PairReport, enforce, pair_overlap, pair_similarity
 from lfmri.data.paired_datasets import PairedPatchDataset, PairedSegment, PairedSliceDataset
 from lfmri.data.splits import Segment, Split, explicit_split, split_to_dict, subject_split
-from lfmri.errors import ConfigError
+from lfmri.errors import ConfigError, DataError, MissingFileError
 from lfmri.geometry.nifti import Volume, load_nifti
 from lfmri.geometry.resample import centred_on, hr_grid_shape, lr_grid, resample_onto, resample_volume
 from lfmri.geometry.slicing import take_slices
@@ -150,7 +150,7 @@ class PairedLowFieldDataModule(SliceDataModule):
     def read_collection(self) -> tuple[dict[str, dict[str, Volume]], list[str], PairReport]:
         root = self.root
         if not root.is_dir():
-            raise FileNotFoundError(f"data.root={str(root)!r} is not a directory")
+            raise MissingFileError(f"data.root={str(root)!r} is not a directory")
         report = PairReport(str(root))
         if self.layout == "volumes":
             found = read_volume_layout(root, self.globs, self.name_regex, report)
@@ -166,11 +166,27 @@ class PairedLowFieldDataModule(SliceDataModule):
         found, subjects, report = self.read_collection()
         if any(p.subject is None for p in report.problems) and self.strict is False:
             log.warning("files that belong to no subject are ignored")
+        pairs = {}
+        for s in subjects:
+            if s in report.bad_subjects:
+                continue
+            lf, hf = found["lf"][s], found["hf"][s]
+            # the grids below centre one field on the other: a pair that is not one head is caught here
+            apart = pair_overlap(lf.affine, lf.data.shape, hf.affine, hf.data.shape)
+            if apart:
+                report.add(s, None, apart, [lf.source, hf.source])
+                continue
+            pair = self.model_grids(s, lf, hf)
+            unlike = pair_similarity(pair.lr, pair.hr)
+            if unlike:
+                report.add(s, None, unlike, [lf.source, hf.source])
+                continue
+            pairs[s] = pair
         drop = enforce(report, self.strict, self.report_file)
-        kept = [s for s in subjects if s not in drop]
+        kept = {s: p for s, p in pairs.items() if s not in drop}
         if not kept:
-            raise ValueError(f"no complete low-field/high-field pair is left in {self.root}\n{report.format()}")
-        return {s: self.model_grids(s, found["lf"][s], found["hf"][s]) for s in kept}
+            raise DataError(f"no complete low-field/high-field pair is left in {self.root}: {report.format().splitlines()[0]}")
+        return kept
 
     def load_synthetic(self) -> dict[str, PairedVolume]:
         """The first simulation of every volume of ``synthetic_pattern``, by ``sim-`` name."""

@@ -286,10 +286,11 @@ class AntsNLM(VolumeDenoiser):
 DENOISERS = {"nlm3d": NonLocalMeans3D, "bm4d": BM4D, "ants": AntsNLM}
 
 
-def make_denoisers(names: Sequence[str] | None) -> Mapping[str, VolumeDenoiser]:
+def make_denoisers(names: Sequence[str] | str | None) -> Mapping[str, VolumeDenoiser]:
     """The classical rows ``names`` (``classical=[nlm3d]`` by default) by table name."""
     out: dict[str, VolumeDenoiser] = {}
-    for name in names or ():
+    names = [names] if isinstance(names, str) else list(names or ())  # one bare name is a list of one, not of letters
+    for name in names:
         if name not in DENOISERS:
             raise ConfigError(f"{CLASSICAL_OPTION}={list(names)}: unknown denoiser {name!r}; "
                               f"choose from {sorted(DENOISERS)} (or [] for none)")

@@ -52,7 +52,9 @@ def prepare(cfg: DictConfig) -> tuple[Evaluator, list[EvalVolume], list[Path]]:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     check_mode(str(cfg.get("contract", "warn")))
-    classical = [str(name) for name in cfg.get("classical") or []]
+    given = cfg.get("classical") or []
+    # classical=nlm3d (no brackets) is one name, as in classical=[nlm3d]: never iterated letter by letter
+    classical = [str(given)] if isinstance(given, str) else [str(name) for name in given]
     make_denoisers(classical)  # an unknown name, or bm4d not installed, fails before any checkpoint is read
     paths = checkpoint_paths(cfg)
     trust = list(cfg.get("trust_targets") or [])

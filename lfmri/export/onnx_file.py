@@ -125,7 +125,20 @@ def export_onnx(net: nn.Module, path: str | Path, card: Mapping | None = None, o
                     f"{_model(net)}: ONNX export failed: torch.export ({dynamo_error}); "
                     f"legacy TorchScript-based exporter ({_root_cause(legacy_err)})"
                 ) from legacy_err
+        written = onnx_opset(tmp)
+        if opset is not None and written != opset:
+            # torch.export's exporter asked for an opset it cannot convert to keeps its own, with a warning only
+            raise ExportError(f"{_model(net)}: opset={opset} was asked but the exporter wrote opset {written}; "
+                              f"ask for opset={written} or leave opset out")
     return path
+
+
+def onnx_opset(path: str | Path) -> int:
+    """The version of the default (``ai.onnx``) operator set an ONNX file declares."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(int(entry.version) for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
 
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:

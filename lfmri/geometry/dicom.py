@@ -65,6 +65,7 @@ class DicomSeries:
     files: tuple[Path, ...]
     label: str
     description: str = ""
+    problem: str = ""  # a header value that stops this series only (reading it raises NiftiError naming its file)
 
     def __str__(self) -> str:
         return f"{self.folder} [{self.description}]" if self.description else str(self.folder)
@@ -131,16 +132,18 @@ def dicom_series(folder: Path) -> list[DicomSeries | Path]:
     if not groups:
         return list(unreadable)
 
+    numbers = {uid: read_series_number(*groups[uid][0]) for uid in groups}  # (number or None, problem)
+
     def number(uid: str) -> tuple[int, str]:
-        value = groups[uid][0][1].get("SeriesNumber")
-        return (int(value) if value not in (None, "") else 1 << 30, uid)
+        value = numbers[uid][0]
+        return (value if value is not None else 1 << 30, uid)
 
     several = len(groups) > 1
     found: list[DicomSeries | Path] = []
     labels: list[str] = []
     for uid in sorted(groups, key=number):
         header = groups[uid][0][1]
-        series_number, text = header.get("SeriesNumber"), str(header.get("SeriesDescription", "") or "").strip()
+        series_number, text = numbers[uid][0], str(header.get("SeriesDescription", "") or "").strip()
         if not several:
             label, description = safe_name(folder.resolve().name, "series"), ""
         else:
@@ -151,8 +154,23 @@ def dicom_series(folder: Path) -> list[DicomSeries | Path]:
         if label in labels:  # two series with one number and description: the UID tells them apart
             label = f"{label}_{safe_name(uid[-8:], 'x')}"
         labels.append(label)
-        found.append(DicomSeries(folder, uid, tuple(p for p, _ in groups[uid]), label, description))
+        found.append(DicomSeries(folder, uid, tuple(p for p, _ in groups[uid]), label, description, numbers[uid][1]))
     return found + unreadable
+
+
+def read_series_number(path: Path, header: pydicom.Dataset) -> tuple[int | None, str]:
+    """(``SeriesNumber`` as an int or ``None`` when absent, the problem of a value that is no number).
+
+    pydicom parses the IS value when it is read, and raises on text such as ``abc``: that series is
+    named as a failed input, the folder's other series are still read.
+    """
+    try:
+        value = header.get("SeriesNumber")
+        return (int(value) if value not in (None, "") else None), ""
+    except (TypeError, ValueError, OverflowError) as err:
+        raw = header.get_item("SeriesNumber")
+        shown = raw.value if raw is not None else "?"
+        return None, f"has SeriesNumber {shown!r}, which is not a number ({type(err).__name__}); fix the tag or remove the file"
 
 
 def _floats(header: pydicom.Dataset, tag: str, count: int, path: Path) -> np.ndarray:
@@ -278,6 +296,8 @@ def load_dicom_series(series: DicomSeries) -> Volume:
         the volume, reoriented to RAS+ as :func:`~lfmri.geometry.nifti.load_nifti` does, with
         ``label`` = the series' output name and ``source`` = the folder (and series).
     """
+    if series.problem:
+        raise NiftiError(series.files[0], series.problem)
     headers = []
     for path in series.files:
         header = read_header(path)
@@ -304,13 +324,36 @@ def load_dicom_series(series: DicomSeries) -> Volume:
         if pixels.shape != (rows, columns):
             raise NiftiError(s.path, f"holds pixels of shape {pixels.shape}; its header says {rows}x{columns}")
         # the stored values are not the intensities until scaled; slope and intercept may differ per slice
-        slope = float(s.header.get("RescaleSlope", 1) or 1)
-        intercept = float(s.header.get("RescaleIntercept", 0) or 0)
+        slope, intercept = rescale(s.path, s.header)
         data[:, :, k] = pixels.astype(np.float64) * slope + intercept
+    if str(slices[0].header.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
+        # MONOCHROME1: the lowest value is displayed white, so bright tissue holds low numbers; turned
+        # round over the series' own range (one map for every slice) so that high means bright, as
+        # in MONOCHROME2 and NIfTI. pydicom offers the modality and VOI LUTs but leaves this to the caller.
+        data = (data.max() + data.min()) - data
     affine = dicom_affine(orientation, spacing, slices[0].position, step)
     volume = volume_from_image(nib.Nifti1Image(data, affine), str(series))
     volume.label = series.label
     return volume
+
+
+def rescale(path: Path, header: pydicom.Dataset) -> tuple[float, float]:
+    """(``RescaleSlope``, ``RescaleIntercept``) of one slice: 1 and 0 when absent; a slope of 0 or one
+    that is no finite number is refused (it would make every voxel the intercept), naming the file."""
+    def value(tag: str, default: float) -> float:
+        try:
+            raw = header.get(tag)
+            number = default if raw in (None, "") else float(raw)
+        except (TypeError, ValueError) as err:
+            raise NiftiError(path, f"has {tag} {header.get_item(tag).value!r}, which is not a number") from err
+        if not np.isfinite(number):
+            raise NiftiError(path, f"has {tag} {number}, not a finite number")
+        return number
+
+    slope, intercept = value("RescaleSlope", 1.0), value("RescaleIntercept", 0.0)
+    if slope == 0:
+        raise NiftiError(path, "has RescaleSlope 0: every voxel would read as the intercept; fix the tag (1 when the values are unscaled)")
+    return slope, intercept
 
 
 def dicom_file_problem(path: Path) -> str:

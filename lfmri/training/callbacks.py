@@ -11,7 +11,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 import lightning as L
-from lightning.pytorch.callbacks import ProgressBar, WeightAveraging
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lfmri.progress import duration, time_left
@@ -51,7 +51,8 @@ class FiniteLoss(L.Callback):
 
 
 class CheckpointOnSigterm(L.Callback):
-    """Writes ``path`` (``last.ckpt``) when a SIGTERM stops training, so that nothing is lost.
+    """Writes ``path`` (``last.ckpt``) when a SIGTERM (or Ctrl-C, :func:`lfmri.training.run.stop_on_sigint`)
+    stops training, so that nothing is lost.
 
     Lightning turns SIGTERM (``kill``, ``scancel``, a preempting scheduler, ``docker stop``) into
     a clean stop at the end of the current batch; the checkpoint is written there, with the
@@ -67,7 +68,63 @@ class CheckpointOnSigterm(L.Callback):
             return
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
-            log.warning("SIGTERM at step %d: saved %s", trainer.global_step, self.path)
+            # SIGINT when lfmri.training.run.stop_on_sigint turned a Ctrl-C into Lightning's stop
+            log.warning("%s at step %d: saved %s", getattr(trainer, "lfmri_stop_signal", "SIGTERM"), trainer.global_step, self.path)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` optimiser steps (``callbacks.last_checkpoint``),
+    never between a batch and the validation that Lightning runs right after it.
+
+    Lightning resumes a checkpoint written in ``on_train_batch_end`` as "this batch done, go on with
+    the next": a validation due after that batch (the epoch's last one, or a ``val_check_interval``
+    step) is never run, so a run killed before the epoch-end checkpoint was complete resumed without
+    that validation, with another ``best.ckpt`` and another test score. Lightning defers such a save
+    to after the validation only for a checkpoint with a ``monitor``; this one has none, so it defers
+    here, with Lightning's own decision whether a validation follows the batch: the save is made when
+    that validation is over (at the epoch's end, where Lightning saves epoch-end checkpoints, or in
+    ``on_validation_end`` for a validation within the epoch).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._after_validation = False
+
+    @staticmethod
+    def _validation_follows(trainer: L.Trainer) -> bool:
+        loop = trainer.fit_loop.epoch_loop
+        try:  # the very test the training loop applies after this batch's hooks (a private method)
+            return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+        except (AttributeError, TypeError):  # another Lightning: the epoch's last batch is the validation's
+            return bool(getattr(loop.batch_progress, "is_last_batch", False)) and trainer.enable_validation
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        due = self._every_n_train_steps >= 1 and trainer.global_step % self._every_n_train_steps == 0
+        if due and not self._should_skip_saving_checkpoint(trainer) and self._validation_follows(trainer):
+            self._after_validation = True
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if self._after_validation and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._save_after_validation(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._after_validation:
+            self._save_after_validation(trainer)
+
+    def _save_after_validation(self, trainer: L.Trainer) -> None:
+        self._after_validation = False
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        path = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
+        written = [c for c in trainer.checkpoint_callbacks if c is not self and isinstance(c, ModelCheckpoint)
+                   and c.last_model_path == path and c._last_global_step_saved == trainer.global_step]
+        if not written:  # callbacks.model_checkpoint (save_last) may have written this step's last.ckpt already
+            self._save_last_checkpoint(trainer, candidates)
 
 
 class AveragedWeightsInTest(L.Callback):

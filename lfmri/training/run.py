@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -132,6 +133,57 @@ def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float],
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
+def _fit_and_test(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, net: torch.nn.Module,
+                  ckpt_path: str | None, checkpoint_dir: Path) -> dict[str, float]:
+    """``trainer.fit`` then ``trainer.test`` of the checkpoint validation chose; returns the scalar
+    metrics of fit (``trainer.test`` replaces them in the trainer)."""
+    fit_metrics: dict[str, float] = {}
+    if any(p.requires_grad for p in net.parameters()):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        fit_metrics = scalar_metrics(trainer)
+        if trainer.fast_dev_run:
+            # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
+            trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        tested = Path(best) if best else checkpoint_dir / "last.ckpt"
+        if trainer.is_global_zero and tested.is_file():
+            record_test_metrics(tested, split_test_metrics(trainer))
+    else:
+        log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
+        trainer.test(module, datamodule=datamodule)
+    return fit_metrics
+
+
+@contextlib.contextmanager
+def stop_on_sigint(trainer: L.Trainer, stopped_by: list[int]):
+    """Ctrl-C (SIGINT) stops training as SIGTERM does: at the end of the batch, with ``last.ckpt``
+    written (:class:`~lfmri.training.callbacks.CheckpointOnSigterm`), the resume command and exit
+    status 128 + signal.
+
+    Lightning turns SIGTERM into ``trainer.received_sigterm`` and stops through ``SIGTERMException``
+    at the next batch boundary of training, validation or test; it leaves SIGINT to Python, whose
+    ``KeyboardInterrupt`` Lightning catches and answers with ``exit(1)``, no checkpoint. Here SIGINT
+    sets the same flag. A second Ctrl-C is Python's again (``KeyboardInterrupt``: stop at once).
+    """
+    def handler(signum: int, frame) -> None:
+        stopped_by.append(signum)
+        trainer.lfmri_stop_signal = signal.Signals(signum).name  # named by CheckpointOnSigterm's line
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Lightning's own SIGTERM handler: sets trainer.received_sigterm, passes the stop to DDP ranks
+        trainer._signal_connector._sigterm_notifier_fn(signum, frame)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: Ctrl-C stays Python's
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
@@ -200,25 +252,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             define_summaries(logger)
 
     fit_metrics: dict[str, float] = {}
+    stopped_by: list[int] = []  # the signal that stopped the run (SIGINT caught by stop_on_sigint, else SIGTERM)
     try:
-        if any(p.requires_grad for p in net.parameters()):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            fit_metrics = scalar_metrics(trainer)  # trainer.test replaces them
-            if trainer.fast_dev_run:
-                # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
-                trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-            tested = Path(best) if best else checkpoint_dir / "last.ckpt"
-            if trainer.is_global_zero and tested.is_file():
-                record_test_metrics(tested, split_test_metrics(trainer))
-        else:
-            log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
-            trainer.test(module, datamodule=datamodule)
+        with stop_on_sigint(trainer, stopped_by):
+            fit_metrics = _fit_and_test(trainer, module, datamodule, net, ckpt_path, checkpoint_dir)
     except SIGTERMException:
+        signum = stopped_by[0] if stopped_by else signal.SIGTERM
         if trainer.is_global_zero:
-            log.warning("stopped by SIGTERM; continue with: lfmri-train ... resume=true hydra.run.dir=%s", output_dir)
-        raise SystemExit(128 + signal.SIGTERM) from None
+            log.warning("stopped by %s; continue with: lfmri-train ... resume=true hydra.run.dir=%s", signal.Signals(signum).name, output_dir)
+        raise SystemExit(128 + signum) from None
     finally:
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger) and trainer.is_global_zero:

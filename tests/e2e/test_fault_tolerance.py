@@ -50,16 +50,24 @@ def reference(tmp_path_factory):
     return root, json.loads((root / "reference" / "metrics.json").read_text())
 
 
-@pytest.mark.parametrize(("sig", "epoch_end"), [(signal.SIGTERM, False), (signal.SIGKILL, False), (signal.SIGKILL, True)],
-                         ids=["sigterm", "sigkill", "sigkill-after-epoch-end-checkpoint"])
-def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig, epoch_end):
+END = 2 * STEPS_PER_EPOCH  # the last step: a periodic save (every SAVE_EVERY) and the epoch-end saves
+
+
+@pytest.mark.parametrize(("sig", "stop"), [(signal.SIGTERM, "mid-epoch"), (signal.SIGKILL, "mid-epoch"), (signal.SIGKILL, "epoch-end"),
+                                           (signal.SIGINT, "mid-epoch"), (signal.SIGKILL, "writing")],
+                         ids=["sigterm", "sigkill", "sigkill-after-epoch-end-checkpoint", "ctrl-c", "sigkill-while-writing-a-checkpoint"])
+def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig, stop):
+    """``writing``: killed inside the second checkpoint file written at the last step (at the epoch's end,
+    after its validation): ``last.ckpt`` is then the periodic one of step 8, written whole before, never
+    one written between the last batch and its validation (resumed, that one skipped the validation)."""
     root, expected = reference
-    name = f"{sig.name}{'-epoch-end' if epoch_end else ''}"
+    name = f"{sig.name}-{stop}"
     run_dir = root / f"killed-{name}"
     flag = root / f"{name}.paused"
-    kill_at = STEPS_PER_EPOCH if epoch_end else KILL_AT
+    kill_at = {"mid-epoch": KILL_AT, "epoch-end": STEPS_PER_EPOCH, "writing": END}[stop]
     pause = ["+callbacks.pause._target_=tests.helpers.pause_callback.PauseAtStep", f"+callbacks.pause.step={kill_at}",
-             f"+callbacks.pause.flag={flag}", f"+callbacks.pause.epoch_end={epoch_end}"]
+             f"+callbacks.pause.flag={flag}", f"+callbacks.pause.epoch_end={stop == 'epoch-end'}",
+             f"+callbacks.pause.during_write={2 if stop == 'writing' else 0}"]
     proc = subprocess.Popen([sys.executable, *run_args(root / "volumes", run_dir), *pause], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
@@ -69,18 +77,19 @@ def test_killed_run_resumes_to_the_same_steps_and_metrics(reference, sig, epoch_
         time.sleep(0.05)
     proc.send_signal(sig)
     output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL), output[-3000:]
+    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + sig), output[-3000:]
+    if sig != signal.SIGKILL:  # SIGTERM and Ctrl-C: a checkpoint at the step, the command that resumes
+        assert f"stopped by {sig.name}, checkpoint saved; continue with: lfmri-train " in output, output[-3000:]
+        assert f"resume=true hydra.run.dir={run_dir}" in output and "Traceback" not in output, output[-3000:]
 
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    if epoch_end:  # the checkpoint written after the first epoch's validation
+    if stop == "epoch-end":  # the checkpoint written after the first epoch's validation
         assert last["global_step"] == STEPS_PER_EPOCH
-    else:  # SIGTERM: written at the step it arrived; SIGKILL: the latest periodic save. Both mid-epoch.
-        step = KILL_AT if sig == signal.SIGTERM else KILL_AT // SAVE_EVERY * SAVE_EVERY
+    else:  # SIGTERM, Ctrl-C: written at the step it arrived; SIGKILL: the latest complete periodic save. All mid-epoch.
+        step = KILL_AT if sig != signal.SIGKILL else (kill_at - 1) // SAVE_EVERY * SAVE_EVERY
         assert last["global_step"] == step and step % STEPS_PER_EPOCH
         loader_state = last["loops"]["fit_loop"]["state_dict"]["combined_loader"]
         assert loader_state == [{"trained_batches": step % STEPS_PER_EPOCH}]
-    if sig == signal.SIGTERM:
-        assert "resume=true" in output
     assert not (run_dir / "metrics.json").exists()
 
     stale = run_dir / "checkpoints" / ".last.ckpt.999999999.0123abcd.tmp"  # what a SIGKILL mid-write leaves

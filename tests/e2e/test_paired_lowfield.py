@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -64,15 +67,20 @@ def test_pre_upsampled_model_trains_on_slices_mixed_with_simulated_pairs(tmp_pat
     assert "srcnn" in MetricsTable.read_csv(run / "test" / "metrics.csv").methods
 
 
-def test_a_faulty_collection_stops_with_the_report(tmp_path):
+def test_a_faulty_collection_stops_in_one_line_with_the_report_in_a_file(tmp_path):
     root = write_volume_layout(tmp_path / "pairs")
     add_volume_faults(root)
     proc = run_script("train.py", "data=paired_lowfield", f"data.root={root}", *GRID_OVERRIDES, "trainer.fast_dev_run=true",
                       f"hydra.run.dir={tmp_path / 'run'}")
-    assert proc.returncode != 0
-    for text in ("only_lf", "present in lf only", "nan_sub.nii.gz", "NaN/Inf", "broken.nii.gz", "data.strict=false"):
-        assert text in proc.stderr, text
-    assert "nan_sub" in (tmp_path / "run" / "pair_validation.txt").read_text()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    line = next(line for line in proc.stderr.splitlines() if "pair validation of" in line)
+    assert "data.strict=false" in line and "3 subject(s)" in line
+    report = Path(re.search(r"the full report: (\S+?);", line)[1])
+    for text in ("only_lf", "present in lf only", "nan_sub.nii.gz", "NaN/Inf", "broken.nii.gz"):
+        assert text in report.read_text(), text
+    report.unlink()
+    assert not (tmp_path / "run").exists()  # a refused run leaves no folder
 
 
 def test_fine_tuning_starts_from_the_checkpoint_with_frozen_layers(pretrained, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,30 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
         AtomicCheckpointIO().save_checkpoint({"big": torch.zeros(10_000), "bad": Unpicklable()}, path)
     assert torch.load(path, weights_only=True)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
+                                     RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: file write failed")],
+                         ids=["oserror", "torch-zip-writer"])
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, failure):
+    import lfmri.checkpoints.atomic_io as atomic_io
+    from lfmri.errors import StorageError
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, path)
+
+    def full(obj, target):
+        with open(target, "wb") as file:
+            file.write(b"half")
+        raise failure
+
+    monkeypatch.setattr(atomic_io.torch, "save", full)
+    with pytest.raises(StorageError) as info:
+        AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(2)}, path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value) and "resume" in str(info.value)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
 def test_a_process_killed_while_writing_leaves_the_previous_checkpoint(tmp_path):

@@ -157,3 +157,52 @@ def test_a_run_that_finds_another_runs_files_under_its_lock_removes_nothing(tmp_
         assert (run_dir / "checkpoints" / "best.ckpt").read_text() == "theirs"
     finally:
         unlock_folder(run_dir)
+
+
+def test_a_sweep_whose_job_failed_still_gets_its_summary_marking_the_job(tmp_path, capsys):
+    """Hydra's basic sweeper raises a failed job's error and never calls on_multirun_end: no summary.md."""
+    import json
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from lfmri.cli.common import RunChecks, write_sweep_summary
+    from lfmri.errors import DataError
+
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1"):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"metrics": {"test/psnr_brain": 21.0}}))
+    base = {"hydra": {"job": {"config_name": "train"}, "sweep": {"dir": str(sweep)}}, "monitor": "val/psnr_brain"}
+    callbacks = RunChecks()
+    callbacks.on_multirun_start(OmegaConf.create(base))
+    for job, status in (("0", JobStatus.COMPLETED), ("1", JobStatus.FAILED)):
+        done = JobReturn(status=status, _return_value=DataError("the test split has no slices") if status == JobStatus.FAILED else 1.0)
+        callbacks.on_job_end(OmegaConf.create({**base, "hydra": {**base["hydra"], "runtime": {"output_dir": str(sweep / job)}}}), done)
+    write_sweep_summary()  # what lfmri-train's entry point does on its way out
+    summary = (sweep / "summary.md").read_text()
+    assert "| complete |" in summary and "failed: DataError: the test split has no slices" in summary
+    write_sweep_summary()  # once: nothing left to do
+    assert "sweep summary:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_training_prints_the_exact_command_that_resumes_it(tmp_path, capsys, monkeypatch, signum):
+    import yaml
+
+    from lfmri.cli import common
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["data=folder", "data.pattern=/d/*.nii.gz", f"hydra.run.dir={run}"]))
+    monkeypatch.setitem(common._RUN, "run_dir", run)
+
+    def task(cfg):
+        raise SystemExit(128 + signum)  # what lfmri.training.run.train raises once last.ckpt is written
+
+    with pytest.raises(SystemExit) as stopped:
+        common.run_entry("train.py", task, OmegaConf.create({}))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 128 + signum
+    assert f"train.py: stopped by {signum.name}, checkpoint saved; continue with: lfmri-train data=folder " \
+           f"'data.pattern=/d/*.nii.gz' resume=true hydra.run.dir={run}" in err

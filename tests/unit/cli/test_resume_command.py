@@ -52,3 +52,34 @@ def test_a_run_started_before_the_moves_resumes_without_a_refusal(tmp_path):
     changed.module.scheduler.warmup_steps = 100
     with pytest.raises(ConfigError, match="warmup_steps: 200 -> 100"):
         check_resume(changed, run, given_dirs=True)
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys):
+    """It rewrote metrics.json with best_score: null; now one line, exit 0, every file as it was."""
+    import json
+
+    import pytest
+    from omegaconf import OmegaConf
+
+    from lfmri.cli.common import check_resume
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    config = {"resume": True, "trainer": {"max_epochs": 2, "max_steps": -1}}
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "metrics.json").write_text(json.dumps({"global_step": 12, "epoch": 2, "best_score": 13.5, "metrics": {}}))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as stopped:
+        check_resume(OmegaConf.create(config), run, given_dirs=True)
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0 and len(out.strip().splitlines()) == 1
+    assert f"{run} already finished (epoch 2, step 12" in out and "nothing changed" in out
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()} == before
+    # a raised limit trains on (max_epochs and max_steps may change on resume)
+    for trainer in ({"max_epochs": 3, "max_steps": -1}, {"max_epochs": None, "max_steps": 20}):
+        check_resume(OmegaConf.create({**config, "trainer": trainer}), run, given_dirs=True)
+    # killed before its end: no metrics.json, resumed
+    (run / "metrics.json").unlink()
+    check_resume(OmegaConf.create(config), run, given_dirs=True)

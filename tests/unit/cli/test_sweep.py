@@ -62,3 +62,37 @@ def test_summarize_replaces_only_its_own_unchanged_summary(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"])
     assert csv_file.read_text().endswith("edited,by,hand\n")
+
+
+def _run(folder, overrides="- loss=l1\n", metrics_json=None, history="epoch,step,val/psnr_brain\n0,10,20.0\n"):
+    import json
+
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(overrides)
+    (folder / "logs").mkdir()
+    (folder / "logs" / "metrics.csv").write_text(history)
+    if metrics_json is not None:
+        (folder / "metrics.json").write_text(metrics_json if isinstance(metrics_json, str) else json.dumps(metrics_json))
+    return folder
+
+
+@pytest.mark.parametrize(("damaged", "overrides", "metrics_json"), [
+    ("metrics.json", "- loss=l1\n", '{"metrics": {"test/psnr'),
+    ("overrides.yaml", "- [unclosed\n", {"metrics": {}}),
+])
+def test_a_damaged_run_file_is_named_in_its_row_and_the_others_are_summarized(tmp_path, capsys, damaged, overrides, metrics_json):
+    _run(tmp_path / "sweep" / "0", metrics_json={"metrics": {"test/psnr_brain": 22.0}})
+    _run(tmp_path / "sweep" / "1", overrides=overrides, metrics_json=metrics_json)
+    assert sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and damaged in err and len(err.strip().splitlines()) == 1
+    rows = {row["run"]: row for row in sweep.summarize(tmp_path / "sweep")}
+    assert rows["0"]["status"] == "complete" and rows["0"]["test/psnr_brain"] == 22.0
+    assert rows["1"]["status"].startswith("unreadable: ") and damaged in rows["1"]["status"]
+
+
+def test_a_failed_job_is_marked_failed_in_the_summary(tmp_path):
+    _run(tmp_path / "sweep" / "0", metrics_json={"metrics": {}})
+    _run(tmp_path / "sweep" / "1")
+    rows = {row["run"]: row for row in sweep.summarize(tmp_path / "sweep", failed={tmp_path / "sweep" / "1": "DataError: x"})}
+    assert rows["0"]["status"] == "complete" and rows["1"]["status"] == "failed: DataError: x"

@@ -118,3 +118,49 @@ def test_a_recursive_pattern_through_a_symlink_loop_finds_each_file_once(tmp_pat
     (tmp_path / "data" / "link").symlink_to(linked)  # a symlinked folder is still searched
     found = find_volumes(str(tmp_path / "data" / "**" / "*.nii.gz"))
     assert sorted(p.name for p in found) == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]
+
+
+def _module(pattern, **kwargs) -> FolderDataModule:
+    settings = dict(fractions=(0.5, 0.25, 0.25), degradation=KSpaceDegradation(hr_size=32), patch_size=16, patches_per_epoch=8,
+                    batch_size=4)
+    return FolderDataModule(pattern=pattern, **{**settings, **kwargs})
+
+
+@pytest.mark.parametrize(("subjects", "empty"), [({"val": [], "test": ["sub-03"]}, "val split has"),
+                                                 ({"val": ["sub-02"], "test": []}, "test split has")])
+def test_an_empty_validation_or_test_split_is_refused_at_setup(phantom_dir, subjects, empty):
+    """Found only when the test ran, after the whole training; now before the first step."""
+    from lfmri.errors import DataError
+
+    with pytest.raises(DataError, match=empty) as info:
+        _module(str(phantom_dir / "*.nii.gz"), subjects=subjects).setup("fit")
+    assert "data.fractions or data.subjects" in str(info.value)
+
+
+def test_a_constant_volume_is_one_line_naming_it(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from lfmri.errors import DataError
+
+    for i in range(3):
+        write_phantom(tmp_path / f"s{i}.nii.gz", seed=i)
+    nib.save(nib.Nifti1Image(np.full((40, 48, 24), 7.0, np.float32), np.eye(4)), str(tmp_path / "flat.nii.gz"))
+    with pytest.raises(DataError, match="flat.nii.gz: .*constant"):
+        _module(str(tmp_path / "*.nii.gz")).setup("fit")
+
+
+def test_lfmris_own_outputs_are_skipped_also_under_double_star_and_the_list_form_reads_both(tmp_path):
+    from lfmri.data.folder import find_volumes
+    from lfmri.errors import MissingFileError
+    from lfmri.geometry.nifti import load_nifti, save_nifti
+
+    a = write_phantom(tmp_path / "a" / "s1.nii.gz")
+    b = write_phantom(tmp_path / "b" / "deep" / "s2.nii.gz", seed=1)
+    volume = load_nifti(a)
+    # what predict writes: its header's descrip says "sr lfmri <version> ..."
+    save_nifti(tmp_path / "b" / "deep" / "s2_sr.nii.gz", volume.data, volume.affine, description="sr lfmri 1.0 tiny x2 a.ckpt")
+    assert find_volumes(str(tmp_path / "**" / "*.nii.gz")) == [a, b]
+    assert find_volumes([str(tmp_path / "a" / "*.nii.gz"), str(tmp_path / "b" / "**" / "*.nii.gz")]) == [a, b]
+    with pytest.raises(MissingFileError, match="matches only outputs of lfmri"):
+        find_volumes(str(tmp_path / "b" / "deep" / "*_sr.nii.gz"))

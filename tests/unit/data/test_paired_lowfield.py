@@ -80,11 +80,12 @@ def test_volume_faults_are_all_reported_then_dropped_when_not_strict(tmp_path, c
     faults = add_volume_faults(root)
     with pytest.raises(PairValidationError) as info:
         datamodule(root).setup("fit")
-    message = str(info.value)
+    assert "\n" not in str(info.value) and f"the full report: {info.value.report_path}" in str(info.value)
+    message = info.value.report_path.read_text()  # one line on the console, every problem in the file
     for subject, fault in faults.items():
         line = next(line for line in message.splitlines() if f"subject {subject!r}" in line)
         assert fault in line and ".nii.gz" in line, line
-    assert "broken.nii.gz" in message and "data.strict=false" in message
+    assert "broken.nii.gz" in message and "data.strict=false" in str(info.value)
     with caplog.at_level(logging.WARNING):
         dm = datamodule(root, strict=False, report_file=str(tmp_path / "report.txt"))
         dm.setup("fit")
@@ -98,7 +99,7 @@ def test_slice_faults_are_all_reported_with_their_files(tmp_path):
     faults = add_slice_faults(root)
     with pytest.raises(PairValidationError) as info:
         datamodule(root, "slices").setup("fit")
-    message = str(info.value)
+    message = info.value.report_path.read_text()
     for subject, fault in faults.items():
         lines = [line for line in message.splitlines() if f"subject {subject!r}" in line]
         assert any(fault in line for line in lines), (subject, fault, message)
@@ -202,8 +203,34 @@ def test_the_paired_report_names_the_same_errors_and_strict_false_drops_them(tmp
         complex_valued(root / "hf" / "s02_1.nii.gz")
     with pytest.raises(PairValidationError) as info:
         datamodule(root, layout=layout).setup("fit")
-    message = str(info.value)
+    message = info.value.report_path.read_text()
     assert "'s01'" in message and "degenerate affine" in message and "'s02'" in message and "complex voxels" in message
     dm = datamodule(root, layout=layout, strict=False)
     dm.setup("fit")
     assert sorted(dm.pairs) == ["s03", "s04", "s05"]
+
+
+def test_pairs_that_are_not_one_head_are_reported(tmp_path):
+    """A high field 300 mm away from its low field, or another head, trained without a word."""
+    import nibabel as nib
+    import numpy as np
+
+    from tests.helpers.paired import HF_SHAPE, HF_SPACING, _save, pair
+
+    root = write_volume_layout(tmp_path / "v", subjects=("s01", "s02", "s03", "s04", "s05", "s06"))
+    hf = nib.load(str(root / "hf" / "s01.nii.gz"))
+    far = hf.affine.copy()
+    far[0, 3] += 300.0
+    nib.save(nib.Nifti1Image(np.asarray(hf.dataobj), far), str(root / "hf" / "s01.nii.gz"))
+    other = np.zeros(HF_SHAPE, np.float32)
+    other[:13, :15, :20] = pair(5)[1][3:16, 3:18, 5:25]  # a smaller head in a corner of the field of view
+    _save(root / "hf" / "s02.nii.gz", other, HF_SPACING)
+    with pytest.raises(PairValidationError) as info:
+        datamodule(root).setup("fit")
+    report = info.value.report_path.read_text()
+    assert "subject 's01': the low-field and high-field scans share 0% of their field of view" in report and "300 mm" in report
+    assert "subject 's02': the low-field and high-field volumes do not look alike" in report
+    assert "2 subject(s)" in str(info.value)
+    dm = datamodule(root, strict=False)
+    dm.setup("fit")
+    assert sorted(dm.pairs) == ["s03", "s04", "s05", "s06"]

@@ -188,3 +188,10 @@ def test_the_ants_row_removes_noise_from_a_noisy_phantom():
     assert denoised.shape == noisy.shape and denoised.dtype == np.float32
     assert psnr_in(denoised, clean, mask) > psnr_in(noisy, clean, mask) + 0.3
     assert psnr_in(AntsNLM("Rician")(noisy, np.full(len(noisy), 0.06)), clean, mask) < psnr_in(denoised, clean, mask)
+
+
+def test_one_bare_name_is_one_denoiser_not_its_letters():
+    """``classical=nlm3d`` without brackets was split into n, l, m, 3, d (unknown denoiser 'n')."""
+    from lfmri.degrade.denoise3d import make_denoisers
+
+    assert list(make_denoisers("nlm3d")) == ["nlm3d"] == list(make_denoisers(["nlm3d"]))

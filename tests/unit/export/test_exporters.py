@@ -220,3 +220,16 @@ def test_onnx_initializer_merges_are_not_logged_and_other_onnx_ir_lines_are(capl
         dedup.info("Replaced initializer '%s' with existing initializer '%s'", "val_3", "val_1")
         dedup.info("Deduplicated 2 initializers")
     assert [r.getMessage() for r in caplog.records] == ["Deduplicated 2 initializers"]
+
+
+def test_the_written_opset_is_the_one_asked_for(tmp_path, monkeypatch):
+    import lfmri.export.onnx_file as onnx_file
+    from lfmri.export.onnx_file import ExportError, onnx_opset
+
+    net, card = zoo_model("espcn")
+    assert onnx_opset(export_onnx(net, tmp_path / "a.onnx", card, opset=19)) == 19
+    real = onnx_file._export_dynamo
+    monkeypatch.setattr(onnx_file, "_export_dynamo", lambda net, tmp, meta, opset: real(net, tmp, meta, None))  # ignores the request
+    with pytest.raises(ExportError, match="opset=19 was asked but the exporter wrote opset"):
+        export_onnx(net, tmp_path / "b.onnx", card, opset=19)
+    assert not (tmp_path / "b.onnx").exists()

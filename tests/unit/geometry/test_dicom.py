@@ -178,3 +178,59 @@ def test_an_unreadable_dicom_file_is_its_own_failed_input_and_a_cut_slice_is_nam
     files[4].write_bytes(files[4].read_bytes()[:700])  # cut inside the header, after the SOP class
     with pytest.raises(NiftiError, match=r"IM0004: lacks the DICOM tag\(s\) .*Rows"):
         load_input(dicom_series(tmp_path / "scan")[0])
+
+
+def _retag(paths, change) -> None:
+    for path in paths:
+        header = pydicom.dcmread(path)
+        change(header)
+        header.save_as(path)
+
+
+def test_monochrome1_is_turned_round_so_that_bright_tissue_is_high():
+    import tempfile
+    from pathlib import Path
+
+    from lfmri.geometry.dicom import load_dicom_series
+
+    data = phantom((20, 22, 6))
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        plain = write_dicom_series(folder / "m2", data, np.diag([1.0, 1.0, 2.0, 1.0]))
+        inverted = write_dicom_series(folder / "m1", data.max() - data, np.diag([1.0, 1.0, 2.0, 1.0]))
+        _retag(inverted, lambda h: setattr(h, "PhotometricInterpretation", "MONOCHROME1"))
+        [m2], [m1] = dicom_series(plain[0].parent), dicom_series(inverted[0].parent)
+        a, b = load_dicom_series(m2).data, load_dicom_series(m1).data
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999  # the same image, the same way up
+
+
+@pytest.mark.parametrize(("tag", "value", "said"), [("RescaleSlope", "0", "RescaleSlope 0"), ("RescaleSlope", "nan", "RescaleSlope nan")])
+def test_a_rescale_slope_of_zero_is_refused_naming_the_file(tmp_path, tag, value, said):
+    from lfmri.geometry.dicom import load_dicom_series
+
+    paths = write_dicom_series(tmp_path / "s", phantom((20, 22, 4)), np.diag([1.0, 1.0, 2.0, 1.0]))
+    _retag(paths[1:2], lambda h: setattr(h, tag, value))
+    [series] = dicom_series(tmp_path / "s")
+    with pytest.raises(NiftiError, match=said) as info:
+        load_dicom_series(series)
+    assert info.value.path == str(paths[1])
+
+
+def test_a_series_number_that_is_no_number_stops_its_series_only(tmp_path):
+    from lfmri.geometry.dicom import load_dicom_series
+
+    folder = tmp_path / "study"
+    write_dicom_series(folder, phantom((20, 22, 4)), np.diag([1.0, 1.0, 2.0, 1.0]), series_number=1)
+    bad = write_dicom_series(folder, phantom((20, 22, 4)), np.diag([1.0, 1.0, 2.0, 1.0]), series_number=99, prefix="B")
+    tag = b"\x20\x00\x11\x00IS\x02\x0099"  # (0020,0011) SeriesNumber, IS, 2 bytes: pydicom refuses to write "ab" itself
+    for path in bad:
+        raw = path.read_bytes()
+        assert tag in raw
+        path.write_bytes(raw.replace(tag, b"\x20\x00\x11\x00IS\x02\x00ab"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's own warning about the value
+        good, broken = dicom_series(folder)
+        assert load_dicom_series(good).data.shape == (20, 22, 4)
+        with pytest.raises(NiftiError, match="SeriesNumber 'ab', which is not a number") as info:
+            load_dicom_series(broken)
+    assert info.value.path == str(bad[0])
