@@ -115,3 +115,19 @@ def test_compose_runs_on_the_cpu_reserves_gpus_in_its_override_and_mounts_data_o
     assert service["build"]["dockerfile"] == "docker/Dockerfile" and service.get("ipc") == "host"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "outputs", "wandb", "**/*.ckpt"} <= set(ignored)
+
+
+def test_ci_builds_the_image_beside_the_suite_and_runs_every_console_script_in_it():
+    import subprocess
+    import tomllib
+
+    script = ROOT / ".ci" / "docker-check"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    helped = re.search(r"for tool in ([^;]+);", text).group(1).split()
+    assert sorted(helped) == sorted(scripts)  # a new console script is run in the image too
+    assert "--network host --build-arg" in text and "--network none" in text
+    run = (ROOT / ".ci" / "run").read_text()
+    # the build (downloads) overlaps the suite; the checks follow it
+    assert run.index("docker-check build") < run.index("make test") < run.index("docker-check check")
