@@ -67,12 +67,14 @@ def test_image_runs_any_tool_as_a_non_root_user_without_a_second_copy_of_cuda():
     assert users and users[-1] not in ("root", "0")
     entry = [args for kind, args in steps if kind == "ENTRYPOINT"]
     assert entry and yaml.safe_load(entry[-1]) == ["/app/docker/entrypoint.sh"]
-    # the torch wheel brings its CUDA libraries (pinned): the base is plain Ubuntu, not nvidia/cuda
+    # the torch wheel brings its CUDA libraries (pinned): the base is plain Debian, not nvidia/cuda
     base = re.search(r"ARG BASE_IMAGE=(\S+)", DOCKERFILE).group(1)
     assert not base.startswith("nvidia/cuda") and "NVIDIA_DRIVER_CAPABILITIES=compute" in DOCKERFILE
     pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
     assert "nvidia-cuda-runtime" in pins and "torch" in pins
     assert "python3.11" in DOCKERFILE
+    # Debian 12's own python3.11: one package source, the one CI's debootstrapped base has
+    assert base == "debian:bookworm" and "add-apt-repository" not in DOCKERFILE and "ppa:" not in DOCKERFILE
     # any UID (docker run --user "$(id -u):$(id -g)") can write outputs and caches
     assert "chmod 1777 /app/outputs /cache" in DOCKERFILE and "XDG_CACHE_HOME=/cache" in DOCKERFILE
 
@@ -97,10 +99,14 @@ def test_entry_point_runs_train_evaluate_predict_export_and_sweep(args, expected
     assert out.stdout.split() == expected
 
 
-def test_compose_reserves_gpus_and_mounts_data_outputs_and_the_wandb_key():
+def test_compose_runs_on_the_cpu_reserves_gpus_in_its_override_and_mounts_data_outputs_and_the_wandb_key():
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     service = compose["services"]["train"]
-    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    # compose.yaml alone starts on a machine without a GPU; compose.gpu.yaml adds the reservation
+    assert "deploy" not in service and "version" not in compose  # Compose Specification: v1 (1.27+) and v2
+    gpu = yaml.safe_load((ROOT / "docker" / "compose.gpu.yaml").read_text())
+    assert set(gpu["services"]) == {"train"} and "version" not in gpu
+    devices = gpu["services"]["train"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     targets = {re.search(r"[}\w]:(/[^:\s]+)", volume).group(1) for volume in service["volumes"]}
     assert {"/data", "/app/outputs", "/run/secrets/wandb_api_key", "/cache"} <= targets
@@ -109,3 +115,19 @@ def test_compose_reserves_gpus_and_mounts_data_outputs_and_the_wandb_key():
     assert service["build"]["dockerfile"] == "docker/Dockerfile" and service.get("ipc") == "host"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "outputs", "wandb", "**/*.ckpt"} <= set(ignored)
+
+
+def test_ci_builds_the_image_beside_the_suite_and_runs_every_console_script_in_it():
+    import subprocess
+    import tomllib
+
+    script = ROOT / ".ci" / "docker-check"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    helped = re.search(r"for tool in ([^;]+);", text).group(1).split()
+    assert sorted(helped) == sorted(scripts)  # a new console script is run in the image too
+    assert "--network host --build-arg" in text and "--network none" in text
+    run = (ROOT / ".ci" / "run").read_text()
+    # the build (downloads) overlaps the suite; the checks follow it
+    assert run.index("docker-check build") < run.index("make test") < run.index("docker-check check")

@@ -160,12 +160,17 @@ def check(words: list[str]) -> None:
             return
         if args[0] == "compose":
             return check_image(args[args.index("--rm") + 2 :])  # after the service name
+        if args[0] == "save":  # an archive of the image (apptainer build ... docker-archive://)
+            assert "-o" in args and any(a.split(":")[0] == "lfmri" for a in args), words
+            return
         assert args[0] == "run" and "lfmri" in args, words
         return check_image(args[args.index("lfmri") + 1 :])
     if program == "apptainer":
         image = next((a for a in args if a.endswith(".sif")), None)
         if args[0] == "run":
             return check_image(args[args.index(image) + 1 :])
+        if args[0] == "exec":  # a program of the image by its name: lfmri-train, python -m lfmri...
+            return check(args[args.index(image) + 1 :])
         assert args[0] == "build", words
         return
     if program == "srun":
