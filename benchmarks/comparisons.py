@@ -194,7 +194,7 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
         minutes = wall_minutes(run)
         method = comparison.method.get(row, row)
         if method not in table.methods:  # the network's name in the table is its model's class name
-            method = next(m for m in table.methods if m not in ("zerofill", "bicubic", "nlm3d", "bm4d"))
+            method = next(m for m in table.methods if m not in ("zerofill", "bicubic", "nlm3d", "bm4d", "ants"))
         line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(validation_history(run), int(steps or 0)))
     if comparison.paper and len(measured) > 1:
         order = sorted(measured, key=measured.get, reverse=True)
@@ -221,7 +221,10 @@ def main() -> None:
     parser.add_argument("--override", action="append", default=[], help="one more override for every row (repeatable), "
                         "e.g. --override trainer.limit_val_batches=10")
     args = parser.parse_args()
-    comparison, out = COMPARISONS[args.set], Path(args.out)
+    # absolute: the sweep runs from the repository (cwd=ROOT), the report reads from here
+    comparison, out = COMPARISONS[args.set], Path(args.out).resolve()
+    if args.data and not os.path.isabs(args.data):
+        args.data = os.path.abspath(args.data)
     if not args.report_only:
         if not args.data or not args.subjects:
             parser.error("--data and --subjects are needed to train (or --report-only)")

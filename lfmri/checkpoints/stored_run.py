@@ -163,6 +163,7 @@ class CheckpointMetadata(L.Callback):
         checkpoint[METADATA_KEY] = StoredRun.metadata(self.config, net, split, self.name, self.commit)
 
 
+@functools.cache  # loads and checks every shipped checkpoint: once a process, not once a scan
 def shipped_contracts() -> dict[str, dict]:
     """The input contract of every shipped network (``lfmri/pretrained``), by name: what a contract
     warning offers instead of a network a scan does not fit (:func:`lfmri.geometry.scan_contract.what_to_do`)."""

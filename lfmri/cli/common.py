@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from lfmri.checkpoints.load import rewrite_moved_targets
 from lfmri.cli.apps import prog_name
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
-from lfmri.files import LOCK_NAME, lock_folder
+from lfmri.files import LOCK_NAME, lock_folder, unlock_folder
 from lfmri.training.run_record import check_new_or_resumed, check_run_dir, missing_folders, remove_created
 
 # the run directory of this invocation, and whether it existed before (set by RunChecks)
@@ -419,6 +419,9 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         if fresh and rank() == 0:  # only what this invocation created: the new folder's contents, its new parents while empty
             remove_created(Path(run_dir), True, run.get("created", []))
         fail(prog, str(err))
+    finally:
+        if run.get("locked"):  # a process that runs more than one task (tests, benchmarks) gives each folder back
+            unlock_folder(run["run_dir"])
 
 
 __all__ = ["RunChecks", "WatchSlurmJobs", "run_entry", "ConfigError", "ExistingOutputError", "MissingFileError"]

@@ -11,7 +11,6 @@ here, built on OmegaConf as Hydra's is.
 from __future__ import annotations
 
 import ast
-import re
 import dataclasses
 import inspect
 import io

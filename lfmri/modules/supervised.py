@@ -214,7 +214,9 @@ class SupervisedModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         panel, self._panel_candidates = self._panel_slice(self._panel_candidates), []
         epoch = self.current_epoch  # 0-based, as in metrics.csv and the checkpoints
-        last = (self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs) or (
+        # max_epochs -1 (a run bounded by steps) never makes an epoch the last one
+        max_epochs = self.trainer.max_epochs
+        last = (max_epochs is not None and max_epochs > 0 and epoch + 1 >= max_epochs) or (
             self.trainer.max_steps > 0 and self.global_step >= self.trainer.max_steps)  # a run bounded by steps: its last validation
         if (
             panel is None

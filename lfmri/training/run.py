@@ -259,7 +259,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except SIGTERMException:
         signum = stopped_by[0] if stopped_by else signal.SIGTERM
         if trainer.is_global_zero:
-            log.warning("stopped by %s; continue with: lfmri-train ... resume=true hydra.run.dir=%s", signal.Signals(signum).name, output_dir)
+            # the exact command that resumes it is printed by lfmri.cli.common.run_entry (a sweep's job: its -m command with resume=auto)
+            log.warning("stopped by %s; last.ckpt saved in %s", signal.Signals(signum).name, checkpoint_dir)
         raise SystemExit(128 + signum) from None
     finally:
         for logger in trainer.loggers:

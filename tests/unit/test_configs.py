@@ -125,7 +125,6 @@ def test_recipe_experiment_composes_and_builds():
     assert math.isclose(cfg.module.optimizer.lr, 5e-4)
 
 
-
 @pytest.mark.parametrize("budget", options("budget"))
 @pytest.mark.parametrize("experiment", [None, *options("experiment")])
 def test_a_budget_shortens_every_recipe_and_validates_on_a_step_interval(budget, experiment):
@@ -139,6 +138,7 @@ def test_a_budget_shortens_every_recipe_and_validates_on_a_step_interval(budget,
     assert isinstance(cfg.trainer.limit_val_batches, int) and cfg.trainer.limit_val_batches >= 1
     if cfg.module.get("scheduler") and "total_steps" in cfg.module.scheduler:
         assert cfg.module.scheduler.total_steps == cfg.trainer.max_steps
+
 
 def test_debug_runs_log_lfmri_at_debug_without_matplotlib_font_lines():
     """debug=fdr sets the root logger to DEBUG; matplotlib would add ~200 font-probing lines."""
