@@ -35,7 +35,7 @@ from lfmri.checkpoints.load import rewrite_moved_targets
 from lfmri.cli.apps import prog_name
 from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
 from lfmri.files import LOCK_NAME, lock_folder, unlock_folder
-from lfmri.training.run_record import check_new_or_resumed, check_run_dir, missing_folders, remove_created
+from lfmri.training.run_record import check_new_or_resumed, check_run_dir, missing_folders, remove_created, requeued_by_slurm
 
 # the run directory of this invocation, and whether it existed before (set by RunChecks)
 _RUN: dict[str, Any] = {}
@@ -307,6 +307,7 @@ class RunChecks(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if str(config.hydra.job.config_name) == "train" and rank() == 0:
+            check_new_sweep(Path(str(config.hydra.sweep.dir)), config.get("resume", False))
             _SWEEP.update(sweep_dir=Path(str(config.hydra.sweep.dir)), metric=str(config.get("monitor") or "val/psnr_brain"),
                           failed={})
 
@@ -324,6 +325,23 @@ class RunChecks(Callback):
         if str(config.hydra.job.config_name) != "train" or rank() != 0:
             return
         write_sweep_summary()
+
+
+def check_new_sweep(sweep_dir: Path, resume: Any) -> None:
+    """A training sweep's folder is new (absent or empty), or the sweep it holds is continued (``resume``).
+
+    Called before Hydra writes anything into it: its jobs' run folders would otherwise replace the
+    ``.hydra/``, logs and metrics of the runs already there (a job's own checks come after Hydra has
+    written its ``.hydra/``). With ``resume=auto`` each job continues from its ``last.ckpt``, or starts in
+    its own new folder.
+    """
+    if resume in (True, "auto") or requeued_by_slurm() or not sweep_dir.is_dir():
+        return
+    found = sorted(p.name for p in sweep_dir.iterdir())
+    if found:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        fail(prog_name("lfmri-train"), f"hydra.sweep.dir={sweep_dir} already holds {shown}; its runs would be replaced: choose "
+                                       "another hydra.sweep.dir, or pass resume=auto to continue that sweep (each job from its last.ckpt)")
 
 
 # the sweep this process runs (set by RunChecks.on_multirun_start): its folder, metric and failed jobs

@@ -169,13 +169,13 @@ def test_a_sweep_whose_job_failed_still_gets_its_summary_marking_the_job(tmp_pat
     from lfmri.errors import DataError
 
     sweep = tmp_path / "sweep"
+    base = {"hydra": {"job": {"config_name": "train"}, "sweep": {"dir": str(sweep)}}, "monitor": "val/psnr_brain"}
+    callbacks = RunChecks()
+    callbacks.on_multirun_start(OmegaConf.create(base))  # before the jobs write their folders
     for job in ("0", "1"):
         (sweep / job / ".hydra").mkdir(parents=True)
         (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
     (sweep / "0" / "metrics.json").write_text(json.dumps({"metrics": {"test/psnr_brain": 21.0}}))
-    base = {"hydra": {"job": {"config_name": "train"}, "sweep": {"dir": str(sweep)}}, "monitor": "val/psnr_brain"}
-    callbacks = RunChecks()
-    callbacks.on_multirun_start(OmegaConf.create(base))
     for job, status in (("0", JobStatus.COMPLETED), ("1", JobStatus.FAILED)):
         done = JobReturn(status=status, _return_value=DataError("the test split has no slices") if status == JobStatus.FAILED else 1.0)
         callbacks.on_job_end(OmegaConf.create({**base, "hydra": {**base["hydra"], "runtime": {"output_dir": str(sweep / job)}}}), done)
@@ -206,3 +206,22 @@ def test_a_stopped_training_prints_the_exact_command_that_resumes_it(tmp_path, c
     assert stopped.value.code == 128 + signum
     assert f"train.py: stopped by {signum.name}, checkpoint saved; continue with: lfmri-train data=folder " \
            f"'data.pattern=/d/*.nii.gz' resume=true hydra.run.dir={run}" in err
+
+
+def test_a_sweep_into_a_folder_holding_runs_is_refused_unless_it_continues_them(tmp_path, capsys):
+    """-m with hydra.sweep.dir=<an earlier sweep> replaced its jobs' .hydra/, logs and metrics."""
+    from lfmri.cli.common import check_new_sweep
+
+    sweep = tmp_path / "sweep"
+    check_new_sweep(sweep, False)  # absent: a new sweep
+    sweep.mkdir()
+    check_new_sweep(sweep, False)  # empty: a new sweep
+    (sweep / "srcnn").mkdir()
+    (sweep / "srcnn" / "metrics.json").write_text("earlier")
+    with pytest.raises(SystemExit) as stopped:
+        check_new_sweep(sweep, False)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and f"hydra.sweep.dir={sweep} already holds srcnn" in err
+    assert "resume=auto" in err and (sweep / "srcnn" / "metrics.json").read_text() == "earlier"
+    check_new_sweep(sweep, "auto")  # continuing that sweep
+    check_new_sweep(sweep, True)
