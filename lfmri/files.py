@@ -243,9 +243,9 @@ def lock_folder(folder: str | os.PathLike, option: str) -> Path:
     """Take the run folder ``folder`` for this process: an exclusive ``flock`` on ``folder/.lfmri.lock``.
 
     Refuses (:class:`~lfmri.errors.ExistingOutputError` naming ``option`` and the holder's pid) while
-    another process holds it. The descriptor stays open until this process ends: the kernel drops an
-    ``flock`` when its holder exits, crashed or killed with SIGKILL alike, so no stale lock is ever left
-    to clear (a pid file or an ``O_EXCL`` marker would outlive a crash). Written here rather than taken
+    another process holds it. The descriptor stays open until :func:`unlock_folder` (``run_entry`` at the
+    end of its task) or until this process ends: the kernel drops an ``flock`` when its holder exits,
+    crashed or killed with SIGKILL alike, so no stale lock is ever left to clear (a pid file or an ``O_EXCL`` marker would outlive a crash). Written here rather than taken
     from a package (``filelock``'s ``FileLock`` is the same ``flock``) because lfmri needs the holder's
     pid in the refusal and the inode check below. Locking the same folder twice in one process is a no-op.
     Returns the lock file.
@@ -280,8 +280,15 @@ def lock_folder(folder: str | os.PathLike, option: str) -> Path:
 
 
 def unlock_folder(folder: str | os.PathLike) -> None:
-    """Give up the lock :func:`lock_folder` took on ``folder`` (the tests' in-process runs; a process
-    that ends gives it up anyway)."""
+    """Give up the lock :func:`lock_folder` took on ``folder`` and remove its file (``run_entry`` at the
+    end of a task; a process that ends without it gives the lock up anyway and leaves the file)."""
     fd = _HELD_LOCKS.pop(Path(folder).resolve(), None)
     if fd is not None:
+        # the lock file goes while still locked, so no one else holds it: a process that opened it just
+        # before finds its name gone after locking and refuses (the inode check of lock_folder); one
+        # killed first leaves the file, which locks nothing
+        path = Path(folder) / LOCK_NAME
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()
         os.close(fd)

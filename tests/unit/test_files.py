@@ -100,3 +100,6 @@ def test_a_run_folder_has_one_writer_and_a_dead_holder_leaves_no_stale_lock(tmp_
     assert (folder / LOCK_NAME).read_text().strip() == str(os.getpid())
     assert lock_folder(folder, "hydra.run.dir") == folder / LOCK_NAME  # this process again: a no-op
     unlock_folder(folder)
+    assert not (folder / LOCK_NAME).exists()  # given back: nothing of lfmri's left among the run's files
+    assert lock_folder(folder, "hydra.run.dir") == folder / LOCK_NAME  # and taken again
+    unlock_folder(folder)
