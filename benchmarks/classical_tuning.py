@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -56,14 +55,10 @@ from lfmri.evaluation.volumes import volumes_from_datamodule
 from lfmri.pretrained import resolve
 from lfmri.run_options import RunOptions
 from lfmri.scoring.report import MetricsTable
+from quality import site  # benchmarks/quality.py: the site a subject name implies
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ["srdensenet-kspace-x2", "gan-cpce-kspace-x2", "lowfield-sim"]
-
-
-def site(subject: str) -> str:
-    match = re.match(r"(?:sim-)?([A-Za-z]+)", subject)
-    return match.group(1).lower() if match else subject
 
 
 def main_estimate(degradation, lr_views) -> np.ndarray:
