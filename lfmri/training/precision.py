@@ -49,13 +49,14 @@ def accelerator_device(accelerator: str | None) -> torch.device | None:
     return None
 
 
-def native_bf16_note(device: torch.device | None) -> str:
+def native_bf16_note(device: torch.device | None, native: bool) -> str:
+    """Why ``native`` (:func:`lfmri.inference.network.bf16_supported` of ``device``), in words."""
     if device is None:
         return "this accelerator is not known to run bfloat16 natively"
     if device.type == "cuda":
-        return "this GPU runs bfloat16 natively (Ampere or newer)" if network.bf16_supported(device) else \
+        return "this GPU runs bfloat16 natively (Ampere or newer)" if native else \
             "this GPU has no native bfloat16 (it needs Ampere or newer)"
-    return "this CPU runs bfloat16 natively (AVX512-BF16 or AMX)" if network.bf16_supported(device) else \
+    return "this CPU runs bfloat16 natively (AVX512-BF16 or AMX)" if native else \
         "this CPU has no native bfloat16 (no AVX512-BF16 or AMX)"
 
 
@@ -71,12 +72,12 @@ def trainer_precision(requested, accelerator: str | None) -> tuple[str, str]:
     native = device is not None and network.bf16_supported(device)
     if value == AUTO:
         chosen = "bf16-mixed" if native else "32-true"
-        return chosen, f"trainer.precision=auto chose {chosen}: {native_bf16_note(device)}"
+        return chosen, f"trainer.precision=auto chose {chosen}: {native_bf16_note(device, native)}"
     accepted = lightning_precisions()
     if value not in accepted:
         raise ConfigError(f"trainer.precision={value!r}: expected auto or one of {', '.join(accepted)}")
     if value in BF16 and not native:
         log.warning("trainer.precision=%s: %s, so bf16 is emulated and training runs about 8x slower than in "
                     "float32 (45 s against 6 s a step measured on an AVX2 CPU); trainer.precision=auto picks 32-true here",
-                    value, native_bf16_note(device))
-    return value, f"trainer.precision={value} as given; {native_bf16_note(device)}"
+                    value, native_bf16_note(device, native))
+    return value, f"trainer.precision={value} as given; {native_bf16_note(device, native)}"
