@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -64,6 +65,13 @@ class Comparison:
     paper_metric: str = "PSNR (dB)"
     method: dict[str, str] = field(default_factory=dict)  # row value -> the method name in the test table
     baseline: str = "bicubic"  # the non-learned row the gains are taken over (zerofill for k-space degradations)
+    data: str = "folder"  # folder: HR volumes degraded on the fly; lowfield_sim: simulated 64 mT pairs (names sim-...)
+    # rows trained after the sweep, each starting from another row's best checkpoint:
+    # row value -> (label, the row it starts from, its overrides on top of the comparison's)
+    finetunes: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
+
+    def labels(self) -> dict[str, str]:
+        return {**self.rows, **{row: label for row, (label, _, _) in self.finetunes.items()}}
 
 
 def mrln_table(scale: int) -> Comparison:
@@ -88,6 +96,21 @@ COMPARISONS = {
         key="loss",
         rows={"mse": "MSE", "l1": "L1", "l1_hfen": "L1 + HFEN", "ssim": "L1 + SSIM", "l1_tv": "L1 + TV"},
         baseline="zerofill",
+        # the adversarial term as the shipped GAN-CPCE uses it: a small weight on top of the pixel loss,
+        # fine-tuning the L1 row's generator (a GAN from scratch at this budget learns noise)
+        finetunes={"l1_wgan": ("L1, then WGAN-GP fine-tune", "l1", [
+            "module=wgan", "module.adversarial_weight=1e-3", "module.optimizer.lr=5e-5",
+            "module.scheduler=null", "module.critic_scheduler=null", "loss=l1"])},
+    ),
+    # Lyu et al.'s two networks on their degradation (k-space zero-filled x2 input, no noise), each with
+    # its paper's losses and optimiser (Adam 1e-4); GAN-CPCE without its VGG term (no ImageNet weights here)
+    "lyu": Comparison(
+        title="GAN-CIRCLE against GAN-CPCE (Lyu et al.), k-space zero-filled x2",
+        overrides=[],
+        key="experiment",
+        rows={"lyu2018_gan_cpce_mse": "GAN-CPCE (MSE + WGAN-GP)", "lyu2018_gan_circle": "GAN-CIRCLE"},
+        paper={"lyu2018_gan_cpce_mse": "33.20", "lyu2018_gan_circle": "32.30"},
+        baseline="zerofill",
     ),
 }
 
@@ -96,15 +119,38 @@ def run_dir(out: Path, name: str, row: str) -> Path:
     return out / name / row
 
 
+def data_overrides(comparison: Comparison, args) -> list[str]:
+    """The data options of every row: the folder of HR volumes, or the simulated 64 mT pairs made from
+    them (whose subjects are named ``sim-<volume>``)."""
+    budget = [f"data.batch_size={args.batch}", f"data.patches_per_epoch={max(1, args.steps // args.validations) * args.batch}"]
+    if comparison.data == "lowfield_sim":
+        subjects = re.sub(r"([\[,]\s*)([^\],\s]+)", lambda m: m.group(1) + ("" if m.group(2).startswith("sim-") else "sim-") + m.group(2),
+                          args.subjects)
+        return [f"data.synthetic_pattern={args.data}", f"data.subjects={subjects}", *budget]
+    return ["data=folder", f"data.pattern={args.data}", f"data.subjects={args.subjects}", *budget]
+
+
 def sweep_command(comparison: Comparison, rows: list[str], out: Path, name: str, args) -> list[str]:
-    patches_between_validations = max(1, args.steps // args.validations) * args.batch
     command = [
         sys.executable, "-m", "lfmri.cli.train", "-m", *comparison.overrides,
-        f"{comparison.key}={','.join(rows)}",
-        "data=folder", f"data.pattern={args.data}", f"data.subjects={args.subjects}",
-        f"data.batch_size={args.batch}", f"data.patches_per_epoch={patches_between_validations}",
+        f"{comparison.key}={','.join(rows)}", *data_overrides(comparison, args),
         "trainer.max_epochs=-1", f"trainer.max_steps={args.steps}", "resume=auto",
         f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir=${{hydra.runtime.choices.{comparison.key}}}",
+    ]
+    if args.launcher:
+        command.append(f"hydra/launcher={args.launcher}")
+    return command
+
+
+def finetune_command(comparison: Comparison, row: str, out: Path, name: str, args) -> list[str]:
+    """One ``lfmri-train`` run (a sweep of one job, so ``--launcher`` applies too) starting from the
+    best checkpoint of the row it fine-tunes, with that row's options and the fine-tune's own."""
+    _, start, extra = comparison.finetunes[row]
+    command = [
+        sys.executable, "-m", "lfmri.cli.train", "-m", *comparison.overrides, f"{comparison.key}={start}", *extra,
+        *data_overrides(comparison, args), f"init_from={run_dir(out, name, start) / 'checkpoints' / 'best.ckpt'}",
+        "trainer.max_epochs=-1", f"trainer.max_steps={args.steps}", "resume=auto",
+        f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir={row}",
     ]
     if args.launcher:
         command.append(f"hydra/launcher={args.launcher}")
@@ -152,7 +198,7 @@ def pooled(table: MetricsTable, subjects: list[str], method: str) -> dict[str, f
 
 def report(comparison: Comparison, out: Path, name: str, other_sites: list[str]) -> None:
     rows, baseline = [], None
-    for row, label in comparison.rows.items():
+    for row, label in comparison.labels().items():
         run = run_dir(out, name, row)
         metrics_csv = run / "test" / "metrics.csv"
         if not metrics_csv.is_file():
@@ -228,10 +274,14 @@ def main() -> None:
     if not args.report_only:
         if not args.data or not args.subjects:
             parser.error("--data and --subjects are needed to train (or --report-only)")
-        todo = [r for r in (args.rows or comparison.rows) if not (run_dir(out, args.set, r) / "test" / "metrics.csv").is_file()]
-        if todo:
-            env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-            command = [*sweep_command(comparison, todo, out, args.set, args), *args.override]
+        tested = lambda r: (run_dir(out, args.set, r) / "test" / "metrics.csv").is_file()  # noqa: E731
+        chosen = args.rows or list(comparison.labels())
+        todo = [r for r in chosen if r in comparison.rows and not tested(r)]
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+        commands = [sweep_command(comparison, todo, out, args.set, args)] if todo else []
+        commands += [finetune_command(comparison, r, out, args.set, args) for r in chosen if r in comparison.finetunes and not tested(r)]
+        for command in commands:
+            command = [*command, *args.override]
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True, env=env, cwd=ROOT)
     report(comparison, out, args.set, args.other_site)
