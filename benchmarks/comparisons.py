@@ -73,6 +73,19 @@ class Comparison:
     def labels(self) -> dict[str, str]:
         return {**self.rows, **{row: label for row, (label, _, _) in self.finetunes.items()}}
 
+    @property
+    def key_is_group(self) -> bool:
+        """A config group (model=, loss=, experiment=) or a plain option (context_slices=)."""
+        return (ROOT / "conf" / self.key).is_dir()
+
+    def folder(self, row: str) -> str:
+        """The run directory of a row: its value for a config group, ``key_value`` for a plain option."""
+        return row if self.key_is_group or row in self.finetunes else f"{self.key}_{row}"
+
+    def subdir(self) -> str:
+        """``hydra.sweep.subdir`` giving every sweep job the folder of its row (:meth:`folder`)."""
+        return f"${{hydra.runtime.choices.{self.key}}}" if self.key_is_group else f"{self.key}_${{{self.key}}}"
+
 
 def mrln_table(scale: int) -> Comparison:
     # the MRLN paper's comparison table (PSNR in dB, bicubic degradation; its own data, not these brains)
@@ -100,7 +113,7 @@ COMPARISONS = {
         # fine-tuning the L1 row's generator (a GAN from scratch at this budget learns noise)
         finetunes={"l1_wgan": ("L1, then WGAN-GP fine-tune", "l1", [
             "module=wgan", "module.adversarial_weight=1e-3", "module.optimizer.lr=5e-5",
-            "module.scheduler=null", "module.critic_scheduler=null", "loss=l1"])},
+            "module.scheduler=null", "module.critic_scheduler=null"])},
     ),
     # Lyu et al.'s two networks on their degradation (k-space zero-filled x2 input, no noise), each with
     # its paper's losses and optimiser (Adam 1e-4); GAN-CPCE without its VGG term (no ImageNet weights here)
@@ -112,11 +125,32 @@ COMPARISONS = {
         paper={"lyu2018_gan_cpce_mse": "33.20", "lyu2018_gan_circle": "32.30"},
         baseline="zerofill",
     ),
+    # the 64 mT task of lowfield-sim, each network with its own recipe (optimiser, schedule, EMA) at the
+    # same steps and batch; the paper's figure is the AMIR study's mean on real 64 mT -> 3T pairs
+    "lowfield": Comparison(
+        title="AMIR against the residual SRDenseNet of lowfield-sim, simulated 64 mT -> 1 mm, sagittal",
+        overrides=[],
+        key="experiment",
+        rows={"lowfield_sim": "SRDenseNet, residual (lowfield-sim)", "amir_lowfield_cpu": "AMIR, scaled to a CPU"},
+        paper={"amir_lowfield_cpu": "18.64"},
+        baseline="zerofill",
+        data="lowfield_sim",
+    ),
+    # the hypothesis: axial 1 mm slices cut from 5 mm low-field slices lack what lies between the thick
+    # slices; the low-field slices above and below (5 mm away) hold it, the 1 mm grid's own neighbours do not
+    "lowfield_context": Comparison(
+        title="lowfield-sim's SRDenseNet on axial slices (across the 5 mm low-field slices), without and with neighbours",
+        overrides=["experiment=lowfield_sim", "data.slice_axis=2"],
+        key="context_slices",
+        rows={"0": "one slice", "1": "+ the low-field slices 5 mm above and below"},
+        baseline="zerofill",
+        data="lowfield_sim",
+    ),
 }
 
 
 def run_dir(out: Path, name: str, row: str) -> Path:
-    return out / name / row
+    return out / name / COMPARISONS[name].folder(row)
 
 
 def data_overrides(comparison: Comparison, args) -> list[str]:
@@ -124,7 +158,8 @@ def data_overrides(comparison: Comparison, args) -> list[str]:
     them (whose subjects are named ``sim-<volume>``)."""
     budget = [f"data.batch_size={args.batch}", f"data.patches_per_epoch={max(1, args.steps // args.validations) * args.batch}"]
     if comparison.data == "lowfield_sim":
-        subjects = re.sub(r"([\[,]\s*)([^\],\s]+)", lambda m: m.group(1) + ("" if m.group(2).startswith("sim-") else "sim-") + m.group(2),
+        named = lambda name: name if name.startswith("sim-") else f"sim-{name}"  # noqa: E731
+        subjects = re.sub(r"\[([^\]]*)\]", lambda m: "[" + ",".join(named(n.strip()) for n in m.group(1).split(",") if n.strip()) + "]",
                           args.subjects)
         return [f"data.synthetic_pattern={args.data}", f"data.subjects={subjects}", *budget]
     return ["data=folder", f"data.pattern={args.data}", f"data.subjects={args.subjects}", *budget]
@@ -135,7 +170,7 @@ def sweep_command(comparison: Comparison, rows: list[str], out: Path, name: str,
         sys.executable, "-m", "lfmri.cli.train", "-m", *comparison.overrides,
         f"{comparison.key}={','.join(rows)}", *data_overrides(comparison, args),
         "trainer.max_epochs=-1", f"trainer.max_steps={args.steps}", "resume=auto",
-        f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir=${{hydra.runtime.choices.{comparison.key}}}",
+        f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir={comparison.subdir()}",
     ]
     if args.launcher:
         command.append(f"hydra/launcher={args.launcher}")

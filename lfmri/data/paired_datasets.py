@@ -18,6 +18,8 @@ class PairedSegment(PreparedSegment):
     lr: torch.Tensor = None  # type: ignore[assignment]
     lr_up: torch.Tensor | None = None
     synthetic: bool = False
+    lr_context: torch.Tensor | None = None      # (n, 2K+1, h, w): neighbours a thick slice apart (context_slices=K)
+    lr_up_context: torch.Tensor | None = None   # the same on the HR grid, for pre-upsampled networks
 
 
 def _pair_sample(seg: PairedSegment, i: int) -> dict[str, torch.Tensor]:
@@ -25,6 +27,9 @@ def _pair_sample(seg: PairedSegment, i: int) -> dict[str, torch.Tensor]:
     sample = {"hr": seg.hr[i][None], "lr": lr, "lr_complex": lr.to(torch.complex64)}
     if seg.lr_up is not None:
         sample["lr_up"] = seg.lr_up[i][None]
+    for key in ("lr_context", "lr_up_context"):
+        if getattr(seg, key) is not None:
+            sample[key] = getattr(seg, key)[i]
     return sample
 
 
@@ -71,10 +76,11 @@ class PairedPatchDataset(PatchGeometry, Dataset):
         step = self.degradation.grid_scale
         y0, x0 = self._patch_origin(sample["hr"][0], gen)
         crops = {"synthetic": torch.tensor(seg.synthetic)}
-        for name in ("hr", "lr", "lr_up"):
-            if name not in sample or (name == "lr_up" and self.input_mode != "upsampled"):
+        for name in ("hr", "lr", "lr_up", "lr_context", "lr_up_context"):
+            if name not in sample or (name.startswith("lr_up") and self.input_mode != "upsampled"):
                 continue
-            size, (oy, ox) = (self.lr_patch, (y0, x0)) if name == "lr" else (self.hr_patch, (y0 * step, x0 * step))
+            on_lr_grid = name in ("lr", "lr_context")
+            size, (oy, ox) = (self.lr_patch, (y0, x0)) if on_lr_grid else (self.hr_patch, (y0 * step, x0 * step))
             crops[name] = sample[name][..., oy : oy + size, ox : ox + size]
         return self.augment.pair(crops, gen) if self.augment is not None else crops
 
@@ -87,4 +93,5 @@ class PairedSliceDataset(SliceDataset):
         sample = _pair_sample(seg, i)
         if self.input_mode != "upsampled":
             sample.pop("lr_up", None)
+            sample.pop("lr_up_context", None)
         return {**sample, "subject": seg.subject, "slice": int(seg.slice_indices[i])}

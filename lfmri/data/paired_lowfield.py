@@ -51,7 +51,8 @@ from lfmri.data.paired_datasets import PairedPatchDataset, PairedSegment, Paired
 from lfmri.data.splits import Segment, Split, explicit_split, split_to_dict, subject_split
 from lfmri.errors import ConfigError, DataError, MissingFileError
 from lfmri.geometry.nifti import Volume, load_nifti
-from lfmri.geometry.resample import centred_on, hr_grid_shape, lr_grid, resample_onto, resample_volume
+from lfmri.geometry.resample import (centred_on, hr_grid_shape, lr_grid, resample_onto, resample_volume,
+                                     thick_slice_neighbours)
 from lfmri.geometry.slicing import take_slices
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,10 @@ class PairedVolume:
     source: str
     axcodes: tuple[str, str, str]
     synthetic: bool = False
+    # multi-slice input (context_slices=K): (2K+1, *grid) views of the low-field volume a thick slice
+    # apart along the slice axis, the centre channel being ``lr`` (``lr_up``)
+    lr_context: np.ndarray | None = None
+    lr_up_context: np.ndarray | None = None
 
 
 def normalised(volume: Volume, percentiles: Sequence[float]) -> tuple[Volume, Intensity]:
@@ -109,12 +114,6 @@ class PairedLowFieldDataModule(SliceDataModule):
         **kwargs,
     ) -> None:
         super().__init__(slice_axis=slice_axis, **kwargs)
-        if self.context_slices:
-            # the measured LR here is a thick-slice volume on its own grid, paired slice by slice with the
-            # HR: neighbours would have to come from that LR grid, which this module does not build yet
-            raise ConfigError("data=paired_lowfield reads one slice per sample: multi-slice input (context_slices="
-                              f"{self.context_slices}) is available for the synthetic data modules (folder, ixi, mni152, "
-                              "fastmri); set context_slices=0")
         if layout not in ("volumes", "slices"):
             raise ValueError(f"data.layout must be 'volumes' or 'slices', got {layout!r}")
         if not root and not synthetic_pattern:
@@ -241,10 +240,24 @@ class PairedLowFieldDataModule(SliceDataModule):
         lr_shape, lr_affine = lr_grid(shape, hf_target.affine, self.slice_axis, self.degradation)
         # the two fields share a field of view: centre the low-field grid on the high-field one
         lf_affine = centred_on(lf_target.affine, self.lf_shape, hf_target.affine, self.hf_shape)
-        lr = _clip(resample_onto(lf_target.data, lf_affine, lr_shape, lr_affine))
-        lr_up = _clip(resample_onto(lf_target.data, lf_affine, shape, hf_target.affine)) if self.input_mode == "upsampled" else None
+        upsampled = self.input_mode == "upsampled"
+        lr_context = lr_up_context = None
+        if self.context_slices:
+            # neighbours a low-field slice apart (data.lf_spacing along the slice axis): the 1 mm grid's own
+            # neighbours are interpolated from the same thick slices (lfmri.geometry.resample.thick_slice_neighbours)
+            step_mm = self.lf_spacing[self.slice_axis]
+            lr_context = _clip(thick_slice_neighbours(lf_target.data, lf_affine, lr_shape, lr_affine, self.slice_axis,
+                                                      step_mm, self.context_slices))
+            lr = lr_context[self.context_slices]
+            if upsampled:
+                lr_up_context = _clip(thick_slice_neighbours(lf_target.data, lf_affine, shape, hf_target.affine,
+                                                             self.slice_axis, step_mm, self.context_slices))
+            lr_up = lr_up_context[self.context_slices] if upsampled else None
+        else:
+            lr = _clip(resample_onto(lf_target.data, lf_affine, lr_shape, lr_affine))
+            lr_up = _clip(resample_onto(lf_target.data, lf_affine, shape, hf_target.affine)) if upsampled else None
         return PairedVolume(name, hr, hf_target.affine, lr, lr_affine, lr_up, hf_intensity, lf_intensity,
-                            hf.source, hf.axcodes, synthetic)
+                            hf.source, hf.axcodes, synthetic, lr_context, lr_up_context)
 
     # --- setup and loaders -----------------------------------------------------------------------
     def default_split(self, volumes: Mapping[str, NormalisedVolume]) -> Split:
@@ -293,7 +306,11 @@ class PairedLowFieldDataModule(SliceDataModule):
                 return None
             return torch.from_numpy(np.ascontiguousarray(take_slices(data, self.slice_axis)[indices]))
 
-        return PairedSegment(segment.subject, indices, slices(pair.hr), slices(pair.lr), slices(pair.lr_up), pair.synthetic)
+        def channel_slices(stack: np.ndarray | None) -> torch.Tensor | None:  # (n, 2K+1, h, w)
+            return None if stack is None else torch.stack([slices(channel) for channel in stack], dim=1)
+
+        return PairedSegment(segment.subject, indices, slices(pair.hr), slices(pair.lr), slices(pair.lr_up), pair.synthetic,
+                             channel_slices(pair.lr_context), channel_slices(pair.lr_up_context))
 
     def eval_pair(self, subject: str):
         """For ``evaluate.py``: (slice index -> real-pair sample, LR-grid affine) of one subject."""
@@ -303,6 +320,9 @@ class PairedLowFieldDataModule(SliceDataModule):
             views = {"hr": pair.hr, "lr": pair.lr, "lr_up": pair.lr_up}
             out = {k: torch.from_numpy(np.ascontiguousarray(take_slices(v, self.slice_axis)[index]))[None]
                    for k, v in views.items() if v is not None}
+            for key, stack in (("lr_context", pair.lr_context), ("lr_up_context", pair.lr_up_context)):
+                if stack is not None:  # the thick-slice neighbours, as training read them
+                    out[key] = torch.from_numpy(np.stack([np.ascontiguousarray(take_slices(c, self.slice_axis)[index]) for c in stack]))
             out["lr_complex"] = out["lr"].to(torch.complex64)
             return out
 

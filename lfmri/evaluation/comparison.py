@@ -222,9 +222,12 @@ class Evaluator:
 
         def step(indices: list[int]) -> dict[str, torch.Tensor]:
             samples = [sample(i) for i in indices]
-            if self.context:
-                if v.pair is not None:
-                    raise ConfigError("multi-slice networks are evaluated on synthetic degradations, not on measured pairs")
+            if self.context and v.pair is not None:
+                # measured pairs carry their neighbours, a low-field slice apart (data.context_slices)
+                if "lr_context" not in samples[0]:
+                    raise ConfigError(f"the networks read {self.context} neighbouring slice(s) on each side but the paired "
+                                      "data was read without them: set context_slices= (data.context_slices) to at least that")
+            elif self.context:
                 samples = [{**s, **stacked_context([sample(j) for j in context_indices(i, self.context, v.start, v.stop)])}
                            for i, s in zip(indices, samples)]
             batch = {k: torch.stack([s[k] for s in samples]).to(self.device) for k in samples[0]}

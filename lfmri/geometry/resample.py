@@ -65,6 +65,30 @@ def resample_onto(
     return out.astype(np.float32, copy=False)
 
 
+def thick_slice_neighbours(
+    data: np.ndarray, affine: np.ndarray, target_shape: Sequence[int], target_affine: np.ndarray, slice_axis: int,
+    spacing_mm: float, context: int,
+) -> np.ndarray:
+    """(2 * context + 1, *target_shape): ``data`` resampled onto the target grid moved by ``k * spacing_mm``
+    along the target's ``slice_axis``, k = -context .. context (channel ``context`` is the grid itself).
+
+    Why not the target grid's own neighbouring slices: on a grid finer than the acquisition (1 mm slices
+    cut from a 5 mm low-field volume) the next slice is interpolated from the same thick slices and
+    brings nothing new; a thick slice away lies the neighbouring measurement. Beyond the volume the
+    edge is repeated (``resample_onto``'s ``nearest`` mode), as the 2D neighbours repeat the last slice.
+    """
+    if spacing_mm <= 0:
+        raise ValueError(f"the neighbours' spacing must be positive, got {spacing_mm} mm")
+    target_affine = np.asarray(target_affine, dtype=np.float64)
+    direction = target_affine[:3, slice_axis] / np.linalg.norm(target_affine[:3, slice_axis])
+    stack = []
+    for k in range(-int(context), int(context) + 1):
+        moved = target_affine.copy()
+        moved[:3, 3] += direction * k * float(spacing_mm)
+        stack.append(resample_onto(data, affine, target_shape, moved))
+    return np.stack(stack)
+
+
 def resample_volume(volume: Volume, shape: Sequence[int], spacing: float | Sequence[float], order: int = 3) -> Volume:
     """``volume`` on a centred grid of ``shape`` and voxel sizes ``spacing`` (mm)."""
     shape = tuple(int(n) for n in shape)
@@ -121,6 +145,24 @@ def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: 
     lose the top of the head. Each box therefore grows, axis by axis, until it covers the scan's
     extent (:func:`covering_shape`); a scan inside them gets exactly the training grids.
     """
+    lf, target_shape, target_affine = _scan_grids(scan, data_cfg, degradation, upsampled)
+    data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
+    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes, label=scan.label,
+                  space_code=scan.space_code)
+
+
+def scan_neighbours_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool, context: int) -> np.ndarray:
+    """(2 * context + 1, *grid): the scan on the grid of :func:`scan_on_model_grid` (channel ``context``)
+    and moved by whole low-field slices along the slice axis, the neighbours a multi-slice network
+    trained on paired data read (:func:`thick_slice_neighbours`, ``data.lf_spacing`` apart)."""
+    lf, target_shape, target_affine = _scan_grids(scan, data_cfg, degradation, upsampled)
+    slice_axis = int(data_cfg["slice_axis"])
+    return thick_slice_neighbours(lf.data, lf.affine, target_shape, target_affine, slice_axis,
+                                  float(data_cfg["lf_spacing"][slice_axis]), context)
+
+
+def _scan_grids(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool) -> tuple[Volume, list[int], np.ndarray]:
+    """The scan on the low-field grid, and the shape and affine of the grid the network reads."""
     extent = np.asarray(scan.data.shape[:3], dtype=np.float64) * voxel_sizes(scan.affine)
     lf_shape = covering_shape(data_cfg["lf_shape"], data_cfg["lf_spacing"], extent)
     lf = resample_volume(scan, lf_shape, data_cfg["lf_spacing"])
@@ -129,7 +171,5 @@ def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: 
     hf_shape = covering_shape(data_cfg["hf_shape"], data_cfg["hf_spacing"], extent, multiple)
     hf_affine = centred_grid(lf.affine, lf.data.shape, hf_shape, data_cfg["hf_spacing"])
     shape = hr_grid_shape(hf_shape, slice_axis, step)
-    target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, int(data_cfg["slice_axis"]), degradation)
-    data = resample_onto(lf.data, lf.affine, target_shape, target_affine)
-    return Volume(data=data, affine=target_affine, source=scan.source, axcodes=scan.axcodes, label=scan.label,
-                  space_code=scan.space_code)
+    target_shape, target_affine = (shape, hf_affine) if upsampled else lr_grid(shape, hf_affine, slice_axis, degradation)
+    return lf, target_shape, target_affine

@@ -31,7 +31,7 @@ from lfmri.geometry.affines import output_affines
 from lfmri.files import safe_name, written_together
 from lfmri.geometry.inputs import Input, input_name
 from lfmri.geometry.nifti import NiftiError, Volume, voxel_sizes
-from lfmri.geometry.resample import scan_on_model_grid
+from lfmri.geometry.resample import scan_neighbours_on_model_grid, scan_on_model_grid
 from lfmri.geometry.scan_contract import check_mode, contract_of, enforce_contract
 from lfmri.geometry.slicing import context_stack, plane_problem, take_slices
 from lfmri.inference import consistency
@@ -165,7 +165,11 @@ class Predictor:
     def _volume(self, volume: Volume, paths: dict[str, Path]) -> None:
         enforce_contract(volume, self.contract, self.card.get("name") or str(self.cfg.ckpt_path), self.cfg.contract, "scan",
                          alternatives=shipped_contracts)
+        neighbours = None
         if self.paired_data is not None:
+            if self.context:  # as in training: neighbours a low-field slice apart, not the 1 mm grid's own
+                neighbours = scan_neighbours_on_model_grid(volume, self.paired_data, self.degradation, self.input_on_hr_grid,
+                                                           self.context)
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         problem = plane_problem(volume.data.shape, self.slice_axis)
         if problem:
@@ -178,9 +182,14 @@ class Predictor:
         lr_all = torch.from_numpy(np.ascontiguousarray(take_slices(scan, self.slice_axis)))
         excess_all = torch.from_numpy(np.ascontiguousarray(take_slices(full - scan, self.slice_axis)))
         # a multi-slice network reads each slice with its neighbours (edges repeat the outermost slice)
+        if neighbours is not None:  # (n, 2K+1, h, w), clipped to the window like the centre
+            stack = intensity.apply(neighbours)
+            context_all = torch.stack([torch.from_numpy(np.ascontiguousarray(take_slices(c, self.slice_axis))) for c in stack], 1)
+            batch_input = lambda indices: context_all[list(indices)]  # noqa: E731
+        else:
+            batch_input = lambda indices: context_stack(lr_all, indices, self.context)  # noqa: E731
         volumes = self.loop.run(volume.name, range(len(lr_all)),
-                                lambda indices: self.slices(context_stack(lr_all, indices, self.context),
-                                                            excess_all[list(indices)][:, None]))
+                                lambda indices: self.slices(batch_input(indices), excess_all[list(indices)][:, None]))
         given = "output" if self.input_on_hr_grid else "scan"
         grids = output_affines(volume.affine, volume.data.shape, self.slice_axis, self.degradation, given)
         affines = {kind: grids["lr" if kind == "consistency" else "hr"] for kind in volumes}  # |D(SR) - LR|: the scan's grid

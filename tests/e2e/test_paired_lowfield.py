@@ -55,16 +55,21 @@ def test_train_on_paired_volumes_then_evaluate_its_checkpoint(pretrained, tmp_pa
     assert {r["subject"] for r in table.rows} == {subject}
 
 
-def test_pre_upsampled_model_trains_on_slices_mixed_with_simulated_pairs(tmp_path):
+def test_pre_upsampled_multi_slice_model_trains_on_slices_mixed_with_simulated_pairs_and_evaluates(tmp_path):
+    """SRCNN reading one neighbour on each side, axial slices (the 5 mm axis): the real and the
+    simulated pairs carry neighbours a low-field slice apart through training, test and evaluate."""
     write_slice_layout(tmp_path / "pairs")
     for i in range(2):
         write_phantom(tmp_path / "ixi" / f"IXI00{i}-T1.nii.gz", shape=(19, 22, 30), seed=20 + i, affine=np.eye(4))
     run = tmp_path / "run"
     proc = check(run_script("train.py", "data=paired_lowfield", "data.layout=slices", f"data.root={tmp_path / 'pairs'}", "model=srcnn",
                             "degradation=lowfield", f"data.synthetic_pattern={tmp_path / 'ixi'}/*.nii.gz", *GRID_OVERRIDES,
-                            "trainer.fast_dev_run=true", f"hydra.run.dir={run}"))
+                            "context_slices=1", "data.slice_axis=2", "trainer.fast_dev_run=true", f"hydra.run.dir={run}"))
     assert "simulated low-field pair" in proc.stderr + proc.stdout
     assert "srcnn" in MetricsTable.read_csv(run / "test" / "metrics.csv").methods
+    out = tmp_path / "eval"
+    check(run_script("evaluate.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"output_dir={out}", "classical=[]"))
+    assert "srcnn" in MetricsTable.read_csv(out / "metrics.csv").methods
 
 
 def test_a_faulty_collection_stops_in_one_line_with_the_report_in_a_file(tmp_path):

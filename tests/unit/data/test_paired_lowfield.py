@@ -234,3 +234,31 @@ def test_pairs_that_are_not_one_head_are_reported(tmp_path):
     dm = datamodule(root, strict=False)
     dm.setup("fit")
     assert sorted(dm.pairs) == ["s03", "s04", "s05", "s06"]
+
+
+@pytest.mark.parametrize("input_mode", ["lr", "upsampled"])
+def test_multi_slice_pairs_read_their_neighbours_a_thick_slice_apart(tmp_path, input_mode):
+    """Axial slices (the 5 mm axis of the low-field grid) with one neighbour on each side: the
+    neighbours are the low-field volume 5 mm below and above, i.e. 5 slices of the 1 mm grid away,
+    not the grid's next slice (interpolated from the same thick slices); every loader and the
+    evaluation samples carry them."""
+    root = write_volume_layout(tmp_path / "v")
+    dm = datamodule(root, input_mode=input_mode, slice_axis=2, context_slices=1, subjects={"val": ["s02"], "test": ["s03"]})
+    dm.setup("fit")
+    pair = dm.pairs["s01"]
+    key = "lr_up_context" if input_mode == "upsampled" else "lr_context"
+    centre = pair.lr_up if input_mode == "upsampled" else pair.lr
+    stack = getattr(pair, key)
+    assert stack.shape == (3, *centre.shape) and np.array_equal(stack[1], centre)
+    assert np.allclose(stack[2][..., :-5], centre[..., 5:], atol=1e-5) and np.allclose(stack[0][..., 5:], centre[..., :-5], atol=1e-5)
+    assert not np.allclose(stack[2][..., :-1], centre[..., 1:], atol=1e-3)
+    train = next(iter(dm.train_dataloader()))
+    val = next(iter(dm.val_dataloader()))
+    for batch, size in ((train, 8), (val, None)):
+        lr_key_size = (size // 2 if size else None) if key == "lr_context" else size
+        assert batch[key].shape[1] == 3 and torch.equal(batch[key][:, 1:2], batch["lr_up" if input_mode == "upsampled" else "lr"])
+        if lr_key_size:
+            assert batch[key].shape[-1] == lr_key_size
+    sample, _ = dm.eval_pair("s03")
+    first = sample(10)
+    assert torch.equal(first[key][1:2], first["lr_up" if input_mode == "upsampled" else "lr"])

@@ -7,7 +7,8 @@ import pytest
 
 from lfmri.degrade.lowfield import LowFieldDegradation
 from lfmri.geometry.nifti import Volume, voxel_sizes
-from lfmri.geometry.resample import centred_on, covering_shape, scan_on_model_grid
+from lfmri.geometry.resample import (centred_on, covering_shape, resample_onto, scan_neighbours_on_model_grid,
+                                     scan_on_model_grid, thick_slice_neighbours)
 
 # a 20 x 24 x 30 mm training box (lowfield-sim's is 179 x 221 x 200 mm), 1 mm high-field grid
 DATA = {"lf_shape": [10, 12, 6], "lf_spacing": [2.0, 2.0, 5.0], "hf_shape": [20, 24, 30], "hf_spacing": [1.0, 1.0, 1.0],
@@ -61,3 +62,33 @@ def test_centred_on_moves_a_grid_centre_onto_the_reference_centre_and_keeps_its_
     np.testing.assert_allclose(centre(moved, (112, 138, 40)), centre(reference, (179, 221, 200)))
     np.testing.assert_array_equal(moved[:3, :3], affine[:3, :3])
     assert moved is not affine and affine[0, 3] == -10.0  # the input is left as it was
+
+
+def test_thick_slice_neighbours_lie_a_low_field_slice_apart_and_repeat_the_edge():
+    """A ramp along S (value = height in mm) on a 5 mm grid, read on a 1 mm grid: the neighbours of a
+    slice are the ramp 5 mm below and above it, the centre is the plain resampling, beyond the
+    volume the edge value is kept."""
+    lf = np.broadcast_to(np.arange(8, dtype=np.float32) * 5.0, (4, 4, 8)).copy()  # 4 x 4 x 40 mm
+    lf_affine = np.diag([1.0, 1.0, 5.0, 1.0])
+    target_affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    stack = thick_slice_neighbours(lf, lf_affine, (4, 4, 36), target_affine, 2, 5.0, 1)
+    assert stack.shape == (3, 4, 4, 36)
+    assert np.allclose(stack[1], resample_onto(lf, lf_affine, (4, 4, 36), target_affine))
+    # the neighbour above slice z is slice z + 5 of the 1 mm grid; the ramp rises 5 between them
+    assert np.allclose(stack[2][..., :31], stack[1][..., 5:], atol=1e-5)
+    assert np.allclose(stack[0][..., 5:], stack[1][..., :31], atol=1e-5)
+    assert np.allclose(stack[2][..., 8:22] - stack[1][..., 8:22], 5.0, atol=0.2)
+    assert np.allclose(stack[0][..., 0], 0.0, atol=1e-4)  # 5 mm below the first slice: the edge repeated
+    with pytest.raises(ValueError, match="positive"):
+        thick_slice_neighbours(lf, lf_affine, (4, 4, 36), target_affine, 2, 0.0, 1)
+
+
+def test_scan_neighbours_are_centred_on_the_scan_on_its_model_grid():
+    rng = np.random.default_rng(0)
+    scan = Volume(rng.random((10, 12, 6)).astype(np.float32), np.diag([2.0, 2.0, 5.0, 1.0]), "scan.nii.gz")
+    data = {**DATA, "slice_axis": 2}
+    grid = scan_on_model_grid(scan, data, LowFieldDegradation(scale=2), upsampled=False)
+    stack = scan_neighbours_on_model_grid(scan, data, LowFieldDegradation(scale=2), upsampled=False, context=2)
+    assert stack.shape == (5, *grid.data.shape) and np.allclose(stack[2], grid.data)
+    # the grid's own slices are 1 mm apart: the next neighbour is 5 of them away
+    assert np.allclose(stack[3][..., 8:20], grid.data[..., 13:25], atol=1e-5)

@@ -94,6 +94,27 @@ def test_checkpoint_trained_on_real_pairs_resamples_the_scan_onto_its_training_g
     assert np.isfinite(out.get_fdata()).all()
 
 
+def test_a_multi_slice_network_trained_on_pairs_reads_the_scan_a_low_field_slice_apart(tmp_path, monkeypatch):
+    from lfmri.geometry import resample
+    from tests.helpers.paired import GRID_OVERRIDES, HF_SHAPE, LF_SHAPE
+
+    ckpt = make_checkpoint(tmp_path / "paired.ckpt", "model=srdensenet", "data=paired_lowfield", "data.root=x",
+                           "degradation=lowfield", "context_slices=1", "data.slice_axis=2", *GRID_OVERRIDES)
+    src = write_phantom(tmp_path / "scan.nii.gz", shape=LF_SHAPE, affine=np.diag([1.6, 1.6, 5.0, 1.0]))
+    asked = []
+    real = resample.thick_slice_neighbours
+    monkeypatch.setattr(resample, "thick_slice_neighbours", lambda *a: asked.append(a[4:]) or real(*a))
+    seen = []
+    original = Predictor.slices
+    monkeypatch.setattr(Predictor, "slices", lambda self, lr, excess=None: seen.append(lr.shape) or original(self, lr, excess))
+    done, failed = run_predict(predict_config(tmp_path, ckpt, src, preview=False))
+    assert not failed, failed
+    assert asked == [(2, 5.0, 1)]  # neighbours along the slice axis, one 5 mm low-field slice away
+    assert all(shape[1] == 3 for shape in seen)
+    # axial slices: the in-plane axes trimmed to a multiple of x2 (19 -> 18)
+    assert nib.as_closest_canonical(nib.load(done[str(src)]["sr"])).shape == (18, *HF_SHAPE[1:])
+
+
 def test_data_consistency_is_refused_for_checkpoints_trained_on_real_pairs(tmp_path):
     from tests.helpers.paired import GRID_OVERRIDES
 
