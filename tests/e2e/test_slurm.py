@@ -241,3 +241,20 @@ def test_cancelled_job_ends_the_launcher_with_its_state(volumes, tmp_path):
     assert proc.returncode != 0 and time.monotonic() - started < 120
     assert f"Job {job_id} " in output and "has not produced any output (state: CANCELLED)" in output, output[-4000:]
     assert not (sweep_dir / "0" / "metrics.json").exists()
+
+
+def test_a_papers_comparison_runs_its_rows_as_a_slurm_array(volumes, tmp_path):
+    """benchmarks/comparisons.py --launcher slurm_cpu: the rows of a comparison are one SLURM array,
+    tested on the unseen subjects and reported (a tiny budget: the route, not the numbers)."""
+    out = tmp_path / "comparisons"
+    tiny = ["data.patch_size=16", "data.eval_batch_size=4", "data.num_workers=0", "trainer.limit_test_batches=2",
+            "trainer.limit_val_batches=2"]
+    proc = check(run_script(str(ROOT / "benchmarks" / "comparisons.py"), "--set", "mrln_x2", "--data", f"{volumes}/*.nii.gz",
+                            "--subjects", "{val:[sub-01],test:[sub-02,sub-03]}", "--out", str(out), "--steps", "2",
+                            "--batch", "2", "--validations", "1", "--rows", "srcnn", "espcn", "--launcher", "slurm_cpu",
+                            *[f"--override={o}" for o in tiny], timeout=600))
+    ids = job_ids(out / "mrln_x2")
+    assert ids == [f"{ids[0].split('_')[0]}_{n}" for n in range(2)] and all("JobState=COMPLETED" in job_record(i) for i in ids)
+    table = proc.stdout[proc.stdout.index("**MRLN comparison x2"):]
+    assert "| SRCNN |" in table and "| ESPCN |" in table and "not trained yet" in table  # FSRCNN and MRLN
+    assert (out / "mrln_x2" / "summary.md").is_file()
