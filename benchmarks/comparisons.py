@@ -278,13 +278,54 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
         if method not in table.methods:  # the network's name in the table is its model's class name
             method = next(m for m in table.methods if m not in ("zerofill", "bicubic", "nlm3d", "bm4d", "ants"))
         line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(validation_history(run), int(steps or 0)))
-    if comparison.paper and len(measured) > 1:
-        order = sorted(measured, key=measured.get, reverse=True)
-        paper_order = sorted((k for k in measured if k in comparison.paper), key=lambda k: float(comparison.paper[k]), reverse=True)
+    brain_order = sorted(in_brain, key=in_brain.get, reverse=True)
+    with_figures = [k for k in measured if k in comparison.paper]
+    if len(with_figures) > 1:  # a ranking to reproduce: the rows the paper gives a figure for
+        order = sorted(with_figures, key=measured.get, reverse=True)
+        paper_order = sorted(with_figures, key=lambda k: float(comparison.paper[k]), reverse=True)
         same = order == paper_order
-        brain_order = sorted(in_brain, key=in_brain.get, reverse=True)
         print(f"\nRanking by whole-slice PSNR here: {' > '.join(order)}; in the paper: {' > '.join(paper_order)} "
               f"({'reproduced' if same else 'not reproduced'}); by in-brain PSNR here: {' > '.join(brain_order)}.")
+    elif len(in_brain) > 1:
+        print(f"\nRanking by in-brain PSNR here: {' > '.join(brain_order)}.")
+
+
+def classical_table(comparison: Comparison, out: Path, name: str, other_sites: list[str]) -> None:
+    """The tested rows and the classical 3D denoiser (evaluate.py's default ``classical=[nlm3d]``) on
+    the same unseen slices: one ``evaluate.py ckpt_paths=[...]`` over every row's best checkpoint
+    (its test split), kept in ``OUT/SET/evaluation`` (run once; delete the folder to run it again)."""
+    runs = {row: run_dir(out, name, row) for row in comparison.labels()}
+    checkpoints = {row: run / "checkpoints" / "best.ckpt" for row, run in runs.items() if (run / "test" / "metrics.csv").is_file()}
+    if not checkpoints:
+        return
+    folder = out / name / "evaluation"
+    if not (folder / "metrics.csv").is_file():
+        command = [sys.executable, "-m", "lfmri.cli.evaluate", f"ckpt_paths=[{','.join(str(c) for c in checkpoints.values())}]",
+                   f"output_dir={folder}", "progress=false"]
+        print(" ".join(command), flush=True)
+        subprocess.run(command, check=True, cwd=ROOT)
+    table = MetricsTable.read_csv(folder / "metrics.csv")
+    base = comparison.baseline
+    subjects = table.subjects
+    other = [s for s in subjects if site(s) in other_sites]
+    same = [s for s in subjects if s not in other]
+    print(f"\nThe same rows beside the classical 3D denoiser (evaluate.py, the same unseen subjects; gains over {base}):\n")
+    print(f"| method | in-brain PSNR (dB) | vs {base} | other site | same site |")
+    print("|---|---|---|---|---|")
+    gains = {}
+    for method in table.methods:
+        a, ref = pooled(table, subjects, method), pooled(table, subjects, base)
+        o, o_ref = pooled(table, other, method), pooled(table, other, base)
+        m, m_ref = pooled(table, same, method), pooled(table, same, base)
+        gains[method] = a["psnr_brain"] - ref["psnr_brain"]
+        gain = lambda x, y: f"{x['psnr_brain'] - y['psnr_brain']:+.2f}" if x and y else "n/a"  # noqa: E731
+        print(f"| {method} | {a['psnr_brain']:.2f} | {gains[method]:+.2f} | {gain(o, o_ref)} | {gain(m, m_ref)} |")
+    classical = [m for m in ("bm4d", "ants", "nlm3d") if m in gains]
+    if classical:
+        strongest = max(classical, key=gains.get)
+        behind = [m for m in gains if m not in ("zerofill", "bicubic", *classical) and gains[m] <= gains[strongest]]
+        print(f"\nStrongest classical row: {strongest} ({gains[strongest]:+.2f} dB in the brain); networks that do not beat it: "
+              f"{', '.join(behind) if behind else 'none'}.")
 
 
 def main() -> None:
@@ -300,6 +341,8 @@ def main() -> None:
     parser.add_argument("--launcher", help="hydra/launcher to submit the sweep with, e.g. slurm_cpu")
     parser.add_argument("--other-site", nargs="*", default=["ixi"], help="sites not in training (name prefixes)")
     parser.add_argument("--report-only", action="store_true", help="print the table of the rows already tested; train nothing")
+    parser.add_argument("--classical", action="store_true", help="also evaluate every tested row beside the classical 3D "
+                        "denoiser (evaluate.py, nlm3d) on the same unseen slices")
     parser.add_argument("--override", action="append", default=[], help="one more override for every row (repeatable), "
                         "e.g. --override trainer.limit_val_batches=10")
     args = parser.parse_args()
@@ -321,6 +364,8 @@ def main() -> None:
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True, env=env, cwd=ROOT)
     report(comparison, out, args.set, args.other_site)
+    if args.classical:
+        classical_table(comparison, out, args.set, args.other_site)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ def test_a_comparison_trains_its_rows_as_one_sweep_and_reports_them_on_the_unsee
     assert "| 40.55 |" in lines["bicubic (baseline)"] and "| 44.96 | 4 |" in lines["SRCNN"]
     assert "not trained yet" in lines["MRLN"] and "not trained yet" in lines["FSRCNN"]
     assert "Ranking by whole-slice PSNR here:" in table and "by in-brain PSNR here:" in table
-    # run again: the tested rows are not trained again, the table is the same
-    again = check(run_script(*args, timeout=300)).stdout
-    assert "lfmri.cli.train" not in again and again[again.index("**MRLN comparison x2"):] == table
+    # run again: the tested rows are not trained again, the table is the same; --classical adds the
+    # rows beside the 3D denoiser on the same unseen slices (one evaluate.py over both checkpoints)
+    again = check(run_script(*args, "--classical", timeout=300)).stdout
+    assert "lfmri.cli.train" not in again and again[again.index("**MRLN comparison x2"):].startswith(table.rstrip())
+    assert "lfmri.cli.evaluate ckpt_paths=[" in again and (out / "mrln_x2" / "evaluation" / "metrics.csv").is_file()
+    beside = again[again.index("beside the classical 3D denoiser"):]
+    assert "| nlm3d |" in beside and "| bicubic | " in beside and "Strongest classical row: nlm3d" in beside
