@@ -151,14 +151,18 @@ def scan_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: 
                   space_code=scan.space_code)
 
 
-def scan_neighbours_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool, context: int) -> np.ndarray:
-    """(2 * context + 1, *grid): the scan on the grid of :func:`scan_on_model_grid` (channel ``context``)
-    and moved by whole low-field slices along the slice axis, the neighbours a multi-slice network
-    trained on paired data read (:func:`thick_slice_neighbours`, ``data.lf_spacing`` apart)."""
+def scan_neighbours_on_model_grid(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool,
+                                  context: int) -> tuple[Volume, np.ndarray]:
+    """:func:`scan_on_model_grid`'s volume, and (2 * context + 1, *grid): that grid moved by whole
+    low-field slices along the slice axis (channel ``context`` is the volume itself), the neighbours a
+    multi-slice network trained on paired data reads (:func:`thick_slice_neighbours`, ``data.lf_spacing`` apart)."""
     lf, target_shape, target_affine = _scan_grids(scan, data_cfg, degradation, upsampled)
     slice_axis = int(data_cfg["slice_axis"])
-    return thick_slice_neighbours(lf.data, lf.affine, target_shape, target_affine, slice_axis,
-                                  float(data_cfg["lf_spacing"][slice_axis]), context)
+    stack = thick_slice_neighbours(lf.data, lf.affine, target_shape, target_affine, slice_axis,
+                                   float(data_cfg["lf_spacing"][slice_axis]), context)
+    centre = Volume(data=stack[int(context)], affine=target_affine, source=scan.source, axcodes=scan.axcodes, label=scan.label,
+                    space_code=scan.space_code)
+    return centre, stack
 
 
 def _scan_grids(scan: Volume, data_cfg: Mapping, degradation, upsampled: bool) -> tuple[Volume, list[int], np.ndarray]:

@@ -166,10 +166,11 @@ class Predictor:
         enforce_contract(volume, self.contract, self.card.get("name") or str(self.cfg.ckpt_path), self.cfg.contract, "scan",
                          alternatives=shipped_contracts)
         neighbours = None
-        if self.paired_data is not None:
-            if self.context:  # as in training: neighbours a low-field slice apart, not the 1 mm grid's own
-                neighbours = scan_neighbours_on_model_grid(volume, self.paired_data, self.degradation, self.input_on_hr_grid,
-                                                           self.context)
+        if self.paired_data is not None and self.context:
+            # as in training: neighbours a low-field slice apart, not the 1 mm grid's own
+            volume, neighbours = scan_neighbours_on_model_grid(volume, self.paired_data, self.degradation,
+                                                               self.input_on_hr_grid, self.context)
+        elif self.paired_data is not None:
             volume = scan_on_model_grid(volume, self.paired_data, self.degradation, upsampled=self.input_on_hr_grid)
         problem = plane_problem(volume.data.shape, self.slice_axis)
         if problem:

@@ -88,7 +88,8 @@ def test_scan_neighbours_are_centred_on_the_scan_on_its_model_grid():
     scan = Volume(rng.random((10, 12, 6)).astype(np.float32), np.diag([2.0, 2.0, 5.0, 1.0]), "scan.nii.gz")
     data = {**DATA, "slice_axis": 2}
     grid = scan_on_model_grid(scan, data, LowFieldDegradation(scale=2), upsampled=False)
-    stack = scan_neighbours_on_model_grid(scan, data, LowFieldDegradation(scale=2), upsampled=False, context=2)
+    centre, stack = scan_neighbours_on_model_grid(scan, data, LowFieldDegradation(scale=2), upsampled=False, context=2)
     assert stack.shape == (5, *grid.data.shape) and np.allclose(stack[2], grid.data)
+    assert np.array_equal(centre.data, stack[2]) and np.allclose(centre.affine, grid.affine)
     # the grid's own slices are 1 mm apart: the next neighbour is 5 of them away
     assert np.allclose(stack[3][..., 8:20], grid.data[..., 13:25], atol=1e-5)
