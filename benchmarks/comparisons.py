@@ -162,7 +162,9 @@ def data_overrides(comparison: Comparison, args) -> list[str]:
         named = lambda name: name if name.startswith("sim-") else f"sim-{name}"  # noqa: E731
         subjects = re.sub(r"\[([^\]]*)\]", lambda m: "[" + ",".join(named(n.strip()) for n in m.group(1).split(",") if n.strip()) + "]",
                           args.subjects)
-        return [f"data.synthetic_pattern={args.data}", f"data.subjects={subjects}", *budget]
+        # data= named although every row's experiment sets it: a multirun composes its primary config without
+        # the swept experiment=, and data.synthetic_pattern must exist there
+        return ["data=paired_lowfield", f"data.synthetic_pattern={args.data}", f"data.subjects={subjects}", *budget]
     return ["data=folder", f"data.pattern={args.data}", f"data.subjects={args.subjects}", *budget]
 
 

@@ -46,6 +46,7 @@ def test_every_row_of_every_set_composes_into_a_real_config(comparisons):
     for name, comparison in comparisons.COMPARISONS.items():
         command = comparisons.sweep_command(comparison, list(comparison.rows), Path("/out"), name, arguments())
         base = [o for o in options(command) if not o.startswith(f"{comparison.key}=")]
+        compose(*base)  # a multirun first composes its primary config without the swept option
         for row in comparison.rows:
             cfg = compose(*base, f"{comparison.key}={row}")
             assert cfg.trainer.max_steps == 300 and cfg.data.batch_size == 8, (name, row)
