@@ -66,12 +66,13 @@ class Comparison:
     method: dict[str, str] = field(default_factory=dict)  # row value -> the method name in the test table
     baseline: str = "bicubic"  # the non-learned row the gains are taken over (zerofill for k-space degradations)
     data: str = "folder"  # folder: HR volumes degraded on the fly; lowfield_sim: simulated 64 mT pairs (names sim-...)
-    # rows trained after the sweep, each starting from another row's best checkpoint:
-    # row value -> (label, the row it starts from, its overrides on top of the comparison's)
-    finetunes: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
+    # rows that are not a value of the swept key, each trained after the sweep as a run of its own:
+    # row name -> (label, the row whose best checkpoint it starts from or None, its overrides, which
+    # replace the comparison's own for the same keys)
+    extra_rows: dict[str, tuple[str, str | None, list[str]]] = field(default_factory=dict)
 
     def labels(self) -> dict[str, str]:
-        return {**self.rows, **{row: label for row, (label, _, _) in self.finetunes.items()}}
+        return {**self.rows, **{row: label for row, (label, _, _) in self.extra_rows.items()}}
 
     @property
     def key_is_group(self) -> bool:
@@ -80,7 +81,7 @@ class Comparison:
 
     def folder(self, row: str) -> str:
         """The run directory of a row: its value for a config group, ``key_value`` for a plain option."""
-        return row if self.key_is_group or row in self.finetunes else f"{self.key}_{row}"
+        return row if self.key_is_group or row in self.extra_rows else f"{self.key}_{row}"
 
     def subdir(self) -> str:
         """``hydra.sweep.subdir`` giving every sweep job the folder of its row (:meth:`folder`)."""
@@ -111,7 +112,7 @@ COMPARISONS = {
         baseline="zerofill",
         # the adversarial term as the shipped GAN-CPCE uses it: a small weight on top of the pixel loss,
         # fine-tuning the L1 row's generator (a GAN from scratch at this budget learns noise)
-        finetunes={"l1_wgan": ("L1, then WGAN-GP fine-tune", "l1", [
+        extra_rows={"l1_wgan": ("L1, then WGAN-GP fine-tune", "l1", [
             "module=wgan", "module.adversarial_weight=1e-3", "module.optimizer.lr=5e-5",
             "module.scheduler=null", "module.critic_scheduler=null"])},
     ),
@@ -125,25 +126,19 @@ COMPARISONS = {
         paper={"lyu2018_gan_cpce_mse": "33.20", "lyu2018_gan_circle": "32.30"},
         baseline="zerofill",
     ),
-    # the 64 mT task of lowfield-sim, each network with its own recipe (optimiser, schedule) at the same
-    # steps and batch; no EMA: lowfield-sim's (decay 0.998, from step 200) averages over ~500 steps, longer
-    # than a CPU comparison. The paper's figure is the AMIR study's mean on real 64 mT -> 3T pairs
+    # The 64 mT task of lowfield-sim on axial 1 mm slices, i.e. across the 5 mm low-field slices: each
+    # slice lacks what lies between the thick slices, which the low-field slices above and below (5 mm
+    # away) hold and the 1 mm grid's own neighbours do not (the hypothesis the context rows test).
+    # Each network with its own recipe (optimiser, schedule) at the same steps and batch; no EMA:
+    # lowfield-sim's (decay 0.998, from step 200) averages over ~500 steps, longer than a CPU comparison.
+    # The paper's figure is the AMIR study's mean on real sagittal 64 mT -> 3T pairs.
     "lowfield": Comparison(
-        title="AMIR against the residual SRDenseNet of lowfield-sim, simulated 64 mT -> 1 mm, sagittal",
-        overrides=["callbacks.ema=null"],
-        key="experiment",
-        rows={"lowfield_sim": "SRDenseNet, residual (lowfield-sim)", "amir_lowfield_cpu": "AMIR, scaled to a CPU"},
-        paper={"amir_lowfield_cpu": "18.64"},
-        baseline="zerofill",
-        data="lowfield_sim",
-    ),
-    # the hypothesis: axial 1 mm slices cut from 5 mm low-field slices lack what lies between the thick
-    # slices; the low-field slices above and below (5 mm away) hold it, the 1 mm grid's own neighbours do not
-    "lowfield_context": Comparison(
-        title="lowfield-sim's SRDenseNet on axial slices (across the 5 mm low-field slices), without and with neighbours",
+        title="AMIR against lowfield-sim's residual SRDenseNet without and with neighbouring slices, simulated 64 mT, axial",
         overrides=["experiment=lowfield_sim", "data.slice_axis=2", "callbacks.ema=null"],
         key="context_slices",
-        rows={"0": "one slice", "1": "+ the low-field slices 5 mm above and below"},
+        rows={"0": "SRDenseNet, residual (lowfield-sim), one slice", "1": "SRDenseNet + the low-field slices 5 mm above and below"},
+        extra_rows={"amir_lowfield_cpu": ("AMIR, scaled to a CPU, one slice", None, ["experiment=amir_lowfield_cpu"])},
+        paper={"amir_lowfield_cpu": "18.64"},
         baseline="zerofill",
         data="lowfield_sim",
     ),
@@ -180,13 +175,16 @@ def sweep_command(comparison: Comparison, rows: list[str], out: Path, name: str,
     return command
 
 
-def finetune_command(comparison: Comparison, row: str, out: Path, name: str, args) -> list[str]:
-    """One ``lfmri-train`` run (a sweep of one job, so ``--launcher`` applies too) starting from the
-    best checkpoint of the row it fine-tunes, with that row's options and the fine-tune's own."""
-    _, start, extra = comparison.finetunes[row]
+def extra_row_command(comparison: Comparison, row: str, out: Path, name: str, args) -> list[str]:
+    """One ``lfmri-train`` run (a sweep of one job, so ``--launcher`` applies too) of a row outside the
+    swept key: the comparison's options with the row's own in place of the same keys, starting from the
+    best checkpoint of the row it fine-tunes, if any (with that row's value of the swept key)."""
+    _, start, extra = comparison.extra_rows[row]
+    replaced = {option.partition("=")[0] for option in extra}
+    shared = [option for option in comparison.overrides if option.partition("=")[0] not in replaced]
+    origin = [f"{comparison.key}={start}", f"init_from={run_dir(out, name, start) / 'checkpoints' / 'best.ckpt'}"] if start else []
     command = [
-        sys.executable, "-m", "lfmri.cli.train", "-m", *comparison.overrides, f"{comparison.key}={start}", *extra,
-        *data_overrides(comparison, args), f"init_from={run_dir(out, name, start) / 'checkpoints' / 'best.ckpt'}",
+        sys.executable, "-m", "lfmri.cli.train", "-m", *shared, *extra, *data_overrides(comparison, args), *origin,
         "trainer.max_epochs=-1", f"trainer.max_steps={args.steps}", "resume=auto",
         f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir={row}",
     ]
@@ -360,7 +358,7 @@ def main() -> None:
         todo = [r for r in chosen if r in comparison.rows and not tested(r)]
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
         commands = [sweep_command(comparison, todo, out, args.set, args)] if todo else []
-        commands += [finetune_command(comparison, r, out, args.set, args) for r in chosen if r in comparison.finetunes and not tested(r)]
+        commands += [extra_row_command(comparison, r, out, args.set, args) for r in chosen if r in comparison.extra_rows and not tested(r)]
         for command in commands:
             command = [*command, *args.override]
             print(" ".join(command), flush=True)

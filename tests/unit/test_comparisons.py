@@ -50,9 +50,9 @@ def test_every_row_of_every_set_composes_into_a_real_config(comparisons):
         for row in comparison.rows:
             cfg = compose(*base, f"{comparison.key}={row}")
             assert cfg.trainer.max_steps == 300 and cfg.data.batch_size == 8, (name, row)
-        for row in comparison.finetunes:
-            cfg = compose(*options(comparisons.finetune_command(comparison, row, Path("/out"), name, arguments())))
-            assert cfg.init_from == f"/out/{name}/{comparison.finetunes[row][1]}/checkpoints/best.ckpt"
+        for row, (_, start, _) in comparison.extra_rows.items():
+            cfg = compose(*options(comparisons.extra_row_command(comparison, row, Path("/out"), name, arguments())))
+            assert cfg.init_from == (f"/out/{name}/{start}/checkpoints/best.ckpt" if start else None)
 
 
 def test_simulated_sets_name_their_subjects_as_the_simulation_does(comparisons):
@@ -68,13 +68,19 @@ def test_simulated_sets_name_their_subjects_as_the_simulation_does(comparisons):
 
 
 def test_rows_of_a_plain_option_get_named_folders_and_fine_tunes_their_own(comparisons):
-    context = comparisons.COMPARISONS["lowfield_context"]
-    command = comparisons.sweep_command(context, ["0", "1"], Path("/out"), "lowfield_context", arguments())
+    lowfield = comparisons.COMPARISONS["lowfield"]
+    command = comparisons.sweep_command(lowfield, ["0", "1"], Path("/out"), "lowfield", arguments())
     assert "context_slices=0,1" in command and "hydra.sweep.subdir=context_slices_${context_slices}" in command
-    assert comparisons.run_dir(Path("/out"), "lowfield_context", "1") == Path("/out/lowfield_context/context_slices_1")
+    assert comparisons.run_dir(Path("/out"), "lowfield", "1") == Path("/out/lowfield/context_slices_1")
+    # AMIR: its own experiment in place of lowfield-sim's, the other shared options kept, no swept value
+    amir = comparisons.extra_row_command(lowfield, "amir_lowfield_cpu", Path("/out"), "lowfield", arguments())
+    assert "experiment=amir_lowfield_cpu" in amir and "experiment=lowfield_sim" not in amir and "data.slice_axis=2" in amir
+    assert not any(o.startswith("context_slices=") for o in amir) and "hydra.sweep.subdir=amir_lowfield_cpu" in amir
+    cfg = compose(*options(amir))
+    assert cfg.model._target_.endswith("AMIR") and cfg.data.slice_axis == 2 and cfg.callbacks.ema is None
     losses = comparisons.COMPARISONS["losses"]
     assert "hydra.sweep.subdir=${hydra.runtime.choices.loss}" in comparisons.sweep_command(losses, ["l1"], Path("/o"), "losses", arguments())
-    finetune = comparisons.finetune_command(losses, "l1_wgan", Path("/o"), "losses", arguments())
+    finetune = comparisons.extra_row_command(losses, "l1_wgan", Path("/o"), "losses", arguments())
     keys = [o.partition("=")[0] for o in finetune[finetune.index("lfmri.cli.train") + 2:]]
     assert len(keys) == len(set(keys))  # Hydra refuses an option given twice
     assert "hydra.sweep.subdir=l1_wgan" in finetune and comparisons.run_dir(Path("/o"), "losses", "l1_wgan") == Path("/o/losses/l1_wgan")
