@@ -269,7 +269,10 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
         line(f"{base} (baseline)", base, baseline, base)
     for label, row, table, run in rows:
         if table is None:
-            print(f"| {label} | not trained yet | | | | | | | {comparison.paper.get(row, '')} | | | |")
+            history = validation_history(run)
+            state = (f"stopped, not tested (last validation: step {history[-1][0] + 1}, in-brain {history[-1][1]:.2f} dB); "
+                     "the same command continues it" if history else "not trained yet")
+            print(f"| {label} | {state} | | | | | | | {comparison.paper.get(row, '')} | | | |")
             continue
         record = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
         steps = record.get("global_step", "")

@@ -85,3 +85,13 @@ def test_rows_of_a_plain_option_get_named_folders_and_fine_tunes_their_own(compa
     assert len(keys) == len(set(keys))  # Hydra refuses an option given twice
     assert "hydra.sweep.subdir=l1_wgan" in finetune and comparisons.run_dir(Path("/o"), "losses", "l1_wgan") == Path("/o/losses/l1_wgan")
     assert "l1_wgan" in losses.labels() and "l1_wgan" not in losses.rows
+
+
+def test_a_stopped_row_is_reported_as_stopped_with_its_last_validation(comparisons, tmp_path, capsys):
+    logs = tmp_path / "lyu" / "lyu2018_gan_circle" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "metrics.csv").write_text("step,val/psnr_brain,train/loss\n49,19.5,\n60,,0.1\n99,20.87,\n")
+    comparisons.report(comparisons.COMPARISONS["lyu"], tmp_path, "lyu", ["ixi"])
+    lines = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    assert "stopped, not tested (last validation: step 100, in-brain 20.87 dB)" in lines["GAN-CIRCLE"]
+    assert "not trained yet" in lines["GAN-CPCE (MSE + WGAN-GP)"]
