@@ -11,7 +11,8 @@ from pathlib import Path
 from collections.abc import Callable
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, WeightAveraging
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, ProgressBar, WeightAveraging
+from torch.optim.swa_utils import get_ema_avg_fn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lfmri.progress import duration, time_left
@@ -307,13 +308,47 @@ def choose_progress(callbacks: list[L.Callback], tty: bool, enable_progress_bar:
     return callbacks, bool(enable_progress_bar)
 
 
+class RunFittedEMA(EMAWeightAveraging):
+    """Lightning's EMA of the weights (validation, checkpoints and test use the average) whose
+    averaging horizon, about ``1 / (1 - decay)`` steps, :func:`start_averaging_within_run` can fit to
+    a short run.
+
+    With ``decay=0.998`` (a 500-step horizon) a 120-step run that starts averaging at step 30 ends with
+    84% of its average still the step-30 weights: a comparison at that budget scores stale networks.
+    Lightning's callback bakes the decay into its averaging function at construction; this one keeps
+    it as ``decay`` and builds the function when fitting begins.
+
+    Args:
+        decay: weight of the running average at each update, in [0, 1).
+        **kwargs: :class:`~lightning.pytorch.callbacks.EMAWeightAveraging`'s (``update_starting_at_step``,
+            ``update_every_n_steps``, ``device``, ``use_buffers``, ...).
+    """
+
+    def __init__(self, decay: float = 0.999, **kwargs) -> None:
+        if not 0 <= decay < 1:
+            raise ValueError(f"callbacks.ema.decay must be in [0, 1), got {decay}")
+        super().__init__(decay=decay, **kwargs)
+        self.decay = float(decay)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":  # the AveragedModel is built in super().setup from these kwargs
+            self._kwargs["avg_fn"] = get_ema_avg_fn(self.decay)
+        super().setup(trainer, pl_module, stage)
+
+
 def start_averaging_within_run(callbacks: list[L.Callback], max_steps: int) -> None:
-    """An EMA that would start after a short run ends starts within it (a quarter of ``max_steps``).
+    """An EMA that would start after a short run ends starts within it (a quarter of ``max_steps``),
+    and a :class:`RunFittedEMA` averages over at most a quarter of the steps left after its start.
 
     ``callbacks.ema.update_starting_at_step=200`` with ``trainer.max_steps=6`` would validate,
-    select and ship the averaged model before its first update, i.e. the untrained network.
+    select and ship the averaged model before its first update, i.e. the untrained network; a
+    500-step horizon in a 120-step run would ship mostly the weights of the first update.
     """
     for callback in callbacks:
         start = getattr(callback, "update_starting_at_step", None)
         if isinstance(callback, WeightAveraging) and start is not None and max_steps > 0:
             callback.update_starting_at_step = fit_to_run(int(start), int(max_steps), "EMA start")
+        if isinstance(callback, RunFittedEMA) and max_steps > 0 and callback.decay > 0:
+            averaged = max_steps - (callback.update_starting_at_step or 0)
+            horizon = fit_to_run(round(1 / (1 - callback.decay)), averaged, "EMA horizon (the steps averaged after its start)")
+            callback.decay = min(callback.decay, 1 - 1 / max(horizon, 1))
