@@ -129,8 +129,8 @@ COMPARISONS = {
     # The 64 mT task of lowfield-sim on axial 1 mm slices, i.e. across the 5 mm low-field slices: each
     # slice lacks what lies between the thick slices, which the low-field slices above and below (5 mm
     # away) hold and the 1 mm grid's own neighbours do not (the hypothesis the context rows test).
-    # Each network with its own recipe (optimiser, schedule) at the same steps and batch; no EMA:
-    # lowfield-sim's (decay 0.998, from step 200) averages over ~500 steps, longer than a CPU comparison.
+    # Each network with its own recipe (optimiser, schedule) at the same steps and batch; no EMA, which
+    # AMIR's recipe does not have (the rows of docs/models.md were measured so).
     # The paper's figure is the AMIR study's mean on real sagittal 64 mT -> 3T pairs.
     "lowfield": Comparison(
         title="AMIR against lowfield-sim's residual SRDenseNet without and with neighbouring slices, simulated 64 mT, axial",

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import lightning as L
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, ProgressBar, WeightAveraging
-from torch.optim.swa_utils import get_ema_avg_fn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.optim.swa_utils import get_ema_avg_fn
 
 from lfmri.progress import duration, time_left
 from lfmri.training.schedules import fit_to_run
