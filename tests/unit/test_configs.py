@@ -121,7 +121,7 @@ def test_recipe_experiment_composes_and_builds():
     assert isinstance(dm.augment, SliceAugmentation) and dm.augment.noise_std is not None
     sched = instantiate(cfg.module.scheduler)(optimizer=torch.optim.Adam(net.parameters()))
     assert sched.total_steps == cfg.trainer.max_steps and cfg.module.scheduler_interval == "step"
-    assert instantiate(cfg.callbacks.ema).__class__.__name__ == "EMAWeightAveraging"
+    assert instantiate(cfg.callbacks.ema).__class__.__name__ == "RunFittedEMA"  # Lightning's EMA, horizon fitted to the run
     assert math.isclose(cfg.module.optimizer.lr, 5e-4)
 
 
