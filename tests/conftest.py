@@ -7,6 +7,7 @@ composer); test modules import from there, never from each other or from this fi
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +48,13 @@ def bicubic_checkpoint(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("ckpt")
     return make_checkpoint(root / "bicubic.ckpt", "model=bicubic", "degradation=bicubic", "data=folder", "data.pattern=x")
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt in this test, as Ctrl-C does on a terminal, even when the suite was
+    started in the background (``nohup``, ``cmd &`` in a script): such a process starts with SIGINT
+    ignored, Python keeps it so, and a test of the Ctrl-C path would see nothing happen."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

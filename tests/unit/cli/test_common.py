@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
-def test_an_interrupted_evaluation_is_one_line_and_cleans_up(tmp_path, capsys, signum):
+def test_an_interrupted_evaluation_is_one_line_and_cleans_up(tmp_path, capsys, signum, sigint_raises):
     """Ctrl-C printed a KeyboardInterrupt traceback; SIGTERM killed evaluate.py mid-write, leaving temporaries."""
     from lfmri.cli.common import run_entry
     from lfmri.files import written_together

@@ -153,7 +153,7 @@ def test_a_second_run_into_the_same_folder_never_replaces_the_first_ones_files(t
 
 
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
-def test_a_signal_mid_write_leaves_no_temporaries_and_ends_in_one_line(tmp_path, bicubic_checkpoint, capsys, monkeypatch, signum):
+def test_a_signal_mid_write_leaves_no_temporaries_and_ends_in_one_line(tmp_path, bicubic_checkpoint, capsys, monkeypatch, signum, sigint_raises):
     """SIGTERM used to leave hidden temporary NIfTI files forever; Ctrl-C printed a traceback."""
     import os
     import signal
