@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from lfmri.training.callbacks import AveragedWeightsInTest
+from lfmri.training.callbacks import AveragedWeightsInTest, RunFittedEMA, start_averaging_within_run
 
 
 class Recorder(BoringModel):
@@ -76,3 +79,31 @@ def test_a_non_finite_loss_stops_training_with_one_clear_error():
     trainer.callback_metrics["train/generator_loss"] = torch.tensor(float("inf"))  # modules that optimise by hand only log
     with pytest.raises(DivergedError, match="train/generator_loss=inf"):
         FiniteLoss().on_train_batch_end(trainer, None, None, None, 0)
+
+
+def test_a_run_fitted_ema_averages_over_a_quarter_of_a_short_run_and_keeps_its_decay_in_a_long_one(caplog):
+    short = RunFittedEMA(decay=0.998, update_starting_at_step=200)
+    with caplog.at_level(logging.INFO):
+        start_averaging_within_run([short], max_steps=120)
+    # starts at step 30; a 500-step horizon over the 90 steps left becomes 22 steps
+    assert short.update_starting_at_step == 30 and short.decay == pytest.approx(1 - 1 / 22)
+    assert "EMA horizon" in caplog.text
+    long = RunFittedEMA(decay=0.998, update_starting_at_step=200)
+    start_averaging_within_run([long], max_steps=6000)
+    assert long.decay == 0.998 and long.update_starting_at_step == 200
+    with pytest.raises(ValueError, match="callbacks.ema.decay"):
+        RunFittedEMA(decay=1.0)
+
+    # the fitted decay is the one the averaged model applies
+    net = torch.nn.Linear(1, 1, bias=False)
+    module = L.LightningModule()
+    module.net = net
+    trainer = L.Trainer(logger=False, accelerator="cpu", max_steps=120, enable_progress_bar=False)
+    short.setup(trainer, module, "fit")
+    average = short._average_model
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+        average.update_parameters(module)  # the first update copies
+        net.weight.fill_(1.0)
+        average.update_parameters(module)
+    assert average.module.net.weight.item() == pytest.approx(1 / 22)

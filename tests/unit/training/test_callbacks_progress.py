@@ -8,7 +8,6 @@ import logging
 import re
 
 import lightning as L
-import pytest
 from lightning.pytorch.callbacks import EMAWeightAveraging, ProgressBar
 from lightning.pytorch.demos.boring_classes import BoringModel
 
@@ -82,33 +81,3 @@ def test_an_ema_that_would_start_after_a_short_run_starts_within_it(caplog):
     start_averaging_within_run([long], max_steps=6000)
     assert long.update_starting_at_step == 200
 
-
-def test_a_run_fitted_ema_averages_over_a_quarter_of_a_short_run_and_keeps_its_decay_in_a_long_one(caplog):
-    import torch
-    from lfmri.training.callbacks import RunFittedEMA
-
-    short = RunFittedEMA(decay=0.998, update_starting_at_step=200)
-    with caplog.at_level(logging.INFO):
-        start_averaging_within_run([short], max_steps=120)
-    # starts at step 30; a 500-step horizon over the 90 steps left becomes 22 steps
-    assert short.update_starting_at_step == 30 and short.decay == pytest.approx(1 - 1 / 22)
-    assert "EMA horizon" in caplog.text
-    long = RunFittedEMA(decay=0.998, update_starting_at_step=200)
-    start_averaging_within_run([long], max_steps=6000)
-    assert long.decay == 0.998 and long.update_starting_at_step == 200
-    with pytest.raises(ValueError, match="callbacks.ema.decay"):
-        RunFittedEMA(decay=1.0)
-
-    # the fitted decay is the one the averaged model applies
-    net = torch.nn.Linear(1, 1, bias=False)
-    module = L.LightningModule()
-    module.net = net
-    trainer = L.Trainer(logger=False, accelerator="cpu", max_steps=120, enable_progress_bar=False)
-    short.setup(trainer, module, "fit")
-    average = short._average_model
-    with torch.no_grad():
-        net.weight.fill_(0.0)
-        average.update_parameters(module)  # the first update copies
-        net.weight.fill_(1.0)
-        average.update_parameters(module)
-    assert average.module.net.weight.item() == pytest.approx(1 / 22)
