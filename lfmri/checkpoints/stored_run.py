@@ -14,6 +14,7 @@ config passed :func:`lfmri.checkpoints.targets.check_targets` again.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -148,19 +149,69 @@ class StoredRun:
         return provenance(self.card, scale, self.source)
 
 
+def weights_fingerprint(state: Mapping[str, Any]) -> str:
+    """A digest of the network's weights in a LightningModule state dict (its ``net.`` entries, what
+    evaluate and predict read; every entry of a module without a ``net``)."""
+    digest = hashlib.sha256()
+    keys = [k for k in state if k.startswith("net.")] or list(state)
+    for key in sorted(keys):
+        value = state[key]
+        digest.update(key.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def averaged_updates(trainer: L.Trainer) -> int | None:
+    """How many updates the weight average of ``trainer`` has had; ``None`` without one."""
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    counts = [int(cb._average_model.n_averaged) for cb in trainer.callbacks
+              if isinstance(cb, WeightAveraging) and cb._average_model is not None]
+    return max(counts) if counts else None
+
+
 class CheckpointMetadata(L.Callback):
-    """Adds the resolved config, the split and the model card to every saved checkpoint."""
+    """Adds the resolved config, the split, the model card and which weights it holds to every saved
+    checkpoint.
+
+    ``checkpoint["lfmri"]["weights"]``: the optimiser ``step`` it was saved at, whether its weights
+    are a weight average (``averaged``, with the average's ``averaged_updates``) or the raw network,
+    and ``same_as_init``: whether its network weights are bit-identical to the ones fitting started
+    from (its ``init`` digest), i.e. whether the checkpoint holds anything this run trained.
+
+    Args:
+        config: the resolved training config (plain data).
+        name: the network's row name in tables.
+    """
 
     def __init__(self, config: Mapping, name: str | None = None) -> None:
         self.config = dict(config)
         self.name = name
         self.commit = git_commit()
+        self.init_fingerprint: str | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # before a resumed checkpoint is loaded: the weights this run started from (seed, init_from)
+        if stage == "fit" and self.init_fingerprint is None:
+            self.init_fingerprint = weights_fingerprint(pl_module.state_dict())
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         datamodule = trainer.datamodule
         split = datamodule.split_dict() if hasattr(datamodule, "split_dict") else None
         net = pl_module.net if hasattr(pl_module, "net") else pl_module
         checkpoint[METADATA_KEY] = StoredRun.metadata(self.config, net, split, self.name, self.commit)
+        # after the weight average's own hook (callbacks run in order; this one is added last): the
+        # state dict is what the checkpoint stores, averaged or raw
+        updates = averaged_updates(trainer)
+        fingerprint = weights_fingerprint(checkpoint["state_dict"])
+        checkpoint[METADATA_KEY]["weights"] = {
+            "step": int(trainer.global_step),
+            "averaged": bool(updates),
+            "averaged_updates": updates or 0,
+            "fingerprint": fingerprint,
+            "init": self.init_fingerprint,
+            "same_as_init": self.init_fingerprint is not None and fingerprint == self.init_fingerprint,
+        }
 
 
 @functools.cache  # loads and checks every shipped checkpoint: once a process, not once a scan

@@ -1,18 +1,42 @@
-"""A weighted sum of named loss terms, each reported separately for logging."""
+"""A weighted sum of named loss terms, each reported as it enters the total, computed in float32."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
 
 
-class CompositeLoss(nn.Module):
-    """``total = sum_k weights[k] * terms[k](pred, target)``.
+@contextlib.contextmanager
+def float32_loss(device: torch.device) -> Iterator[None]:
+    """Autocast off: a loss computed inside runs in float32 whatever the trainer's precision.
 
-    ``terms`` and ``weights`` are keyed by the same names (``conf/loss/*.yaml``); the names become
-    the logged keys (``train/loss_<name>``). Terms with weight 0 are skipped.
+    Under bf16 autocast a small term is rounding noise: the LoG filter of HFEN subtracts two nearly
+    equal bf16 images (its gradient had a cosine of 0.06 with its float32 value), and a term whose
+    gradient is a few percent of the pixel loss's is below bf16's 0.4 % resolution of the sum.
+    """
+    with torch.autocast(device_type=device.type, enabled=False):
+        yield
+
+
+def in_float32(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pred: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
+    """``loss(pred, target)`` on float32 copies of both, outside autocast (:func:`float32_loss`)."""
+    with float32_loss(pred.device):
+        return loss(pred.float(), target.float())
+
+
+class CompositeLoss(nn.Module):
+    """``total = sum_k weights[k] * terms[k](pred, target)``, every term in float32.
+
+    Args:
+        terms: the loss modules, keyed by name (``conf/loss/*.yaml``); the names become the logged
+            keys (``train/loss_<name>``: the term as it enters the total, i.e. weighted).
+        weights: one non-negative weight per name (default 1 each). Terms with weight 0 are skipped.
+            The first term is the pixel loss whose gradient the others are measured against
+            (``benchmarks/loss_shares.py``; each ``conf/loss`` comment says the measured share).
     """
 
     def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float] | None = None) -> None:
@@ -31,6 +55,10 @@ class CompositeLoss(nn.Module):
         self.weights = {name: float(w) for name, w in weights.items()}
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        parts = {name: term(pred, target) for name, term in self.terms.items() if self.weights[name] > 0}
-        total = sum(self.weights[name] * value for name, value in parts.items())
+        """(the total, ``{name: weight * term}``): the parts sum to the total."""
+        with float32_loss(pred.device):
+            pred, target = pred.float(), target.float()
+            parts = {name: self.weights[name] * term(pred, target)
+                     for name, term in self.terms.items() if self.weights[name] > 0}
+        total = sum(parts.values())
         return total, parts

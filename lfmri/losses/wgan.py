@@ -42,8 +42,9 @@ class WassersteinGPLoss(nn.Module):
         self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # the negative critic loss without the penalty estimates the Wasserstein distance
-        wasserstein = critic(real).mean() - critic(fake.detach()).mean()
-        parts = {"wasserstein": wasserstein.detach()}
+        real_score, fake_score = critic(real).float().mean(), critic(fake.detach()).float().mean()
+        wasserstein = real_score - fake_score
+        parts = {"real": real_score.detach(), "fake": fake_score.detach(), "wasserstein": wasserstein.detach()}
         total = -wasserstein
         if self.gp_weight > 0:
             parts["gp"] = gradient_penalty(critic, real, fake)
@@ -51,4 +52,4 @@ class WassersteinGPLoss(nn.Module):
         return total, parts
 
     def generator_loss(self, critic: nn.Module, fake: torch.Tensor) -> torch.Tensor:
-        return -critic(fake).mean()
+        return -critic(fake).float().mean()

@@ -7,6 +7,10 @@ updates alike, ``trainer.max_steps`` and logging intervals are in those units, a
 has been updated ``global_step // (k + 1)`` times. The phase is derived from ``global_step``, so a
 resumed run continues the cycle where it stopped.
 
+The generator's parts are logged as they enter its total (``train/generator_<name>``) with their
+gradient shares; the critic's are its mean scores of real and generated patches, their difference
+(the Wasserstein estimate) and the gradient penalty (unweighted, as the WGAN-GP papers plot them).
+
 Validation, test, panels and metrics are the supervised module's: the generator ``self.net`` is
 scored like any network, and checkpoints load into ``evaluate.py``/``predict`` unchanged (only
 ``net.*`` weights are read from them; critics and other networks live under other names).
@@ -98,6 +102,9 @@ class AdversarialModule(SupervisedModule):
                     "set the critic's patch_size to ${data.patch_size}"
                 )
 
+    def updates_of_trained_network(self) -> int:
+        return self.global_step // (self.n_critic + 1)  # generator updates done (see the module docstring)
+
     def is_critic_step(self) -> bool:
         return self.global_step % (self.n_critic + 1) < self.n_critic
 
@@ -108,6 +115,8 @@ class AdversarialModule(SupervisedModule):
         # only the stepped network's parameters require gradients during its update
         self.toggle_optimizer(optimizer)
         total, parts = self.critic_step(batch) if critic_turn else self.generator_step(batch)
+        if not critic_turn:  # the generator's terms, each as it enters its total (pixel_mse is a detached diagnostic)
+            self.measure_gradient_shares(parts, self.generator_parameters(), self.term_weights())
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
         optimizer.step()

@@ -30,6 +30,7 @@ from torch import nn
 
 from lfmri.inference.network import model_input
 from lfmri.contracts import as_image, input_mode
+from lfmri.losses.composite import in_float32
 from lfmri.modules.adversarial import AdversarialModule, require
 
 TERMS = ("adversarial", "cycle", "identity", "jst", "supervised")
@@ -119,20 +120,25 @@ class CycleModule(AdversarialModule):
         x, y = model_input(self._net, batch), batch["hr"]
         w = self.weights
         fake_y, fake_x = self._g(x), self._f(y)
-        parts: dict[str, torch.Tensor] = {}
+        parts: dict[str, torch.Tensor] = {}  # each term as it enters the total (weighted), in float32
         if w["adversarial"] > 0:
             adversarial = self.adversarial.generator_loss
-            parts["adversarial"] = adversarial(self.critic, fake_y) + adversarial(self.lr_critic, fake_x)
+            parts["adversarial"] = (adversarial(self.critic, fake_y) + adversarial(self.lr_critic, fake_x)).float()
         if w["cycle"] > 0:
-            parts["cycle"] = self.cycle_loss(self._f(fake_y), x) + self.cycle_loss(self._g(fake_x), y)
+            parts["cycle"] = (in_float32(self.cycle_loss, self._f(fake_y), x)
+                              + in_float32(self.cycle_loss, self._g(fake_x), y))
         identity_y = self._g(y) if w["identity"] > 0 or (w["jst"] > 0 and not self.paired) else None
         if w["identity"] > 0:
-            parts["identity"] = self.identity_loss(identity_y, y) + self.identity_loss(self._f(x), x)
+            parts["identity"] = in_float32(self.identity_loss, identity_y, y) + in_float32(self.identity_loss, self._f(x), x)
         if w["jst"] > 0:
-            parts["jst"] = self.jst_loss(fake_y, y) if self.paired else self.jst_loss(identity_y, y)
+            parts["jst"] = in_float32(self.jst_loss, fake_y if self.paired else identity_y, y)
         if w["supervised"] > 0 and self.paired:
             parts["supervised"], _ = self.loss(fake_y, y)
-        total = sum(w[name] * value for name, value in parts.items())
+        parts = {name: w[name] * value for name, value in parts.items()}
+        total = sum(parts.values())
         if self.paired:
-            parts["pixel_mse"] = F.mse_loss(fake_y.detach(), y)
+            parts["pixel_mse"] = F.mse_loss(fake_y.detach().float(), y.float())
         return total, parts
+
+    def term_weights(self) -> dict[str, float]:
+        return dict(self.weights)

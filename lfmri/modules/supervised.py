@@ -17,7 +17,8 @@ from torchmetrics.aggregation import MeanMetric
 from lfmri.data.splits import subject_groups
 from lfmri.scoring.figures import comparison_figure
 from lfmri.inference.network import model_input, predict
-from lfmri.losses.composite import CompositeLoss
+from lfmri.losses.composite import CompositeLoss, float32_loss
+from lfmri.losses.shares import ShareMonitor, gradient_norms, shares
 from lfmri.scoring.metrics import METRICS, brain_mask, slice_metrics
 from lfmri.contracts import SROutput, as_image
 from lfmri.scoring.report import MetricsTable
@@ -33,9 +34,17 @@ class SupervisedModule(L.LightningModule):
     Models may return an :class:`~lfmri.contracts.SROutput` in training: auxiliary images add
     ``aux_weight`` times their loss, an auxiliary loss is added as is.
 
+    Training logs each loss term as it enters the total (``train/loss_<name>``, weighted) and,
+    every ``grad_share_every_n_steps`` updates of the network, each term's share of the gradient norm
+    (``train/grad_share_<name>``, :mod:`lfmri.losses.shares`); a term under 1 % of it in every
+    measurement of its first 200 steps is named in one warning line with the weight that would give
+    it 10 %. Losses are computed in float32 whatever the trainer's precision.
+
     Validation logs ``val/loss`` and PSNR/SSIM over the whole slice and inside a brain mask.
     Test scores the network and the non-learned ``baselines`` on every test slice, prints a
     per-subject table and writes ``test/metrics.csv`` and ``test/metrics.md`` in the run directory.
+    Validation and test run the network in float32 (autocast off) under any trainer precision, as
+    ``evaluate.py`` does by default: the test table of a checkpoint and evaluate's agree on any machine.
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) completed here with
     the parameters, so config never holds live parameter objects. ``scheduler_interval`` says
@@ -59,6 +68,7 @@ class SupervisedModule(L.LightningModule):
         channels_last: bool = True,
         compile: bool = False,
         name: str | None = None,
+        grad_share_every_n_steps: int = 50,
     ) -> None:
         super().__init__()
         self.net = net
@@ -76,6 +86,11 @@ class SupervisedModule(L.LightningModule):
         self.channels_last = bool(channels_last)
         self.compile = compile
         self.method_name = name or type(net).__name__.lower()  # the row label in metric tables
+        if int(grad_share_every_n_steps) < 0:
+            raise ValueError(f"module.grad_share_every_n_steps={grad_share_every_n_steps}: must be >= 0 (0: never)")
+        self.grad_share_every_n_steps = int(grad_share_every_n_steps)
+        self.share_monitor = ShareMonitor()
+        self.test_note: str | None = None  # a line for the test table (set by the run: e.g. the init was tested)
         self._panel_candidates: list[dict] = []  # validation slices the epoch's panel is chosen among
         self.val_means = nn.ModuleDict({name: MeanMetric() for name in METRICS})
         # the baselines on the validation slices, logged beside the network every validation so a
@@ -101,17 +116,22 @@ class SupervisedModule(L.LightningModule):
 
     # --- training ---------------------------------------------------------------------------------
     def supervised_loss(self, out: torch.Tensor | SROutput, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The composite loss of a training-mode output, with its auxiliary images and loss."""
+        """The composite loss of a training-mode output, with its auxiliary images and loss: (the total,
+        each part as it enters the total)."""
         total, parts = self.loss(as_image(out), target)
         if isinstance(out, SROutput):
             if out.aux_images:
                 # every auxiliary prediction is scored like the final image (e.g. MRLN's branches)
-                parts["aux_images"] = sum(self.loss(image, target)[0] for image in out.aux_images)
-                total = total + self.aux_weight * parts["aux_images"]
+                parts["aux_images"] = self.aux_weight * sum(self.loss(image, target)[0] for image in out.aux_images)
+                total = total + parts["aux_images"]
             if out.aux_loss is not None:
-                parts["aux"] = out.aux_loss
-                total = total + out.aux_loss
+                parts["aux"] = out.aux_loss.float()
+                total = total + parts["aux"]
         return total, parts
+
+    def term_weights(self) -> dict[str, float]:
+        """Each part's weight in the config, keyed as :meth:`supervised_loss` names the parts."""
+        return {**self.loss.weights, "aux_images": self.aux_weight}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         target = batch["hr"]
@@ -120,7 +140,27 @@ class SupervisedModule(L.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=size)
         for name, value in parts.items():
             self.log(f"train/loss_{name}", value, batch_size=size)
+        self.measure_gradient_shares(parts, self.net.parameters(), self.term_weights())
         return total
+
+    def updates_of_trained_network(self) -> int:
+        """How many times the network has been updated (the adversarial modules: the generator)."""
+        return self.global_step
+
+    def measure_gradient_shares(self, parts: Mapping[str, torch.Tensor], parameters, weights: Mapping[str, float]) -> None:
+        """Every ``grad_share_every_n_steps`` steps: log each part's share of the gradient norm over
+        ``parameters`` and warn once about a term that does not act (:class:`~lfmri.losses.shares.ShareMonitor`).
+
+        Each part is differentiated on its own (one extra backward per part at those steps only)."""
+        every, step = self.grad_share_every_n_steps, self.updates_of_trained_network()
+        if every <= 0 or step % every != 0 or sum(1 for v in parts.values() if v.requires_grad) < 2:
+            return
+        norms = gradient_norms(parts, list(parameters))
+        for name, share in shares(norms).items():
+            self.log(f"train/grad_share_{name}", share, on_step=True, on_epoch=False, batch_size=1)
+        for line in self.share_monitor.update(step, norms, weights):
+            if self.trainer.is_global_zero:
+                log.warning("%s", line)
 
     def check_setup(self, datamodule) -> None:
         """Fail before training when the data cannot train this module (called by ``train``)."""
@@ -152,9 +192,12 @@ class SupervisedModule(L.LightningModule):
 
     # --- validation -------------------------------------------------------------------------------
     def _score(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        pred = predict(self._net, model_input(self._net, batch), forward=self)
-        mask = brain_mask(batch["hr"], self.brain_threshold)
-        return pred, slice_metrics(pred, batch["hr"], mask), mask
+        # float32 whatever the trainer's precision (Lightning wraps validation and test in its autocast):
+        # one number per checkpoint, the one evaluate.py gives for it on any machine
+        with float32_loss(batch["hr"].device):
+            pred = predict(self._net, model_input(self._net, batch), forward=self).float()
+            mask = brain_mask(batch["hr"], self.brain_threshold)
+            return pred, slice_metrics(pred, batch["hr"], mask), mask
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         pred, metrics, mask = self._score(batch)
@@ -167,7 +210,8 @@ class SupervisedModule(L.LightningModule):
             self.log(f"val/{name}", self.val_means[name], prog_bar=name == "psnr", batch_size=size)
         self.log("val/slices", float(size), reduce_fx="sum", sync_dist=True, batch_size=size)
         for baseline, module in self.baselines.items():
-            scores = slice_metrics(predict(module, model_input(module, batch)).float(), batch["hr"], mask)
+            with float32_loss(batch["hr"].device):
+                scores = slice_metrics(predict(module, model_input(module, batch)).float(), batch["hr"], mask)
             for name in BASELINE_VAL_METRICS:
                 key = f"{baseline}_{name}"
                 self.baseline_val_means[key].update(scores[name])
@@ -285,8 +329,9 @@ class SupervisedModule(L.LightningModule):
         subjects, slices = list(batch["subject"]), batch["slice"].tolist()
         self._test_table.add(subjects, slices, self.method_name, metrics)
         for name, baseline in self.baselines.items():
-            out = predict(baseline, model_input(baseline, batch))
-            self._test_table.add(subjects, slices, name, slice_metrics(out, batch["hr"], mask))
+            with float32_loss(batch["hr"].device):
+                out = predict(baseline, model_input(baseline, batch)).float()
+                self._test_table.add(subjects, slices, name, slice_metrics(out, batch["hr"], mask))
 
     def on_test_epoch_end(self) -> None:
         rows = self._test_table.rows
@@ -311,5 +356,7 @@ class SupervisedModule(L.LightningModule):
             split = getattr(self.trainer.datamodule, "split", None)
             groups = subject_groups(table.subjects, split)
             markdown = table.to_markdown("Test slices: model vs baselines", groups)
+            if self.test_note:
+                markdown += f"\n**Note:** {self.test_note}.\n"
             (out / "metrics.md").write_text(markdown)
             print("\n" + markdown)

@@ -1,7 +1,8 @@
 """GAN-CPCE-style training (Lyu et al. 2018): any generator, a critic, an adversarial loss plugin.
 
 Critic update: ``adversarial.critic_loss(critic, HR, G(LR))`` (WGAN-GP by default).
-Generator update: ``adversarial_weight * adversarial.generator_loss(critic, G(LR))`` plus the
+Generator update: ``adversarial_weight * adversarial.generator_loss(critic, G(LR))`` (logged weighted,
+``train/generator_adversarial``) plus the
 composite ``loss`` of ``G(LR)`` against HR (e.g. ``loss=cpce``: MSE + 0.1 x VGG-19 perceptual),
 auxiliary outputs included as in the supervised module. ``n_critic`` critic updates per generator
 update; what a step is: :mod:`lfmri.modules.adversarial`.
@@ -42,6 +43,10 @@ class WGANModule(AdversarialModule):
         fake = as_image(out)
         pixel, parts = self.supervised_loss(out, target)
         parts = {f"loss_{name}": value for name, value in parts.items()}
-        parts["adversarial"] = self.adversarial.generator_loss(self.critic, fake)
-        parts["pixel_mse"] = F.mse_loss(fake.detach(), target)  # logged whatever the loss terms are
-        return self.adversarial_weight * parts["adversarial"] + pixel, parts
+        parts["adversarial"] = self.adversarial_weight * self.adversarial.generator_loss(self.critic, fake).float()
+        total = parts["adversarial"] + pixel
+        parts["pixel_mse"] = F.mse_loss(fake.detach().float(), target.float())  # logged whatever the loss terms are
+        return total, parts
+
+    def term_weights(self) -> dict[str, float]:
+        return {**{f"loss_{k}": v for k, v in super().term_weights().items()}, "adversarial": self.adversarial_weight}

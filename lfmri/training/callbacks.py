@@ -142,7 +142,9 @@ class AveragedWeightsInTest(L.Callback):
 
     @staticmethod
     def _averaging(trainer: L.Trainer) -> list[WeightAveraging]:
-        return [cb for cb in trainer.callbacks if isinstance(cb, WeightAveraging) and cb._average_model is not None]
+        # an average never updated holds the initial weights: the raw network is tested then
+        return [cb for cb in trainer.callbacks if isinstance(cb, WeightAveraging) and cb._average_model is not None
+                and int(cb._average_model.n_averaged) > 0]
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for callback in self._averaging(trainer):
@@ -334,6 +336,42 @@ class RunFittedEMA(EMAWeightAveraging):
         if stage == "fit":  # the AveragedModel is built in super().setup from these kwargs
             self._kwargs["avg_fn"] = get_ema_avg_fn(self.decay)
         super().setup(trainer, pl_module, stage)
+
+    # --- the network that trained is the network scored -----------------------------------------
+    # Lightning's WeightAveraging copies the module when fitting begins (after init_from loaded it)
+    # and swaps that copy in for every validation, stores it in every checkpoint and copies it back
+    # at the end, whether or not it was ever updated: before its first update the "average" is the
+    # initial network. A fine-tune whose validations only fell stored its init, bit-identical, as
+    # best.ckpt. Until the first update the raw network is validated, stored and kept instead.
+
+    def averaged_updates(self) -> int:
+        """How many times the average has been updated (0 before the first update, and outside fit)."""
+        return int(self._average_model.n_averaged) if self._average_model is not None else 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # swapped back at the end only if swapped in here: no update happens during a validation
+        self._swapped_for_validation = self.averaged_updates() > 0
+        if self._swapped_for_validation:
+            self._swap_models(pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(self, "_swapped_for_validation", False):
+            self._swap_models(pl_module)
+        self._swapped_for_validation = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.averaged_updates() > 0:
+            super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if self._average_model is None or self.averaged_updates() > 0:
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+            return
+        # not averaged yet: the raw weights are the checkpoint's weights, and resume finds the
+        # average's state (n_averaged 0: its first update copies the network) under Lightning's keys
+        checkpoint["current_model_state"] = checkpoint["state_dict"]
+        checkpoint["averaging_state"] = {name: value for name, value in self._average_model.state_dict().items()
+                                         if not name.startswith("module.")}
 
 
 def start_averaging_within_run(callbacks: list[L.Callback], max_steps: int) -> None:

@@ -133,6 +133,25 @@ def write_run_metrics(path: Path, trainer: L.Trainer, metrics: dict[str, float],
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
+def describe_tested_weights(path: Path) -> str | None:
+    """One line on the weights a checkpoint holds (its step, averaged or raw), logged before the test;
+    a warning, also returned for the test table, when they are the weights fitting started from."""
+    weights = ((torch.load(path, map_location="cpu", weights_only=True).get(METADATA_KEY) or {}).get("weights")) or {}
+    if not weights:
+        return None
+    kind = f"the weight average of {weights['averaged_updates']} updates" if weights.get("averaged") else "the raw network"
+    if rank_zero_only.rank == 0:
+        log.info("tested checkpoint %s: step %d, %s", path.name, weights["step"], kind)
+    if not weights.get("same_as_init"):
+        return None
+    note = (f"{path.name} (step {weights['step']}, {kind}) holds the initial weights unchanged: no validation "
+            "after training began scored better than the network it started from, so these rows score the init, "
+            "not a trained network")
+    if rank_zero_only.rank == 0:
+        log.warning("%s", note)
+    return note
+
+
 def _fit_and_test(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, net: torch.nn.Module,
                   ckpt_path: str | None, checkpoint_dir: Path) -> dict[str, float]:
     """``trainer.fit`` then ``trainer.test`` of the checkpoint validation chose; returns the scalar
@@ -145,6 +164,9 @@ def _fit_and_test(trainer: L.Trainer, module: L.LightningModule, datamodule: L.L
             # fast_dev_run disables checkpoint callbacks; evaluation still needs the weights
             trainer.save_checkpoint(checkpoint_dir / "last.ckpt", weights_only=False)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        tested_weights = Path(best) if best else checkpoint_dir / "last.ckpt"
+        if tested_weights.is_file():
+            module.test_note = describe_tested_weights(tested_weights)
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         tested = Path(best) if best else checkpoint_dir / "last.ckpt"
         if trainer.is_global_zero and tested.is_file():

@@ -107,6 +107,7 @@ def test_each_checkpoint_gets_what_a_single_evaluation_gives_it(runs, compared, 
                 np.testing.assert_array_equal(a.affine, b.affine)
 
 
+@pytest.mark.precision  # .ci/run runs these again with the other answer to "native bf16?"
 def test_comparison_on_the_test_split_matches_each_training_test_table(runs, tmp_path):
     _, ckpts = runs
     evaluated = rows_by_key(run_evaluate(tmp_path / "split", ckpt_paths=[str(c) for c in ckpts]))

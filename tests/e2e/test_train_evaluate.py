@@ -122,6 +122,7 @@ def test_evaluate_reports_every_bad_input_by_name(trained, tmp_path):
     assert not (tmp_path / "out" / "metrics.csv").exists()
 
 
+@pytest.mark.precision  # .ci/run runs these again with the other answer to "native bf16?"
 def test_evaluate_on_the_checkpoint_test_split_matches_training_test_metrics(trained, tmp_path):
     _, run_dir = trained
     out = tmp_path / "eval"

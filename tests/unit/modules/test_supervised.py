@@ -45,3 +45,34 @@ def test_the_panel_is_a_mid_brain_slice_not_the_largest_skull_base_one():
     panel = SupervisedModule._panel_slice(module._panel_candidates)
     assert panel["slice"] == 5 and panel["area"] == 90  # slices 2-8 have >= 70 % of the largest: their middle
     assert SupervisedModule._panel_slice([]) is None
+
+
+def test_training_logs_each_term_weighted_and_its_gradient_share(caplog):
+    """train/loss_<name> is the term as it enters the total; every grad_share_every_n_steps updates the
+    share of each term's gradient is logged, and a term that stays under 1 % is named once."""
+    import logging
+
+    class Tiny(torch.nn.Module):
+        input_mode, scale = "lr", 1
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    loss = CompositeLoss({"l1": torch.nn.L1Loss(), "mse": torch.nn.MSELoss()}, {"l1": 1.0, "mse": 1e-6})
+    module = SupervisedModule(Tiny(), loss, optimizer=torch.optim.Adam, channels_last=False, grad_share_every_n_steps=1)
+    logged: dict[str, float] = {}
+    module.log = lambda key, value, **kw: logged.__setitem__(key, float(value))
+    module.__dict__["_trainer"] = type("T", (), {"is_global_zero": True, "global_step": 0})()  # what the step reads
+    torch.manual_seed(0)
+    batch = {"lr": torch.rand(2, 1, 8, 8), "hr": torch.rand(2, 1, 8, 8)}
+    module.share_monitor.warn_after_steps = 0
+    with caplog.at_level(logging.WARNING, logger="lfmri.modules.supervised"):
+        total = module.training_step(batch, 0)
+    assert logged["train/loss_l1"] + logged["train/loss_mse"] == pytest.approx(float(total))
+    assert logged["train/grad_share_l1"] + logged["train/grad_share_mse"] == pytest.approx(1.0)
+    assert logged["train/grad_share_mse"] < 0.01
+    assert "loss term 'mse' at weight 1e-06" in caplog.text and "would give it 10%" in caplog.text

@@ -107,3 +107,60 @@ def test_a_run_fitted_ema_averages_over_a_quarter_of_a_short_run_and_keeps_its_d
         net.weight.fill_(1.0)
         average.update_parameters(module)
     assert average.module.net.weight.item() == pytest.approx(1 / 22)
+
+
+class FallingValidation(Recorder):
+    """Every validation scores worse than the one before (a fine-tune that only loses), so the best
+    checkpoint is the first validation's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validations = 0
+
+    def on_validation_epoch_end(self) -> None:
+        self.validations += 1
+        self.log("val_score", float(-self.validations))
+
+
+def test_before_its_first_update_the_average_is_neither_validated_nor_stored(tmp_path):
+    """Lightning's average is a copy of the initial module until its first update: a fine-tune whose
+    validations only fell stored its init, bit-identical, as best.ckpt. Validated, stored and kept
+    now: the raw network, until the average has been updated."""
+    from lfmri.checkpoints.stored_run import CheckpointMetadata
+
+    model = FallingValidation()
+    init = model.layer.weight.detach().clone()
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val_score", mode="max", save_top_k=1)
+    ema = RunFittedEMA(decay=0.5, update_starting_at_step=4)
+    metadata = CheckpointMetadata({"model": {}}, name="boring")
+    trainer = L.Trainer(max_steps=8, limit_train_batches=2, limit_val_batches=1, limit_test_batches=1,
+                        callbacks=[ema, metadata, best], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model)
+    first = torch.load(tmp_path / "best.ckpt", map_location="cpu", weights_only=False)
+    assert first["global_step"] == 2  # the first validation won: before the average's first update
+    assert not torch.equal(first["state_dict"]["layer.weight"], init)  # two SGD steps, not the init
+    weights = first["lfmri"]["weights"]
+    assert weights["step"] == 2 and weights["averaged"] is False and weights["same_as_init"] is False
+    trainer.save_checkpoint(tmp_path / "end.ckpt")  # once the average has been updated, it is what is stored
+    last = torch.load(tmp_path / "end.ckpt", map_location="cpu", weights_only=False)
+    assert last["lfmri"]["weights"]["averaged"] is True and last["lfmri"]["weights"]["averaged_updates"] > 0
+
+
+def test_a_checkpoint_that_holds_the_init_says_so(tmp_path):
+    from lfmri.checkpoints.stored_run import CheckpointMetadata
+
+    class Frozen(FallingValidation):
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.layer.parameters(), lr=0.0)  # trains nothing
+
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val_score", mode="max", save_top_k=1)
+    trainer = L.Trainer(max_steps=2, limit_train_batches=2, limit_val_batches=1, callbacks=[CheckpointMetadata({}), best],
+                        logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    model = Frozen()
+    model.net = model.layer  # CheckpointMetadata fingerprints the net.* weights, as lfmri's modules name them
+    trainer.fit(model)
+    from lfmri.training.run import describe_tested_weights
+
+    note = describe_tested_weights(tmp_path / "best.ckpt")
+    assert note is not None and "holds the initial weights unchanged" in note
