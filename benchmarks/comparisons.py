@@ -112,9 +112,10 @@ COMPARISONS = {
         baseline="zerofill",
         # the adversarial term as the shipped GAN-CPCE uses it: a small weight on top of the pixel loss,
         # fine-tuning the L1 row's generator (a GAN from scratch at this budget learns noise)
+        # (steps are generator updates; the fresh critic first learns on the L1 generator for 100 updates)
         extra_rows={"l1_wgan": ("L1, then WGAN-GP fine-tune", "l1", [
             "module=wgan", "module.adversarial_weight=1e-3", "module.optimizer.lr=5e-5",
-            "module.scheduler=null", "module.critic_scheduler=null"])},
+            "module.scheduler=null", "module.critic_scheduler=null", "module.critic_warmup_steps=100"])},
     ),
     # Lyu et al.'s two networks on their degradation (k-space zero-filled x2 input, no noise), each with
     # its paper's losses and optimiser (Adam 1e-4); GAN-CPCE without its VGG term (no ImageNet weights here)
@@ -149,10 +150,13 @@ def run_dir(out: Path, name: str, row: str) -> Path:
     return out / name / COMPARISONS[name].folder(row)
 
 
-def data_overrides(comparison: Comparison, args) -> list[str]:
+def data_overrides(comparison: Comparison, args, batches_per_step: int = 1) -> list[str]:
     """The data options of every row: the folder of HR volumes, or the simulated 64 mT pairs made from
-    them (whose subjects are named ``sim-<volume>``)."""
-    budget = [f"data.batch_size={args.batch}", f"data.patches_per_epoch={max(1, args.steps // args.validations) * args.batch}"]
+    them (whose subjects are named ``sim-<volume>``). One epoch (one validation) every
+    ``steps / validations`` steps; an adversarial row reads ``batches_per_step`` batches a step
+    (``n_critic + 1``: its steps count generator updates)."""
+    per_epoch = max(1, args.steps // args.validations) * args.batch * batches_per_step
+    budget = [f"data.batch_size={args.batch}", f"data.patches_per_epoch={per_epoch}"]
     if comparison.data == "lowfield_sim":
         named = lambda name: name if name.startswith("sim-") else f"sim-{name}"  # noqa: E731
         subjects = re.sub(r"\[([^\]]*)\]", lambda m: "[" + ",".join(named(n.strip()) for n in m.group(1).split(",") if n.strip()) + "]",
@@ -183,8 +187,11 @@ def extra_row_command(comparison: Comparison, row: str, out: Path, name: str, ar
     replaced = {option.partition("=")[0] for option in extra}
     shared = [option for option in comparison.overrides if option.partition("=")[0] not in replaced]
     origin = [f"{comparison.key}={start}", f"init_from={run_dir(out, name, start) / 'checkpoints' / 'best.ckpt'}"] if start else []
+    # module=wgan reads n_critic + 1 batches per step (conf/module/wgan.yaml: 4 + 1 unless the row sets it)
+    n_critic = next((int(o.partition("=")[2]) for o in extra if o.startswith("module.n_critic=")), 4)
+    batches_per_step = n_critic + 1 if "module=wgan" in extra else 1
     command = [
-        sys.executable, "-m", "lfmri.cli.train", "-m", *shared, *extra, *data_overrides(comparison, args), *origin,
+        sys.executable, "-m", "lfmri.cli.train", "-m", *shared, *extra, *data_overrides(comparison, args, batches_per_step), *origin,
         "trainer.max_epochs=-1", f"trainer.max_steps={args.steps}", "resume=auto",
         f"hydra.sweep.dir={out / name}", f"hydra.sweep.subdir={row}",
     ]

@@ -1,11 +1,19 @@
 """What the adversarial modules share: alternating critic and generator updates, two optimisers.
 
-A training **step** (Lightning's ``global_step``) is one optimiser update on one batch: with
-``n_critic = k`` the steps cycle through k critic updates, each on a fresh batch, then one
-generator update (Gulrajani et al.'s Algorithm 1). So ``global_step`` counts critic and generator
-updates alike, ``trainer.max_steps`` and logging intervals are in those units, and the generator
-has been updated ``global_step // (k + 1)`` times. The phase is derived from ``global_step``, so a
-resumed run continues the cycle where it stopped.
+Every batch is one optimiser update: with ``n_critic = k`` the batches cycle through k critic
+updates, each on a fresh batch, then one generator update (Gulrajani et al.'s Algorithm 1). A
+training **step** (Lightning's ``global_step``) is one *generator* update: the critic's optimiser is
+stepped through the strategy without Lightning's step count, so ``trainer.max_steps``, warm-up and
+cosine schedules per step, the EMA's start and horizon, periodic checkpoints and
+``module.grad_share_every_n_steps`` all count generator updates, as they do for the supervised
+module. A run of ``max_steps = S`` reads ``S * (k + 1)`` batches; what counts batches is Lightning's
+``val_check_interval`` (with ``check_val_every_n_epoch=null``) and ``data.patches_per_epoch``.
+
+``module.critic_warmup_steps = W`` adds W critic updates before the first generator update, for a
+critic that starts fresh on a pre-trained generator (the fine-tune recipes): it learns to tell the
+generator's output from HR before its gradient moves the generator. The position in the cycle
+(warm-up included) is counted in the module and stored in the checkpoint, so a resumed run
+continues it where it stopped.
 
 The generator's parts are logged as they enter its total (``train/generator_<name>``) with their
 gradient shares; the critic's are its mean scores of real and generated patches, their difference
@@ -18,6 +26,7 @@ scored like any network, and checkpoints load into ``evaluate.py``/``predict`` u
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Iterable
 
@@ -29,6 +38,8 @@ from lfmri.modules.supervised import SupervisedModule
 # Lightning's periodic checkpoint warns (with a code example, every save) that manual optimisation
 # saves the weights after the step; that is what resuming at ``global_step`` expects
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -53,8 +64,15 @@ class AdversarialModule(SupervisedModule):
         scheduler: SchedulerFactory | None = None,
         critic_scheduler: SchedulerFactory | None = None,
         n_critic: int = 4,
+        critic_warmup_steps: int = 0,
         **kwargs,
     ) -> None:
+        """Args (besides :class:`~lfmri.modules.supervised.SupervisedModule`'s):
+            adversarial: the adversarial loss plugin (``critic_loss``, ``generator_loss``).
+            critic_optimizer, critic_scheduler: the critics' optimiser and schedule (partials).
+            n_critic: critic updates per generator update.
+            critic_warmup_steps: critic updates before the first generator update (0: none).
+        """
         super().__init__(net, loss, optimizer, scheduler, **kwargs)
         self.adversarial = require(
             adversarial, "module.adversarial", "set an adversarial loss, e.g. lfmri.losses.wgan.WassersteinGPLoss"
@@ -68,6 +86,10 @@ class AdversarialModule(SupervisedModule):
                 f"module.n_critic={n_critic!r}: must be a positive integer (critic updates per generator update)"
             )
         self.n_critic = n_critic
+        if not isinstance(critic_warmup_steps, int) or critic_warmup_steps < 0:
+            raise ValueError(f"module.critic_warmup_steps={critic_warmup_steps!r}: must be an integer >= 0")
+        self.critic_warmup_steps = critic_warmup_steps
+        self.optimizer_updates = 0  # critic and generator updates of this run, warm-up included (checkpointed)
         self.automatic_optimization = False
 
     # --- to be provided by subclasses -----------------------------------------------------------
@@ -103,10 +125,11 @@ class AdversarialModule(SupervisedModule):
                 )
 
     def updates_of_trained_network(self) -> int:
-        return self.global_step // (self.n_critic + 1)  # generator updates done (see the module docstring)
+        return self.global_step  # generator updates (see the module docstring)
 
     def is_critic_step(self) -> bool:
-        return self.global_step % (self.n_critic + 1) < self.n_critic
+        after_warmup = self.optimizer_updates - self.critic_warmup_steps
+        return after_warmup < 0 or after_warmup % (self.n_critic + 1) < self.n_critic
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         generator_opt, critic_opt = self.optimizers()
@@ -119,16 +142,44 @@ class AdversarialModule(SupervisedModule):
             self.measure_gradient_shares(parts, self.generator_parameters(), self.term_weights())
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        optimizer.step()
+        if critic_turn:
+            # the strategy's step (precision plugin, gradient scaler) without LightningOptimizer.step's
+            # count: global_step, and all that is set in steps, counts generator updates
+            self.trainer.strategy.optimizer_step(critic_opt.optimizer, closure=lambda: None, model=self)
+        else:
+            optimizer.step()
+            if self.scheduler_interval == "step":  # warm-up and cosine per generator update
+                for scheduler in self.schedulers():
+                    scheduler.step()
+        self.optimizer_updates += 1
         self.untoggle_optimizer(optimizer)
         size = batch["hr"].shape[0]
         self.log(f"train/{prefix}_loss", total.detach(), prog_bar=not critic_turn, batch_size=size)
         for name, value in parts.items():
             self.log(f"train/{prefix}_{name}", value.detach(), batch_size=size)
 
+    CHECKPOINT_KEY = "lfmri_adversarial"
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[self.CHECKPOINT_KEY] = {"optimizer_updates": int(self.optimizer_updates), "steps_count": "generator"}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get(self.CHECKPOINT_KEY)
+        if state is not None:
+            self.optimizer_updates = int(state["optimizer_updates"])
+            return
+        # written before steps counted generator updates: its global_step counted every update
+        self.optimizer_updates = int(checkpoint.get("global_step", 0))
+        if self.optimizer_updates:
+            log.warning("this checkpoint's step %d counts critic and generator updates (lfmri before steps counted "
+                        "generator updates only): the run continues counting generator updates from there",
+                        self.optimizer_updates)
+
     def on_train_epoch_start(self) -> None:
-        # manual optimisation: schedulers are stepped here, up to the current epoch, so a run
+        # manual optimisation: schedulers per epoch are stepped here, up to the current epoch, so a run
         # resumed from a checkpoint written before or after the epoch-end step ends up the same
+        if self.scheduler_interval != "epoch":
+            return
         for scheduler in self.schedulers():
             while scheduler.last_epoch < self.current_epoch:
                 scheduler.step()

@@ -59,7 +59,7 @@ def test_lyu2018_experiments_run_on_cpu_and_their_checkpoints_evaluate(volumes, 
 
 def test_resumed_wgan_run_continues_the_step_count_and_learning_rates(volumes, tmp_path):
     run = tmp_path / "run"
-    # 20 patches / batch 4 = 5 steps per epoch: 4 critic updates, then 1 generator update
+    # 20 patches / batch 4 = 5 batches per epoch: 4 critic updates, then 1 generator update (a step)
     args = [
         "module=wgan", "model=cpce", "loss=mse", "degradation=kspace_zerofill", *tiny(volumes, 16),
         "data.patches_per_epoch=20", "module.scheduler.constant_epochs=0", "module.scheduler.decay_epochs=2",
@@ -68,12 +68,12 @@ def test_resumed_wgan_run_continues_the_step_count_and_learning_rates(volumes, t
     ]
     check(run_script("train.py", *args, "trainer.max_epochs=1"))
     first = load(run / "checkpoints" / "last.ckpt")
-    assert first["global_step"] == 5
+    assert first["global_step"] == 1 and first["lfmri_adversarial"]["optimizer_updates"] == 5
     check(run_script("train.py", *args, "trainer.max_epochs=2", "resume=true"))
     resumed = load(run / "checkpoints" / "last.ckpt")
-    # what an uninterrupted 2-epoch run has: 10 updates (8 critic, 2 generator), epoch-1 learning rates;
-    # last.ckpt is written at the end of training, after both epochs
-    assert resumed["global_step"] == 10 and resumed["epoch"] == 2
+    # what an uninterrupted 2-epoch run has: 10 updates (8 critic, 2 generator: 2 steps), epoch-1 learning
+    # rates; last.ckpt is written at the end of training, after both epochs
+    assert resumed["global_step"] == 2 and resumed["epoch"] == 2
     generator_state, critic_state = resumed["optimizer_states"]
     assert [int(s["step"]) for s in (critic_state["state"][0], generator_state["state"][0])] == [8, 2]
     assert generator_state["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.75)

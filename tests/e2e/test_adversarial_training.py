@@ -100,10 +100,20 @@ def adam_steps(optimizer: torch.optim.Optimizer) -> int:
 
 def test_critic_is_stepped_n_critic_times_per_generator_step(tmp_path):
     module = wgan(n_critic=3)
-    trainer = fit(module, tiny_batches(12), steps=12, tmp_path=tmp_path)
+    trainer = fit(module, tiny_batches(12), steps=3, tmp_path=tmp_path)
     generator_opt, critic_opt = (o.optimizer for o in module.optimizers())
-    assert trainer.global_step == 12  # one optimiser update per batch, critic and generator alike
+    assert trainer.global_step == 3  # a step is a generator update: 12 batches, one optimiser update each
     assert (adam_steps(critic_opt), adam_steps(generator_opt)) == (9, 3)
+    assert module.optimizer_updates == 12
+
+
+def test_a_critic_warm_up_comes_before_the_first_generator_update(tmp_path):
+    module = wgan(n_critic=1)
+    module.critic_warmup_steps = 4
+    trainer = fit(module, tiny_batches(8), steps=2, tmp_path=tmp_path)
+    generator_opt, critic_opt = (o.optimizer for o in module.optimizers())
+    assert trainer.global_step == 2
+    assert (adam_steps(critic_opt), adam_steps(generator_opt)) == (4 + 2, 2)
 
 
 def pixel_mse(module, batch) -> float:
@@ -115,9 +125,10 @@ def test_short_wgan_run_has_finite_losses_and_lowers_the_pixel_error(tmp_path):
     module, batches = wgan(n_critic=1, lr=3e-3), tiny_batches(40)
     held_out = tiny_batches(1, seed=99)[0]
     before = pixel_mse(module, held_out)
-    trainer = fit(module, batches, steps=40, tmp_path=tmp_path)
+    trainer = fit(module, batches, steps=20, tmp_path=tmp_path)  # 20 generator updates, 40 batches
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    for key in ("train/critic_loss", "train/critic_wasserstein", "train/critic_gp", "train/generator_loss",
+    for key in ("train/critic_loss", "train/critic_wasserstein", "train/critic_gp", "train/critic_real", "train/critic_fake",
+                "train/generator_loss",
                 "train/generator_adversarial", "train/generator_loss_mse", "train/generator_pixel_mse"):
         assert math.isfinite(logged[key]), key
     assert pixel_mse(module, held_out) < 0.25 * before
@@ -127,7 +138,7 @@ def test_short_cycle_run_has_finite_losses_and_lowers_the_pixel_error(tmp_path):
     module, batches = cycle(), tiny_batches(40, size=32)
     held_out = tiny_batches(1, size=32, seed=99)[0]
     before = pixel_mse(module, held_out)
-    trainer = fit(module, batches, steps=40, tmp_path=tmp_path)
+    trainer = fit(module, batches, steps=20, tmp_path=tmp_path)  # 20 generator updates, 40 batches (n_critic 1)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
     for key in ("critic_hr_gp", "critic_lr_wasserstein", "generator_adversarial", "generator_cycle",
                 "generator_identity", "generator_jst", "generator_supervised", "generator_loss"):
