@@ -16,6 +16,7 @@ the one that comes second gets :class:`~lfmri.errors.ExistingOutputError` naming
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -239,6 +240,10 @@ LOCK_NAME = ".lfmri.lock"  # the lock file of a run folder (training, evaluation
 _HELD_LOCKS: dict[Path, int] = {}  # folder -> open descriptor: the lock lasts as long as this process
 
 
+# what flock raises on a file system that does not lock (as opposed to EWOULDBLOCK: held by another process)
+UNSUPPORTED_LOCK_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL})
+
+
 def lock_folder(folder: str | os.PathLike, option: str) -> Path:
     """Take the run folder ``folder`` for this process: an exclusive ``flock`` on ``folder/.lfmri.lock``.
 
@@ -251,6 +256,7 @@ def lock_folder(folder: str | os.PathLike, option: str) -> Path:
     Returns the lock file.
     """
     import fcntl
+    import stat
 
     folder = Path(folder)
     key = folder.resolve()
@@ -258,16 +264,37 @@ def lock_folder(folder: str | os.PathLike, option: str) -> Path:
     if key in _HELD_LOCKS:
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    not_a_file = (f"{option}={folder}: {path} is not a plain file (a symbolic link, folder, FIFO or device); lfmri "
+                  "neither follows nor writes through it. Remove it, or choose another folder")
+    try:
+        # O_NOFOLLOW: a link named like the lock would have the run write its pid into the file it points to;
+        # O_NONBLOCK: opening a FIFO must not wait for a reader
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~current_umask())
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise ExistingOutputError(not_a_file) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ExistingOutputError(not_a_file)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # EWOULDBLOCK: the only answer that means another process holds it
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise ExistingOutputError(
             f"{option}={folder}: another lfmri process (pid {holder}) is writing into this folder; "
             "wait for it to end, or choose another folder"
         ) from None
+    except OSError as err:
+        if err.errno not in UNSUPPORTED_LOCK_ERRNOS:
+            os.close(fd)
+            raise
+        # NFS without a lock daemon, Lustre mounted noflock, some parallel file systems: no lock to take there,
+        # which must not refuse every run on the file systems where cluster users keep them
+        log.warning("%s=%s: this file system does not support flock (%s): running without the folder lock, so a "
+                    "second run into this folder at the same time would not be refused", option, folder,
+                    errno.errorcode.get(err.errno, err.errno))
     # the file may have been removed (a failed run cleaning up) between our open and our lock: a lock on a
     # name that no longer exists guards nothing, so it counts only when the name still leads to our file
     if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:

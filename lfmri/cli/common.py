@@ -385,8 +385,14 @@ class WatchSlurmJobs(Callback):
             watch_without_accounting()
 
 
-def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """``task(cfg)``; a user mistake ends in one line, exit status 2 and no new run directory."""
+def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig, unwind_on_signals: bool = False) -> Any:
+    """``task(cfg)``; a user mistake ends in one line, exit status 2 and no new run directory.
+
+    ``prog`` is the command as typed (only named in messages). ``unwind_on_signals`` (evaluate):
+    SIGTERM and SIGHUP unwind like Ctrl-C so that outputs being written remove their temporaries,
+    whatever the program is called (``lfmri-evaluate``, ``evaluate.py``, ``python -m ...``); without it
+    (train) Lightning's own SIGTERM handling writes a checkpoint at the end of the step.
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -402,16 +408,14 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig) -> 
     # (tests, benchmarks) never cleans up after a run folder that is not its own
     run = dict(_RUN)
     _RUN.clear()
-    # evaluate: SIGTERM unwinds like Ctrl-C, so the outputs being written remove their temporaries
-    # (train.py keeps Lightning's own SIGTERM handling: a checkpoint at the end of the step)
-    stop_signals = signals_raise() if prog == "evaluate.py" else contextlib.nullcontext()
+    stop_signals = signals_raise() if unwind_on_signals else contextlib.nullcontext()
     try:
         with stop_signals:
             return task(cfg)
     except SystemExit as stopped:  # train.py stopped by SIGTERM or Ctrl-C, its last.ckpt written: the exact command that resumes
         signums = {128 + signal.SIGTERM: signal.SIGTERM, 128 + signal.SIGINT: signal.SIGINT}
         command = run_command(Path(run["run_dir"])) if run.get("run_dir") and stopped.code in signums else ""
-        if command and prog != "evaluate.py" and rank() == 0:
+        if command and not unwind_on_signals and rank() == 0:
             print(f"{prog}: stopped by {signums[stopped.code].name}, checkpoint saved; continue with: {command.strip()[1:-1]}",
                   file=sys.stderr, flush=True)
         raise

@@ -26,7 +26,7 @@ def evaluate_app(cfg: DictConfig) -> None:
     from lfmri.cli.common import run_entry
     from lfmri.evaluation.evaluator import evaluate
 
-    table = run_entry(prog_name("lfmri-evaluate"), evaluate, cfg)
+    table = run_entry(prog_name("lfmri-evaluate"), evaluate, cfg, unwind_on_signals=True)
     if table.failures:  # the other volumes were evaluated; say which were not, and exit 1
         print(f"{len(table.failures)} input(s) failed:", file=sys.stderr)
         for message in table.failures.values():

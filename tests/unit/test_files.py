@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 
 def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
     import os
@@ -103,3 +107,50 @@ def test_a_run_folder_has_one_writer_and_a_dead_holder_leaves_no_stale_lock(tmp_
     assert not (folder / LOCK_NAME).exists()  # given back: nothing of lfmri's left among the run's files
     assert lock_folder(folder, "hydra.run.dir") == folder / LOCK_NAME  # and taken again
     unlock_folder(folder)
+
+
+def test_a_file_system_without_flock_runs_unlocked_with_one_warning(tmp_path, monkeypatch, caplog):
+    """NFS without a lock daemon or Lustre mounted noflock raise ENOLCK/EOPNOTSUPP: not "held by another
+    process" (only EWOULDBLOCK means that), so the run goes on with one warning line."""
+    import errno
+    import fcntl
+    import logging
+
+    from lfmri.files import LOCK_NAME, lock_folder, unlock_folder
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="lfmri.files"):
+        assert lock_folder(tmp_path / "run", "hydra.run.dir") == tmp_path / "run" / LOCK_NAME
+    assert "does not support flock (ENOLCK)" in caplog.text and caplog.text.count("does not support flock") == 1
+    unlock_folder(tmp_path / "run")
+
+    def broken(fd, operation):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(fcntl, "flock", broken)
+    with pytest.raises(OSError, match="I/O error"):  # any other failure is not silenced
+        lock_folder(tmp_path / "other", "hydra.run.dir")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "folder", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_is_refused_and_never_written_through(tmp_path, kind):
+    from lfmri.errors import ExistingOutputError
+    from lfmri.files import LOCK_NAME, lock_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    users_file = tmp_path / "notes.txt"
+    users_file.write_text("mine\n")
+    lock = run / LOCK_NAME
+    if kind == "symlink":
+        lock.symlink_to(users_file)
+    elif kind == "folder":
+        lock.mkdir()
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(ExistingOutputError, match="is not a plain file"):
+        lock_folder(run, "hydra.run.dir")
+    assert users_file.read_text() == "mine\n"

@@ -24,9 +24,10 @@ def test_an_interrupted_evaluation_is_one_line_and_cleans_up(tmp_path, capsys, s
         raise AssertionError("the signal did not stop the task")
 
     with pytest.raises(SystemExit) as stopped:
-        run_entry("evaluate.py", task, OmegaConf.create({}))
+        # the console script's name: the program's name never decides whether its signals unwind
+        run_entry("lfmri-evaluate", task, OmegaConf.create({}), unwind_on_signals=True)
     err = capsys.readouterr().err
-    assert stopped.value.code == 128 + getattr(signal, signum) and f"evaluate.py: interrupted ({signum})" in err
+    assert stopped.value.code == 128 + getattr(signal, signum) and f"lfmri-evaluate: interrupted ({signum})" in err
     assert list(tmp_path.iterdir()) == [] and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
