@@ -223,6 +223,21 @@ def validation_history(run: Path, metric: str = "val/psnr_brain") -> list[tuple[
         return [(int(r["step"]), float(r[metric])) for r in csv.DictReader(f) if r.get(metric)]
 
 
+def gradient_shares(run: Path) -> str:
+    """Each loss term's share of the gradient norm, averaged over the run's measurements
+    (``train/grad_share_<name>`` in its CSV log; the adversarial modules: the generator's terms)."""
+    path = run / "logs" / "metrics.csv"
+    if not path.is_file():
+        return ""
+    sums: dict[str, list[float]] = {}
+    with path.open() as f:
+        for record in csv.DictReader(f):
+            for key, value in record.items():
+                if key and key.startswith("train/grad_share_") and value not in ("", None):
+                    sums.setdefault(key.removeprefix("train/grad_share_"), []).append(float(value))
+    return ", ".join(f"{name} {100 * sum(v) / len(v):.0f} %" for name, v in sums.items() if v)
+
+
 def still_rising(history: list[tuple[int, float]], steps: int, margin: float = 0.02) -> str:
     """Whether the best validation of the last fifth of the run beats every earlier one by ``margin`` dB."""
     late = [v for s, v in history if s >= 0.8 * steps]
@@ -254,12 +269,12 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
     print(f"**{comparison.title}** (unseen subjects; gains are the network's mean minus {base}'s on the same slices)\n")
     print(f"| method | in-brain PSNR (dB) | vs {base} | in-brain SSIM | whole-slice PSNR (dB) | vs {base} "
           f"| in-brain vs {base}, other site | same site | paper's " + comparison.paper_metric
-          + " | steps | wall time (min) | val still rising in the last fifth |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          + " | steps | wall time (min) | val still rising in the last fifth | gradient shares (mean over the run) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     measured: dict[str, float] = {}  # whole-slice PSNR, the papers' metric
     in_brain: dict[str, float] = {}
 
-    def line(label, key, table, method, steps="", minutes="", rising=""):
+    def line(label, key, table, method, steps="", minutes="", rising="", grad=""):
         subjects = table.subjects
         other = [s for s in subjects if site(s) in other_sites]
         same = [s for s in subjects if s not in other]
@@ -270,7 +285,7 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
         gain = lambda x, y: f"{x['psnr_brain'] - y['psnr_brain']:+.2f}" if x and y else "n/a"  # noqa: E731
         print(f"| {label} | {a['psnr_brain']:.2f} | {a['psnr_brain'] - ref['psnr_brain']:+.2f} | {a['ssim_brain']:.4f} "
               f"| {a['psnr']:.2f} | {a['psnr'] - ref['psnr']:+.2f} | {gain(o, o_ref)} | {gain(m, m_ref)} "
-              f"| {comparison.paper.get(key, '')} | {steps} | {minutes} | {rising} |")
+              f"| {comparison.paper.get(key, '')} | {steps} | {minutes} | {rising} | {grad} |")
 
     if baseline is not None:
         line(f"{base} (baseline)", base, baseline, base)
@@ -279,7 +294,7 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
             history = validation_history(run)
             state = (f"stopped, not tested (last validation: step {history[-1][0] + 1}, in-brain {history[-1][1]:.2f} dB); "
                      "the same command continues it" if history else "not trained yet")
-            print(f"| {label} | {state} | | | | | | | {comparison.paper.get(row, '')} | | | |")
+            print(f"| {label} | {state} | | | | | | | {comparison.paper.get(row, '')} | | | | |")
             continue
         record = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
         steps = record.get("global_step", "")
@@ -287,7 +302,8 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
         method = comparison.method.get(row, row)
         if method not in table.methods:  # the network's name in the table is its model's class name
             method = next(m for m in table.methods if m not in ("zerofill", "bicubic", "nlm3d", "bm4d", "ants"))
-        line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(validation_history(run), int(steps or 0)))
+        line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(validation_history(run), int(steps or 0)),
+             gradient_shares(run))
     brain_order = sorted(in_brain, key=in_brain.get, reverse=True)
     with_figures = [k for k in measured if k in comparison.paper]
     if len(with_figures) > 1:  # a ranking to reproduce: the rows the paper gives a figure for

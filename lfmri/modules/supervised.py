@@ -36,7 +36,7 @@ class SupervisedModule(L.LightningModule):
 
     Training logs each loss term as it enters the total (``train/loss_<name>``, weighted) and,
     every ``grad_share_every_n_steps`` updates of the network, each term's share of the gradient norm
-    (``train/grad_share_<name>``, :mod:`lfmri.losses.shares`); a term under 1 % of it in every
+    (``train/grad_share_<name>``, the epoch's mean of its measurements, :mod:`lfmri.losses.shares`); a term under 1 % of it in every
     measurement of its first 200 steps is named in one warning line with the weight that would give
     it 10 %. Losses are computed in float32 whatever the trainer's precision.
 
@@ -157,7 +157,9 @@ class SupervisedModule(L.LightningModule):
             return
         norms = gradient_norms(parts, list(parameters))
         for name, share in shares(norms).items():
-            self.log(f"train/grad_share_{name}", share, on_step=True, on_epoch=False, batch_size=1)
+            # the epoch's mean over its measurements: a logged step value would reach the logs only when a
+            # measured step is also one of Lightning's log_every_n_steps
+            self.log(f"train/grad_share_{name}", share, on_step=False, on_epoch=True, batch_size=1)
         for line in self.share_monitor.update(step, norms, weights):
             if self.trainer.is_global_zero:
                 log.warning("%s", line)
