@@ -10,8 +10,9 @@ from torch import nn
 
 
 @contextlib.contextmanager
-def float32_loss(device: torch.device) -> Iterator[None]:
-    """Autocast off: a loss computed inside runs in float32 whatever the trainer's precision.
+def without_autocast(device: torch.device) -> Iterator[None]:
+    """Autocast off: what runs inside (a loss, a score) runs in the dtype of its float32 inputs and
+    weights whatever the trainer's precision.
 
     Under bf16 autocast a small term is rounding noise: the LoG filter of HFEN subtracts two nearly
     equal bf16 images (its gradient had a cosine of 0.06 with its float32 value), and a term whose
@@ -23,8 +24,8 @@ def float32_loss(device: torch.device) -> Iterator[None]:
 
 def in_float32(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pred: torch.Tensor,
                target: torch.Tensor) -> torch.Tensor:
-    """``loss(pred, target)`` on float32 copies of both, outside autocast (:func:`float32_loss`)."""
-    with float32_loss(pred.device):
+    """``loss(pred, target)`` on float32 copies of both, outside autocast (:func:`without_autocast`)."""
+    with without_autocast(pred.device):
         return loss(pred.float(), target.float())
 
 
@@ -56,7 +57,7 @@ class CompositeLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(the total, ``{name: weight * term}``): the parts sum to the total."""
-        with float32_loss(pred.device):
+        with without_autocast(pred.device):
             pred, target = pred.float(), target.float()
             parts = {name: self.weights[name] * term(pred, target)
                      for name, term in self.terms.items() if self.weights[name] > 0}

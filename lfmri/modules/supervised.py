@@ -17,7 +17,7 @@ from torchmetrics.aggregation import MeanMetric
 from lfmri.data.splits import subject_groups
 from lfmri.scoring.figures import comparison_figure
 from lfmri.inference.network import model_input, predict
-from lfmri.losses.composite import CompositeLoss, float32_loss
+from lfmri.losses.composite import CompositeLoss, without_autocast
 from lfmri.losses.shares import ShareMonitor, gradient_norms, shares
 from lfmri.scoring.metrics import METRICS, brain_mask, slice_metrics
 from lfmri.contracts import SROutput, as_image
@@ -196,7 +196,7 @@ class SupervisedModule(L.LightningModule):
     def _score(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         # float32 whatever the trainer's precision (Lightning wraps validation and test in its autocast):
         # one number per checkpoint, the one evaluate.py gives for it on any machine
-        with float32_loss(batch["hr"].device):
+        with without_autocast(batch["hr"].device):
             pred = predict(self._net, model_input(self._net, batch), forward=self).float()
             mask = brain_mask(batch["hr"], self.brain_threshold)
             return pred, slice_metrics(pred, batch["hr"], mask), mask
@@ -212,7 +212,7 @@ class SupervisedModule(L.LightningModule):
             self.log(f"val/{name}", self.val_means[name], prog_bar=name == "psnr", batch_size=size)
         self.log("val/slices", float(size), reduce_fx="sum", sync_dist=True, batch_size=size)
         for baseline, module in self.baselines.items():
-            with float32_loss(batch["hr"].device):
+            with without_autocast(batch["hr"].device):
                 scores = slice_metrics(predict(module, model_input(module, batch)).float(), batch["hr"], mask)
             for name in BASELINE_VAL_METRICS:
                 key = f"{baseline}_{name}"
@@ -331,7 +331,7 @@ class SupervisedModule(L.LightningModule):
         subjects, slices = list(batch["subject"]), batch["slice"].tolist()
         self._test_table.add(subjects, slices, self.method_name, metrics)
         for name, baseline in self.baselines.items():
-            with float32_loss(batch["hr"].device):
+            with without_autocast(batch["hr"].device):
                 out = predict(baseline, model_input(baseline, batch)).float()
                 self._test_table.add(subjects, slices, name, slice_metrics(out, batch["hr"], mask))
 

@@ -144,9 +144,8 @@ def describe_tested_weights(path: Path) -> str | None:
         log.info("tested checkpoint %s: step %d, %s", path.name, weights["step"], kind)
     if not weights.get("same_as_init"):
         return None
-    note = (f"{path.name} (step {weights['step']}, {kind}) holds the initial weights unchanged: no validation "
-            "after training began scored better than the network it started from, so these rows score the init, "
-            "not a trained network")
+    note = (f"{path.name} (step {weights['step']}, {kind}) holds the initial weights unchanged (seed or init_from): "
+            "these rows score the network the run started from, not one it trained")
     if rank_zero_only.rank == 0:
         log.warning("%s", note)
     return note
