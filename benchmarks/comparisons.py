@@ -302,7 +302,10 @@ def report(comparison: Comparison, out: Path, name: str, other_sites: list[str])
         method = comparison.method.get(row, row)
         if method not in table.methods:  # the network's name in the table is its model's class name
             method = next(m for m in table.methods if m not in ("zerofill", "bicubic", "nlm3d", "bm4d", "ants"))
-        line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(validation_history(run), int(steps or 0)),
+        history = validation_history(run)
+        # the run's length in the log's own steps (an adversarial run logs per batch, its steps are generator updates)
+        logged_steps = history[-1][0] + 1 if history else int(steps or 0)
+        line(label, row, table, method, steps, f"{minutes:.0f}" if minutes else "", still_rising(history, logged_steps),
              gradient_shares(run))
     brain_order = sorted(in_brain, key=in_brain.get, reverse=True)
     with_figures = [k for k in measured if k in comparison.paper]
