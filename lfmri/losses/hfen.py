@@ -58,9 +58,8 @@ class HFENLoss(nn.Module):
         self.normalized = bool(normalized)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        error = log_filter(pred, self.kernel) - log_filter(target, self.kernel)
+        log_target = log_filter(target, self.kernel)
+        error = log_filter(pred, self.kernel) - log_target
         if not self.normalized:
             return error.pow(2).mean()
-        with torch.no_grad():
-            reference = log_filter(target, self.kernel).norm()
-        return error.norm() / reference.clamp_min(self.EPS)
+        return error.norm() / log_target.detach().norm().clamp_min(self.EPS)

@@ -9,12 +9,9 @@ norms of all terms (so the shares add up to 1).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def gradient_norms(terms: Mapping[str, torch.Tensor], parameters: Iterable[torch.Tensor]) -> dict[str, float]:

@@ -123,7 +123,7 @@ class CycleModule(AdversarialModule):
         parts: dict[str, torch.Tensor] = {}  # each term as it enters the total (weighted), in float32
         if w["adversarial"] > 0:
             adversarial = self.adversarial.generator_loss
-            parts["adversarial"] = (adversarial(self.critic, fake_y) + adversarial(self.lr_critic, fake_x)).float()
+            parts["adversarial"] = adversarial(self.critic, fake_y) + adversarial(self.lr_critic, fake_x)
         if w["cycle"] > 0:
             parts["cycle"] = (in_float32(self.cycle_loss, self._f(fake_y), x)
                               + in_float32(self.cycle_loss, self._g(fake_x), y))

@@ -43,7 +43,7 @@ class WGANModule(AdversarialModule):
         fake = as_image(out)
         pixel, parts = self.supervised_loss(out, target)
         parts = {f"loss_{name}": value for name, value in parts.items()}
-        parts["adversarial"] = self.adversarial_weight * self.adversarial.generator_loss(self.critic, fake).float()
+        parts["adversarial"] = self.adversarial_weight * self.adversarial.generator_loss(self.critic, fake)
         total = parts["adversarial"] + pixel
         parts["pixel_mse"] = F.mse_loss(fake.detach().float(), target.float())  # logged whatever the loss terms are
         return total, parts

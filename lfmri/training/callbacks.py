@@ -128,6 +128,12 @@ class StepCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, candidates)
 
 
+def average_updates(callback: WeightAveraging) -> int:
+    """How many times a weight average has been updated (0 before its first update, and outside fit,
+    where Lightning's average is only a copy of the module it started from)."""
+    return int(callback._average_model.n_averaged) if callback._average_model is not None else 0
+
+
 class AveragedWeightsInTest(L.Callback):
     """Tests with the averaged weights of a weight-averaging callback (``callbacks.ema``).
 
@@ -143,8 +149,7 @@ class AveragedWeightsInTest(L.Callback):
     @staticmethod
     def _averaging(trainer: L.Trainer) -> list[WeightAveraging]:
         # an average never updated holds the initial weights: the raw network is tested then
-        return [cb for cb in trainer.callbacks if isinstance(cb, WeightAveraging) and cb._average_model is not None
-                and int(cb._average_model.n_averaged) > 0]
+        return [cb for cb in trainer.callbacks if isinstance(cb, WeightAveraging) and average_updates(cb) > 0]
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for callback in self._averaging(trainer):
@@ -344,13 +349,9 @@ class RunFittedEMA(EMAWeightAveraging):
     # initial network. A fine-tune whose validations only fell stored its init, bit-identical, as
     # best.ckpt. Until the first update the raw network is validated, stored and kept instead.
 
-    def averaged_updates(self) -> int:
-        """How many times the average has been updated (0 before the first update, and outside fit)."""
-        return int(self._average_model.n_averaged) if self._average_model is not None else 0
-
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # swapped back at the end only if swapped in here: no update happens during a validation
-        self._swapped_for_validation = self.averaged_updates() > 0
+        self._swapped_for_validation = average_updates(self) > 0
         if self._swapped_for_validation:
             self._swap_models(pl_module)
 
@@ -360,11 +361,11 @@ class RunFittedEMA(EMAWeightAveraging):
         self._swapped_for_validation = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.averaged_updates() > 0:
+        if average_updates(self) > 0:
             super().on_train_end(trainer, pl_module)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        if self._average_model is None or self.averaged_updates() > 0:
+        if self._average_model is None or average_updates(self) > 0:
             super().on_save_checkpoint(trainer, pl_module, checkpoint)
             return
         # not averaged yet: the raw weights are the checkpoint's weights, and resume finds the

@@ -86,3 +86,16 @@ def test_a_run_logs_the_precision_it_chose_and_trains_in_it(native, phantom_dir,
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("precision ")]
     assert lines == [f"precision {expected}: trainer.precision=auto chose {expected}: this CPU "
                      + ("runs bfloat16 natively (AVX512-BF16 or AMX)" if answer else "has no native bfloat16 (no AVX512-BF16 or AMX)")]
+
+
+@pytest.mark.parametrize("answer, native", [("1", True), ("0", False)])
+def test_the_environment_answers_the_bf16_detection_for_every_tool(monkeypatch, answer, native):
+    """LFMRI_NATIVE_BF16 (the suite's run in the other precision, containers that hide CPU flags)."""
+    from lfmri.inference.network import bf16_supported, resolve_precision
+
+    monkeypatch.setenv("LFMRI_NATIVE_BF16", answer)
+    assert bf16_supported("cpu") is native
+    assert trainer_precision("auto", "cpu")[0] == ("bf16-mixed" if native else "32-true")
+    if not native:  # the refusal of an explicit bf16 where bfloat16 is not native still holds
+        with pytest.raises(ValueError, match="no native bfloat16"):
+            resolve_precision("bf16", "cpu")
