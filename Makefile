@@ -18,8 +18,11 @@ demo: install
 	$(BIN)/python train.py hydra.run.dir=$(DEMO_DIR)
 	$(BIN)/python evaluate.py ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt output_dir=$(DEMO_DIR)/evaluation
 
+# two workers (pytest-xdist): the e2e runs are mostly single-threaded imports and tiny trainings, so two
+# of them share a 2-core machine well; --dist loadfile keeps a module (and its trained fixtures) on one
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the fast lane: tests/unit only (every test under tests/e2e is marked e2e), one to two minutes
 test-fast: install

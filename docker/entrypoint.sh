@@ -5,6 +5,7 @@
 #   predict  key=value ...  python -m lfmri.cli.predict
 #   export   key=value ...  python -m lfmri.cli.export
 #   sweep    summarize output_dir=DIR  python -m lfmri.cli.sweep
+#   pretrained list|show NAME  python -m lfmri.cli.pretrained (the shipped networks and their cards)
 #   python|bash|sh ...      that command
 # Absolute paths: Apptainer runs the entry point from the caller's directory, not WORKDIR.
 set -e
@@ -13,7 +14,7 @@ APP="${LFMRI_APP:-/app}"
 case "$1" in
     train) shift; exec "$PY" "$APP/train.py" "$@" ;;
     evaluate) shift; exec "$PY" "$APP/evaluate.py" "$@" ;;
-    predict|export|sweep) tool="$1"; shift; exec "$PY" -m "lfmri.cli.$tool" "$@" ;;
+    predict|export|sweep|pretrained) tool="$1"; shift; exec "$PY" -m "lfmri.cli.$tool" "$@" ;;
     python|bash|sh) exec "$@" ;;
     *) exec "$PY" "$APP/train.py" "$@" ;;
 esac

@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -319,3 +320,47 @@ def unlock_folder(folder: str | os.PathLike) -> None:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 path.unlink()
         os.close(fd)
+
+
+RECORD_LIMIT = 1 << 20  # bytes: the largest YAML record (overrides.yaml, multirun.yaml) lfmri reads from a run folder
+
+
+def read_record(path: str | os.PathLike, limit: int = RECORD_LIMIT) -> str:
+    """The text of a small file lfmri wrote into a run folder, read so that the file cannot hurt the
+    reader: a FIFO, device or folder is refused without blocking (``O_NONBLOCK``, then a regular-file
+    check), and a file over ``limit`` bytes is refused before it is read. Raises ``OSError`` or
+    ``ValueError`` naming the file."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path}: {info.st_size} bytes, more than the {limit} a record of lfmri holds")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"{path}: more than the {limit} bytes a record of lfmri holds")
+    return data.decode("utf-8")
+
+
+def load_yaml_record(path: str | os.PathLike, limit: int = RECORD_LIMIT):
+    """:func:`read_record` parsed as YAML without aliases (a YAML alias bomb of 1 KB expands to
+    gigabytes; lfmri and Hydra never write aliases) and without resolving anything (plain
+    ``yaml.safe_load`` data: an interpolation stays a string). ``ValueError`` names the file."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "a YAML alias (lfmri's records have none)",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    text = read_record(path, limit)
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not a YAML record ({str(err).splitlines()[0]})") from None

@@ -19,6 +19,14 @@ from tests.helpers.volumes import write_phantom_dir
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Unit tests first, end-to-end runs after (stable within each): a broken unit shows in the first
+    minutes, not after the trainings. ``make test`` runs the modules on two workers (pytest-xdist,
+    ``--dist loadfile``: a module and its module-scoped trained fixtures stay on one worker), which
+    take modules in this order."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 @pytest.fixture
 def phantom_dir(tmp_path: Path) -> Path:
     """Four small subjects, one stored in a non-canonical (P, S, R) orientation."""

@@ -13,6 +13,7 @@ the composed config without its comments, stays available as ``--hydra-help``.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -101,6 +102,10 @@ def app_help(app: str, doc: str) -> str:
             choices = group_choices(name)
             text = "; ".join(part for part in (choices, comment) if part)
             lines.append(f"  {f'{name}={value}':<{width - 1}} {text}".rstrip())
+        launchers = group_choices("hydra/launcher")
+        if launchers:  # where a sweep's jobs run (with -m): Hydra's group, lfmri's options for it
+            lines.append(f"  {'hydra/launcher=basic':<{width - 1}} basic | {launchers}; with -m: where the jobs of a sweep run"
+                         " (basic: one after the other here; docs/scale-out.md)")
         lines.append("")
     lines.append("Options (key=value):")
     for name, value, comment in options:
@@ -114,8 +119,103 @@ def app_help(app: str, doc: str) -> str:
     return plain("\n".join(lines))
 
 
+def _groups(app: str) -> list[str]:
+    """The config groups of an app: the groups of its defaults list and the other folders of ``conf/``."""
+    groups, _ = yaml_options(CONF_DIR / f"{app}.yaml")
+    folders = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+    return list(dict.fromkeys([*(g for g, _, _ in groups), *folders]))
+
+
+def _user_overrides(argv: list[str]) -> list[str]:
+    return [a for a in argv if "=" in a and not a.startswith("-")]
+
+
+def config_mistake(app: str, argv: list[str], error: BaseException) -> str:
+    """One line for a command line that Hydra could not compose into a config (``error``): the override
+    at fault, what is wrong and the valid or closest names. Hydra's own report is several lines with
+    an environment-variable hint, and a null group option even a traceback."""
+    import difflib
+
+    from hydra.errors import MissingConfigException
+
+    groups = _groups(app)
+    _, options = yaml_options(CONF_DIR / f"{app}.yaml")
+    keys = [*groups, *(name.split(".")[0] for name, _, _ in options)]
+    text = str(error)
+    if isinstance(error, MissingConfigException) and getattr(error, "missing_cfg_file", None):
+        group, _, option = str(error.missing_cfg_file).rpartition("/")
+        given = next((a for a in _user_overrides(argv) if a.lstrip("+~").split("=")[0].split("@")[0] == group), f"{group}={option}")
+        choices = group_choices(group).split(" | ") if group else []
+        close = difflib.get_close_matches(option, choices, n=1)
+        hint = f" (did you mean {group}={close[0]}?)" if close else ""
+        return f"{given}: {group} has no option {option!r}{hint}; options: {' | '.join(choices) or 'none'}"
+    if "Config group override must be a string or a list" in text:
+        nulls = [a for a in _user_overrides(argv) if a.split("=", 1)[1] in ("null", "~", "") and a.lstrip("+").split("=")[0] in groups]
+        given = nulls[0] if nulls else "a config group"
+        group = given.lstrip("+").split("=")[0]
+        return (f"{given}: a config group takes one of its options ({group_choices(group)}); "
+                f"to drop the group's default, write ~{group}")
+    first, *rest = [line.strip() for line in text.splitlines() if line.strip()]
+    unknown = re.match(r"Could not override '([^']+)'", first)
+    if unknown:
+        head = unknown.group(1).split(".")[0]
+        close = difflib.get_close_matches(head, keys, n=1)
+        hint = f"did you mean {close[0]}? " if close and close[0] != head else ""
+        return f"{unknown.group(1)}: no such option; {hint}to add a new key write +{unknown.group(1)}=... (--help lists the options)"
+    return "; ".join([first, *rest[:2]])
+
+
+def check_group_options(app: str, argv: list[str]) -> None:
+    """Every option named for a config group of ``conf/`` exists, checked before Hydra starts: a sweep
+    with a misspelt option would otherwise leave its new sweep folder behind (Hydra creates it before
+    composing the jobs). Raises Hydra's ``MissingConfigException`` (reported by :func:`config_mistake`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, MissingConfigException
+
+    if any(a.startswith(("-cd", "--config-dir", "hydra.searchpath", "+hydra.searchpath")) for a in argv):
+        return  # options may come from elsewhere: Hydra decides
+    groups = set(_groups(app))
+    for text in _user_overrides(argv):
+        try:
+            override = OverridesParser.create().parse_override(text)
+        except HydraException:
+            return  # a syntax error: Hydra's own message
+        group = override.key_or_group
+        if group not in groups or override.is_delete() or override.value_type is None:
+            continue
+        if override.is_sweep_override():
+            if override.is_discrete_sweep() and "glob" not in text:
+                values = list(override.sweep_string_iterator())
+            else:
+                continue
+        else:
+            value = override.value()
+            values = value if isinstance(value, list) else [value]
+        for value in values:
+            if isinstance(value, str) and not (CONF_DIR / group / f"{value}.yaml").is_file():
+                raise MissingConfigException(f"Could not find '{group}/{value}'", missing_cfg_file=f"{group}/{value}")
+
+
+def _raised_in_a_job(error: BaseException) -> bool:
+    """Whether ``error`` came out of a job (a frame of Hydra's ``run_job`` in its traceback: the test
+    Hydra itself uses to trim its reports), not out of composing the config."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "run_job":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def run_app(app: str, doc: str, hydra_main: Callable[[], object]) -> None:
-    """Start the Hydra app ``hydra_main`` after answering ``--help`` and checking that ``conf/`` is there."""
+    """Start the Hydra app ``hydra_main`` after answering ``--help`` and checking that ``conf/`` is there.
+
+    A command line that does not compose into a config (an unknown group option, ``logger=null``, a key
+    that is not there) is one line and exit status 2 (:func:`config_mistake`); Hydra is asked to raise
+    its errors for that (``HYDRA_FULL_ERROR``), and an error raised inside a job is not a command-line
+    mistake: it is raised as it is. A user's own ``HYDRA_FULL_ERROR=1`` keeps Hydra's
+    tracebacks throughout.
+    """
     if any(word in ("-h", "--help") for word in sys.argv[1:]):
         print(app_help(app, doc))
         raise SystemExit(0)
@@ -123,4 +223,16 @@ def run_app(app: str, doc: str, hydra_main: Callable[[], object]) -> None:
         print(f"{prog_name(app)}: error: the configs are not at {CONF_DIR}: lfmri's Hydra apps read conf/ of the source "
               "tree; install lfmri from a checkout with pip install -e <checkout>", file=sys.stderr)
         raise SystemExit(2)
-    hydra_main()
+    user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        check_group_options(app, sys.argv[1:])
+        hydra_main()
+    except Exception as error:  # noqa: BLE001 - Hydra's composition errors have no common base class
+        if user_full_error or _raised_in_a_job(error):
+            raise
+        print(f"{prog_name(app)}: error: {config_mistake(app, sys.argv[1:], error)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    finally:
+        if not user_full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -370,7 +370,8 @@ def write_sweep_summary() -> None:
         print(f"no sweep summary: {err}", flush=True)
         return
     print(to_markdown(rows), flush=True)
-    print(f"sweep summary: {md_path} (and {csv_path.name}); refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
+    print(f"sweep summary: {md_path} (and {csv_path.name}; summary.html shows each run's panel beside its row); "
+          f"refresh it with lfmri-sweep summarize output_dir={sweep_dir}",
           flush=True)
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 BASELINE_VAL_METRICS = ("psnr_brain", "ssim_brain", "psnr")  # what the baselines log per validation
+GAIN_METRICS = ("psnr_brain", "ssim_brain")  # logged as the network's gain over each baseline: val/psnr_brain_vs_zerofill
 
 class SupervisedModule(L.LightningModule):
     """Trains ``net`` on (LR, HR) patches; validates and tests on whole slices.
@@ -220,6 +221,17 @@ class SupervisedModule(L.LightningModule):
                 self.log(f"baselines/val/{key}", self.baseline_val_means[key], batch_size=size)
         self._keep_panel(batch, pred, mask)
 
+    def on_validation_epoch_end(self) -> None:
+        # the gain over each baseline on the same slices, one number per validation: what a sweep is
+        # ranked by (lfmri-sweep summarize) and what a dashboard groups runs on (wandb reads the same)
+        if not self.trainer.sanity_checking:
+            for baseline in self.baselines:
+                for name in GAIN_METRICS:
+                    ours, theirs = self.val_means[name], self.baseline_val_means[f"{baseline}_{name}"]
+                    if ours.update_count and theirs.update_count:
+                        self.log(f"val/{name}_vs_{baseline}", ours.compute() - theirs.compute(), batch_size=1)
+        self._write_panel()
+
     PANEL_CANDIDATES = 32  # validation slices with the most anatomy kept for the panel (a few small tensors each)
     PANEL_AREA_SHARE = 0.7  # of the largest area: the slices a mid-brain panel is chosen among
 
@@ -257,19 +269,21 @@ class SupervisedModule(L.LightningModule):
         near.sort(key=lambda c: c["slice"])
         return near[(len(near) - 1) // 2]
 
-    def on_validation_epoch_end(self) -> None:
+    def _write_panel(self) -> None:
         panel, self._panel_candidates = self._panel_slice(self._panel_candidates), []
         epoch = self.current_epoch  # 0-based, as in metrics.csv and the checkpoints
         # max_epochs -1 (a run bounded by steps) never makes an epoch the last one
         max_epochs = self.trainer.max_epochs
         last = (max_epochs is not None and max_epochs > 0 and epoch + 1 >= max_epochs) or (
             self.trainer.max_steps > 0 and self.global_step >= self.trainer.max_steps)  # a run bounded by steps: its last validation
+        # validation on a step interval (budget=quick) runs several times an epoch: a panel at each one
+        by_steps = self.trainer.check_val_every_n_epoch is None
         if (
             panel is None
             or self.trainer.sanity_checking
             or not self.trainer.is_global_zero
             or self.panel_every_n_epochs <= 0
-            or not ((epoch + 1) % self.panel_every_n_epochs == 0 or last)
+            or not (by_steps or (epoch + 1) % self.panel_every_n_epochs == 0 or last)
         ):
             return
         images = {"LR": panel["lr"][0]}
@@ -285,8 +299,6 @@ class SupervisedModule(L.LightningModule):
                 scores[name] = {"PSNR": float(m["psnr_brain"][0]), "SSIM": float(m["ssim_brain"][0])}
         pixel_sizes, axes = self._panel_geometry(panel.get("subject"))
         where = f"{panel['subject']} slice {panel['slice']}, " if "subject" in panel else ""
-        # validation on a step interval (budget=quick) runs several times an epoch: one panel per step then
-        by_steps = self.trainer.check_val_every_n_epoch is None
         name = f"step_{self.global_step:07d}.png" if by_steps else f"epoch_{epoch:04d}.png"
         path = Path(self.trainer.default_root_dir) / "panels" / name
         comparison_figure(
@@ -352,6 +364,8 @@ class SupervisedModule(L.LightningModule):
         for baseline in self.baselines:
             for name, value in means.get(baseline, {}).items():
                 self.log(f"baselines/test/{baseline}_{name}", value, rank_zero_only=True)
+                if name in GAIN_METRICS and name in means.get(self.method_name, {}):
+                    self.log(f"test/{name}_vs_{baseline}", means[self.method_name][name] - value, rank_zero_only=True)
         if self.trainer.is_global_zero:
             out = Path(self.trainer.default_root_dir) / "test"
             table.write_csv(out / "metrics.csv")

@@ -26,9 +26,7 @@ import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from lfmri.losses.hfen import log_filter, log_kernel
-
-METRICS = ("psnr", "ssim", "nrmse", "hfen", "psnr_brain", "ssim_brain", "nrmse_brain", "hfen_brain")
-LOWER_IS_BETTER = frozenset({"nrmse", "hfen", "nrmse_brain", "hfen_brain"})
+from lfmri.scoring.names import LOWER_IS_BETTER, METRICS, metric_mode
 HFEN_SIGMA = 1.5
 
 
@@ -64,22 +62,6 @@ def hfen(
     kernel = log_kernel(sigma).to(pred.device)
     log_target = log_filter(target, kernel)
     return _relative_norm(log_filter(pred, kernel) - log_target, log_target, mask)
-
-
-def metric_mode(name: str) -> str:
-    """``"min"`` or ``"max"``: how a logged metric such as ``val/nrmse_brain`` is optimised.
-
-    Checkpoint selection and sweeps derive their mode from this, so that ``monitor=val/nrmse``
-    keeps the lowest error rather than silently keeping the worst checkpoint.
-    """
-    base = str(name).rsplit("/", 1)[-1]
-    if base in LOWER_IS_BETTER or base == "loss" or base.startswith("loss_"):
-        return "min"
-    if base in METRICS:
-        return "max"
-    raise ValueError(
-        f"monitor={name!r}: unknown metric; use val/<metric> with one of {', '.join(METRICS)} or val/loss"
-    )
 
 
 @torch.no_grad()

@@ -290,7 +290,8 @@ class ProgressLog(ProgressBar):
             self._log("epoch %d step %d test: done in %.0f s", trainer.current_epoch, trainer.global_step,
                       self.clock() - self._loop_start[0])
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the module's own epoch end, which logs the gains over the baselines (callbacks' epoch-end hooks run before it)
         if not self._active(trainer):
             return
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}

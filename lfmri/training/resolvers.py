@@ -6,6 +6,8 @@ import math
 
 from omegaconf import OmegaConf
 
+from lfmri.scoring.names import metric_mode  # torch-free: the checkpoint callback's mode: ${metric_mode:${monitor}}
+
 
 def nearest_multiple(value: int, scale: int) -> int:
     """The even multiple of ``scale`` nearest to ``value`` (ties upwards), at least one.
@@ -20,14 +22,6 @@ def nearest_multiple(value: int, scale: int) -> int:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     step = math.lcm(2, scale)
     return max(step, step * int((value + step / 2) // step))
-
-
-def metric_mode(name: str) -> str:
-    """``min`` or ``max`` for a logged metric: ``mode: ${metric_mode:${monitor}}`` in the checkpoint
-    callback, so ``monitor=val/nrmse`` keeps the lowest error (see :func:`lfmri.scoring.metrics.metric_mode`)."""
-    from lfmri.scoring.metrics import metric_mode as mode  # imported on use: keeps `import lfmri` light
-
-    return mode(name)
 
 
 def register() -> None:

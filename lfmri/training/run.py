@@ -30,7 +30,7 @@ from lfmri.degrade.baselines import make_baselines
 from lfmri.training import resolvers  # noqa: F401  registers ${lfmri.multiple:...} and ${metric_mode:...} for configs resolved here
 from lfmri.training.run_record import requeued_by_slurm
 from lfmri.training.transfer import init_network
-from lfmri.training.wandb_logger import define_summaries
+from lfmri.training.wandb_logger import define_summaries, hydra_job, log_test_table, short_config
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,25 @@ def resume_checkpoint(checkpoint_dir: Path, resume: bool | str) -> str | None:
             "pass resume=true to continue that run, or choose another hydra.run.dir"
         )
     return None
+
+
+def check_trainer_options(trainer_cfg: DictConfig) -> None:
+    """Refuse, in one line before anything is built, a run that would not train (``max_epochs=0`` or
+    ``max_steps=0``: it would test its untrained network and exit 0) and more CPU processes than the
+    machine has cores (``trainer.devices=99`` with the CPU accelerator starts 99 DDP processes)."""
+    import os
+
+    for key in ("max_epochs", "max_steps"):
+        value = trainer_cfg.get(key)
+        if value is not None and not isinstance(value, bool) and isinstance(value, int) and value == 0:
+            raise ConfigError(f"trainer.{key}=0 trains nothing (the test would score the untrained network); "
+                              f"give a positive number, or -1 for no limit by {key.split('_')[1]}")
+    devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator", "auto"))
+    cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cpu and isinstance(devices, int) and not isinstance(devices, bool) and devices > cores:
+        raise ConfigError(f"trainer.devices={devices}: more CPU processes than the {cores} cores this job has; "
+                          f"give at most {cores} (each process trains one share of every batch)")
 
 
 def check_rank_launch(trainer: L.Trainer) -> None:
@@ -166,13 +185,15 @@ def _fit_and_test(trainer: L.Trainer, module: L.LightningModule, datamodule: L.L
         tested_weights = Path(best) if best else checkpoint_dir / "last.ckpt"
         if tested_weights.is_file():
             module.test_note = describe_tested_weights(tested_weights)
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        # verbose=False: the module prints the test table once (in-brain first, per subject); Lightning's
+        # table of every logged scalar would print the same numbers again
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
         tested = Path(best) if best else checkpoint_dir / "last.ckpt"
         if trainer.is_global_zero and tested.is_file():
             record_test_metrics(tested, split_test_metrics(trainer))
     else:
         log.info("%s has no trainable parameters: evaluating it without training", type(net).__name__)
-        trainer.test(module, datamodule=datamodule)
+        trainer.test(module, datamodule=datamodule, verbose=False)
     return fit_metrics
 
 
@@ -208,6 +229,7 @@ def stop_on_sigint(trainer: L.Trainer, stopped_by: list[int]):
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data`` degraded by ``cfg.degradation``, then test it."""
     output_dir = Path(cfg.output_dir)
+    check_trainer_options(cfg.trainer)
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
@@ -267,8 +289,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.resume_from(resumed_step)
+    # the config, and the short keys runs are grouped by in a dashboard (model_name, loss_name, ...)
+    hyperparameters = {**flatten(config), **short_config(hydra_job(), config)}
     for logger in trainer.loggers:
-        logger.log_hyperparams(flatten(config))  # rank zero only, inside the loggers
+        logger.log_hyperparams(hyperparameters)  # rank zero only, inside the loggers
         if isinstance(logger, WandbLogger) and trainer.is_global_zero:
             define_summaries(logger)
 
@@ -286,6 +310,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                if getattr(module, "test_table", None) is not None:
+                    log_test_table(logger, module.test_table)
                 logger.experiment.finish()  # one wandb run per job, also when the job fails (multirun)
 
     metrics = {**fit_metrics, **scalar_metrics(trainer)}

@@ -50,7 +50,7 @@ def test_multirun_2x2_makes_four_complete_runs_and_a_summary(volumes, tmp_path):
                                 "trainer.fast_dev_run=true", f"hydra.sweep.dir={sweep_dir}"))
     # the sweep ends with its comparison, written and named
     assert f"sweep summary: {sweep_dir / 'summary.md'}" in multirun.stdout, multirun.stdout[-2000:]
-    assert (sweep_dir / "summary.csv").is_file()
+    assert (sweep_dir / "summary.csv").is_file() and (sweep_dir / "summary.html").read_text().count("<tr><td>") == 4
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     combos = set()
@@ -102,15 +102,22 @@ def test_wandb_logs_offline_one_run_per_job_grouped_by_sweep(volumes, tmp_path, 
         files = list((sweep_dir / job / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(files) == 1, files  # one wandb run per job
         info = run_info(files[0])
-        assert info["group"] == str(sweep_dir) and f"loss={loss}" in info["name"] and f"loss={loss}" in info["tags"]
+        # named by what the sweep varies, grouped by the sweep folder's name, tagged by the user's tags only
+        assert (info["name"], info["group"], info["job_type"], info["tags"]) == (loss, sweep_dir.name, "train", [])
         names.add(info["name"])
         assert info["config"]["loss.weights." + loss] == 1.0 and info["config"]["seed"] == 42  # flattened config
+        assert info["config"]["loss_name"] == loss and info["config"]["model_name"] == "srdensenet"  # short keys
         rows = history(files[0])
         logged = [r["val/psnr"] for r in rows if "val/psnr" in r]
         with (sweep_dir / job / "logs" / "metrics.csv").open() as file:
             expected = [float(r["val/psnr"]) for r in csv.DictReader(file) if r["val/psnr"]]
         assert len(logged) == 2 and logged == pytest.approx(expected)
         assert any("test/psnr" in r for r in rows)
+        gains = [r["val/psnr_brain_vs_zerofill"] for r in rows if "val/psnr_brain_vs_zerofill" in r]
+        brain = [r["val/psnr_brain"] - r["baselines/val/zerofill_psnr_brain"] for r in rows if "val/psnr_brain" in r]
+        assert len(gains) == 2 and gains == pytest.approx(brain, abs=1e-4)  # the gain a sweep is ranked by
+        assert any("test/psnr_brain_vs_bicubic" in r for r in rows)
+        assert any(r.get("test/per_subject/_type") == "table-file" for r in rows)  # the per-subject table
         assert sum(r.get("val/panel/_type") == "images/separated" for r in rows) == 1  # the last epoch's panel
     assert len(names) == 2
 

@@ -58,12 +58,13 @@ def history(path: str | Path) -> list[dict]:
 
 
 def run_info(path: str | Path) -> dict:
-    """Id, name, group, tags and the merged config of the run."""
+    """Id, name, group, job type, tags and the merged config of the run."""
     info: dict = {"config": {}}
     for r in records(path):
         kind = r.WhichOneof("record_type")
         if kind == "run":
-            info.update(id=r.run.run_id, name=r.run.display_name, group=r.run.run_group, tags=list(r.run.tags))
+            info.update(id=r.run.run_id, name=r.run.display_name, group=r.run.run_group, job_type=r.run.job_type,
+                        tags=list(r.run.tags))
             info["config"].update({item_key(i): json.loads(i.value_json) for i in r.run.config.update})
         elif kind == "config":
             info["config"].update({item_key(i): json.loads(i.value_json) for i in r.config.update})

@@ -54,7 +54,7 @@ def test_every_option_of_every_group_instantiates(group):
             if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
                 # GPU configs build on the CPU: same strategy, gloo instead of NCCL
                 cfg.trainer.accelerator, cfg.trainer.devices = "cpu", 2
-                if cfg.trainer.strategy.get("process_group_backend"):
+                if cfg.trainer.get("strategy") and cfg.trainer.strategy.get("process_group_backend"):
                     cfg.trainer.strategy.process_group_backend = "gloo"
             precision, _ = trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # as lfmri.training.run does
             assert instantiate(cfg.trainer, logger=False, precision=precision).max_epochs == cfg.trainer.max_epochs

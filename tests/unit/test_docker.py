@@ -88,6 +88,7 @@ def test_image_runs_any_tool_as_a_non_root_user_without_a_second_copy_of_cuda():
         (["predict", "inputs=a"], ["-m", "lfmri.cli.predict", "inputs=a"]),
         (["export", "--help"], ["-m", "lfmri.cli.export", "--help"]),
         (["sweep", "summarize", "sweep_dir=d"], ["-m", "lfmri.cli.sweep", "summarize", "sweep_dir=d"]),
+        (["pretrained", "list"], ["-m", "lfmri.cli.pretrained", "list"]),
     ],
 )
 def test_entry_point_runs_train_evaluate_predict_export_and_sweep(args, expected):

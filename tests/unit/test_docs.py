@@ -30,7 +30,7 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 # tools of other projects: their lines are checked by bash -n only
 EXTERNAL = {"wandb", "tensorboard", "pip", "python3.11", "sbatch", "git", "cd", "export"}
-TOOLS = ("train", "evaluate", "predict", "export", "sweep")  # the Docker entry point's first word
+TOOLS = ("train", "evaluate", "predict", "export", "sweep", "pretrained")  # the Docker entry point's first word
 
 # the end-to-end runs of the README's main commands (test file, test function)
 END_TO_END = {
@@ -91,12 +91,16 @@ def first_of_sweeps(overrides: list[str]) -> list[str]:
 
 
 def check_hydra_app(app: str, args: list[str]) -> None:
+    # Hydra refuses more than one of --multirun, --cfg, --info ("Only one of ... can be specified")
+    commands = [a for a in args if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i")]
+    assert len({{"-m": "--multirun", "-c": "--cfg", "-i": "--info"}.get(a, a) for a in commands}) <= 1, args
     args = [a for a in args if a not in ("-m", "--multirun")]
     if "--help" in args or "--hydra-help" in args:
         return
-    if "--cfg" in args:
-        at = args.index("--cfg")
-        del args[at : at + 2]
+    for flag in ("--cfg", "--package"):  # what to print: not an override
+        if flag in args:
+            at = args.index(flag)
+            del args[at : at + 2]
     cfg = compose(*first_of_sweeps(args), config=app, hydra=True)
     assert cfg is not None
 

@@ -154,3 +154,23 @@ def test_a_lock_that_is_not_a_plain_file_is_refused_and_never_written_through(tm
     with pytest.raises(ExistingOutputError, match="is not a plain file"):
         lock_folder(run, "hydra.run.dir")
     assert users_file.read_text() == "mine\n"
+
+
+def test_records_are_read_without_aliases_fifos_or_unbounded_size(tmp_path):
+    import os
+
+    import pytest
+
+    from lfmri.files import load_yaml_record, read_record
+
+    (tmp_path / "ok.yaml").write_text("- model=a\n- x=${oc.env:HOME}\n")
+    assert load_yaml_record(tmp_path / "ok.yaml") == ["model=a", "x=${oc.env:HOME}"]  # never resolved
+    (tmp_path / "bomb.yaml").write_text("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n")
+    with pytest.raises(ValueError, match="bomb.yaml.*alias"):
+        load_yaml_record(tmp_path / "bomb.yaml")
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(ValueError, match="fifo.yaml: not a regular file"):
+        load_yaml_record(tmp_path / "fifo.yaml")
+    (tmp_path / "big.yaml").write_text("x" * 2048)
+    with pytest.raises(ValueError, match="big.yaml: 2048 bytes"):
+        read_record(tmp_path / "big.yaml", limit=1024)

@@ -96,3 +96,41 @@ def test_a_failed_job_is_marked_failed_in_the_summary(tmp_path):
     _run(tmp_path / "sweep" / "1")
     rows = {row["run"]: row for row in sweep.summarize(tmp_path / "sweep", failed={tmp_path / "sweep" / "1": "DataError: x"})}
     assert rows["0"]["status"] == "complete" and rows["1"]["status"] == "failed: DataError: x"
+
+
+def test_a_metric_no_run_logged_is_one_line_and_a_test_metric_keeps_the_validation_columns(tmp_path, capsys):
+    _run(tmp_path / "sweep" / "0", metrics_json={"metrics": {"test/psnr_brain": 22.0}},
+         history="epoch,step,val/psnr_brain,val/psnr_brain_vs_zerofill\n0,10,20.0,1.75\n")
+    _run(tmp_path / "sweep" / "1", overrides="- loss=mse\n", metrics_json={"metrics": {"test/psnr_brain": 23.0}})
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}", "metric=val/loss_l1"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "metric=val/loss_l1: no run below" in err and "val/psnr_brain" in err
+    rows = sweep.summarize(tmp_path / "sweep", "test/psnr_brain")
+    assert [r["run"] for r in rows] == ["1", "0"] and [r["val/psnr_brain"] for r in rows] == [20.0, 20.0]
+    assert rows[1]["val/psnr_brain_vs_zerofill"] == 1.75  # the gain as the run logged it
+
+
+def test_summarize_answers_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, lfmri.cli.sweep; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_html_summary_shows_each_runs_panel_nearest_its_best_validation(tmp_path):
+    _run(tmp_path / "sweep" / "0", metrics_json={"metrics": {"test/psnr_brain": 22.0}},
+         history="epoch,step,val/psnr_brain\n0,9,20.0\n0,19,21.0\n0,29,20.5\n")
+    panels = tmp_path / "sweep" / "0" / "panels"
+    panels.mkdir()
+    for step in (10, 20, 30):
+        (panels / f"step_{step:07d}.png").write_bytes(b"png")
+    _run(tmp_path / "sweep" / "1", overrides="- loss=<mse>\n")  # no panels; a name to escape
+    assert sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"]) == 0
+    page = (tmp_path / "sweep" / "summary.html").read_text()
+    assert '<img src="0/panels/step_0000020.png"' in page and "loss=&lt;mse&gt;" in page
+    assert page.index("<td>0</td>") < page.index("<td>1</td>")  # best first
+    assert sweep.main(["summarize", f"output_dir={tmp_path / 'sweep'}"]) == 0  # its own page: refreshed

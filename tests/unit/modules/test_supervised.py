@@ -76,3 +76,32 @@ def test_training_logs_each_term_weighted_and_its_gradient_share(caplog):
     assert logged["train/grad_share_l1"] + logged["train/grad_share_mse"] == pytest.approx(1.0)
     assert logged["train/grad_share_mse"] < 0.01
     assert "loss term 'mse' at weight 1e-06" in caplog.text and "would give it 10%" in caplog.text
+
+
+def test_each_validation_logs_the_gain_over_each_baseline_and_a_step_interval_run_a_panel_each_time(phantom_dir, tmp_path):
+    """What a sweep is ranked by and a dashboard groups on: val/psnr_brain_vs_<baseline> is the network's
+    in-brain PSNR minus the baseline's on the same slices, at every validation; budget=quick-style
+    validation on a step interval writes a panel at each one (the panel setting counts epochs)."""
+    import csv
+    import json
+
+    from lfmri.training.run import train
+    from tests.helpers.config import compose
+    from tests.helpers.run import TINY
+
+    cfg = compose(*TINY, f"data.pattern={phantom_dir}/*.nii.gz", "model=srcnn", "trainer.max_epochs=-1",
+                  "trainer.max_steps=4", "+trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null",
+                  "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks.progress_log=null",
+                  output_dir=f"{tmp_path}/run")
+    train(cfg)
+    run = tmp_path / "run"
+    rows = [r for r in csv.DictReader((run / "logs" / "metrics.csv").open()) if r.get("val/psnr_brain")]
+    assert len(rows) == 2
+    for row in rows:
+        for baseline in ("zerofill", "bicubic"):
+            gain = float(row[f"val/psnr_brain_vs_{baseline}"])
+            assert gain == pytest.approx(float(row["val/psnr_brain"]) - float(row[f"baselines/val/{baseline}_psnr_brain"]), abs=1e-4)
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["test/psnr_brain_vs_zerofill"] == pytest.approx(
+        metrics["test/psnr_brain"] - metrics["baselines/test/zerofill_psnr_brain"], abs=1e-4)
+    assert sorted(p.name for p in (run / "panels").iterdir()) == ["step_0000002.png", "step_0000004.png"]

@@ -32,6 +32,19 @@ def test_bad_adversarial_configs_fail_before_training(overrides, error, message,
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
+    (["trainer.max_epochs=-1", "trainer.max_steps=0"], "trainer.max_steps=0 trains nothing"),
+    (["trainer.accelerator=cpu", "trainer.devices=4096"], "trainer.devices=4096: more CPU processes than the"),
+])
+def test_a_run_that_would_not_train_or_would_overload_the_cpu_is_refused_first(overrides, message, tmp_path):
+    from lfmri.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as refused:
+        train(composed(overrides, tmp_path))
+    assert "\n" not in str(refused.value) and not (tmp_path / "run").exists()
+
+
 def test_resume_modes_pick_the_checkpoint_to_continue(tmp_path, monkeypatch):
     from lfmri.training.run import resume_checkpoint
 
