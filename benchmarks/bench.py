@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py and the sections beside this file
 
-from bench_data import print_data  # noqa: E402
+from bench_data import print_data, print_device_data  # noqa: E402
 from bench_foundation import print_foundation, print_inference_efficiency  # noqa: E402
 from bench_models import print_model_table  # noqa: E402
 from bench_predict import print_predict, print_predict_real  # noqa: E402
@@ -52,6 +52,7 @@ def main() -> None:
     if args.section in ("predict", "all"):
         print_predict(args.volume_slices)
     if args.section in ("data", "all"):
+        print_device_data(args)
         print_data(args)
     if args.section == "predict-real":
         if not (args.ckpt and args.volume):

@@ -8,8 +8,10 @@ Installs nothing: it runs the project as installed. In one process it measures
   2. training patches/s through lfmri's own LightningModule and a Lightning Trainer, for SRDenseNet
      and AMIR, in float32, bf16-mixed, bf16-mixed + channels_last and bf16-mixed + channels_last +
      torch.compile, with peak memory and achieved FLOP/s (3x the forward FLOP) / bf16 matmul rate;
-  3. predict (``lfmri.cli.predict.Predictor``) volumes/s for SRDenseNet x2, float32 and bf16;
-  4. one ``train.py trainer=ddp trainer.devices=1`` run on generated volumes (the DDP code path).
+  3. the training data path: patches/s and the time per step spent waiting for data, with the
+     patches degraded in loader workers or on the device (``data.degrade_on``);
+  4. predict (``lfmri.cli.predict.Predictor``) volumes/s for SRDenseNet x2, float32 and bf16;
+  5. one ``train.py trainer=ddp trainer.devices=1`` run on generated volumes (the DDP code path).
 Each figure is printed as soon as it exists and the markdown table is written to ``--out``; a
 failing variant is reported in its row and the others still run (exit status 1 if any failed).
 """
@@ -38,6 +40,7 @@ class Sizes:
     """Problem sizes: real ones on a GPU, tiny ones for ``--dry-run`` on a CPU."""
 
     def __init__(self, dry: bool) -> None:
+        self.dry = dry
         self.gemm = 256 if dry else 8192
         self.batch = 2 if dry else 64  # training patches per step
         self.patch = 16 if dry else 64  # HR patch side
@@ -121,6 +124,71 @@ def training_rate(model: str, precision: str, channels_last: bool, compile_: boo
     trainer.fit(module, train_dataloaders=loader)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     return sizes.batch * sizes.steps / (marks["end"] - marks["start"]), counter.get_total_flops(), peak
+
+
+def data_path_rate(degrade_on: str, workers: int, sizes: Sizes, device: torch.device) -> tuple[float, float]:
+    """(patches/s, ms per step waiting for data) of SRDenseNet in bf16-mixed trained through the real
+    data module (the embedded MNI152, the shipped recipe's k-space degradation and augmentation) with
+    the training patches degraded in ``workers`` loader workers or on the device. Waiting for data: the
+    time from one step's end to the next one's start (the loader's batch, its transfer and, on the
+    device path, the batched degradation)."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from lfmri.checkpoints.load import build
+    from lfmri.contracts import input_mode
+
+    recipe = compose("experiment=srdensenet_kspace_x2", "data=mni152", "model=srdensenet", *sizes.model_overrides["srdensenet"],
+                     f"degradation.hr_size={sizes.slice_size * 2}", f"data.patch_size={sizes.patch}", f"data.batch_size={sizes.batch}",
+                     f"data.patches_per_epoch={sizes.batch * (sizes.warmup + sizes.steps + 1)}", f"data.num_workers={workers}",
+                     f"data.degrade_on={degrade_on}", "data.split_file=null")
+    net = instantiate(recipe.model)
+    degradation = instantiate(recipe.degradation)
+    datamodule = build(recipe.data, degradation=degradation, input_mode=input_mode(net))
+    module = instantiate(recipe.module, net=net, loss=instantiate(recipe.loss), baselines={}, name="srdensenet")
+    total = sizes.warmup + sizes.steps
+    marks: dict[str, float] = {}
+    waits: list[float] = []
+
+    class Timer(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == sizes.warmup:
+                sync(device)
+                marks["start"] = time.perf_counter()
+            if batch_idx > sizes.warmup:
+                sync(device)
+                waits.append(time.perf_counter() - marks["end_of_step"])
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            sync(device)
+            marks["end_of_step"] = time.perf_counter()
+            if batch_idx == total - 1:
+                marks["end"] = marks["end_of_step"]
+
+    trainer = L.Trainer(accelerator=device.type, devices=1, precision="bf16-mixed", max_steps=total, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Timer()], num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, datamodule=datamodule)
+    return sizes.batch * sizes.steps / (marks["end"] - marks["start"]), 1e3 * sum(waits) / max(1, len(waits))
+
+
+def data_path_rows(sizes: Sizes, device: torch.device, emit) -> int:
+    """The training data path on this device: loader workers against the device path (data.degrade_on)."""
+    failures = 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = 0 if sizes.dry else max(1, min(8, cores - 1))
+    emit(f"| data path (SRDenseNet bf16-mixed, batch {sizes.batch}, {sizes.patch}px HR from {2 * sizes.slice_size}px slices) "
+         "| loader workers | patches/s | waiting for data, ms/step |")
+    emit("|---|---:|---:|---:|")
+    for degrade_on, n in (("loader", workers), ("device", workers), ("device", 0)):
+        try:
+            rate, wait = data_path_rate(degrade_on, n, sizes, device)
+            emit(f"| data.degrade_on={degrade_on} | {n} | {rate:,.1f} | {wait:.2f} |")
+        except Exception as err:  # one broken variant must not hide the others
+            failures += 1
+            traceback.print_exc()
+            emit(f"| data.degrade_on={degrade_on} | {n} | FAILED: {type(err).__name__}: {str(err)[:120]} | |")
+    return failures
 
 
 def predict_rate(precision: str, sizes: Sizes, device: torch.device) -> tuple[float, float]:
@@ -256,6 +324,8 @@ def main() -> int:
                 failures += 1
                 traceback.print_exc()
                 emit(f"| {model} | {precision} | {layout} | {compile_} | FAILED: {type(err).__name__}: {str(err)[:120]} | | |")
+    emit("")
+    failures += data_path_rows(sizes, device, emit)
     emit("")
     emit(f"| predict (SRDenseNet x2, {sizes.slices} slices {sizes.slice_size}->{2 * sizes.slice_size}) | volumes/s | peak GiB |")
     emit("|---|---:|---:|")

@@ -18,7 +18,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lfmri.data.augment import SliceAugmentation
-from lfmri.data.datasets import EpochSampler, PatchDataset, PreparedSegment, ShapeBatchSampler, SliceDataset
+from lfmri.data.datasets import (CleanSlices, EpochSampler, PatchDataset, PatchGeometry, PreparedSegment, SeededBatches,
+                                 ShapeBatchSampler, SliceDataset)
+from lfmri.data.device_patches import DEGRADE_ON, DevicePatches, device_support
 from lfmri.degrade.degradations import Degradation
 from lfmri.geometry.nifti import Volume
 from lfmri.data.normalize import Intensity, percentile_intensity
@@ -71,10 +73,14 @@ class SliceDataModule(L.LightningDataModule):
         unpaired: bool = False,
         augment: SliceAugmentation | None = None,
         context_slices: int = 0,
+        degrade_on: str = "loader",
     ) -> None:
         """Arguments are the ``data.*`` options of ``conf/data/*.yaml`` (commented there);
         ``context_slices``: neighbouring slices on each side fed with every slice as extra input
-        channels (2.5D; ``lr_context`` in the samples), each degraded with its own noise."""
+        channels (2.5D; ``lr_context`` in the samples), each degraded with its own noise;
+        ``degrade_on``: ``loader`` (each training patch augmented and degraded in the data loader) or
+        ``device`` (the loader hands over clean slices, the batch is augmented, degraded and cut on the
+        training device: :mod:`lfmri.data.device_patches`)."""
         super().__init__()
         if input_mode not in INPUT_MODES:
             raise ValueError(f"data.input_mode={input_mode!r}; expected one of {sorted(INPUT_MODES)}")
@@ -99,6 +105,10 @@ class SliceDataModule(L.LightningDataModule):
             raise ValueError(f"data.augment must be a SliceAugmentation config (with _target_), got {augment!r}")
         self.augment = augment
         self.context_slices = check_context_slices(context_slices, "data")
+        if degrade_on not in DEGRADE_ON:
+            raise ConfigError(f"data.degrade_on={degrade_on!r}: expected one of {', '.join(DEGRADE_ON)}")
+        self.degrade_on = degrade_on
+        self.device_patches: DevicePatches | None = None  # set by train_dataset when the device path is taken
         if self.context_slices and self.unpaired:
             raise ConfigError("data.context_slices > 0 with data.unpaired=true: cycle-consistent training reads one slice; "
                               "set context_slices=0")
@@ -218,8 +228,30 @@ class SliceDataModule(L.LightningDataModule):
             **kwargs,
         )
 
+    def device_path_refusal(self) -> str | None:
+        """Why ``data.degrade_on=device`` cannot make this data's training patches (``None``: it can)."""
+        why = device_support(self.degradation, self.context_slices, self.unpaired)
+        shapes = {tuple(hr.shape[-2:]) for seg in self.prepared["train"] for hr in seg.hr}
+        if why is None and len(shapes) > 1:
+            why = f"training slices of {len(shapes)} different sizes (set degradation.hr_size)"
+        return why
+
     def train_dataset(self) -> Dataset:
-        """Random training patches of the training split (seeded by epoch and index)."""
+        """Random training patches of the training split (seeded by epoch and index); with
+        ``degrade_on=device`` (where the data allows it) the clean slices they are cut from."""
+        self.device_patches = None
+        if self.degrade_on == "device":
+            why = self.device_path_refusal()
+            if why is None:
+                self.device_patches = DevicePatches(self.degradation, self.patch_size, self.input_mode,
+                                                    self.foreground_prob, self.foreground_threshold, self.augment)
+                PatchGeometry(self.degradation, self.patch_size, self.foreground_prob, self.foreground_threshold)  # checks the sizes
+                smallest = min(min(hr.shape[-2:]) for seg in self.prepared["train"] for hr in seg.hr)
+                if self.patch_size > smallest:
+                    raise ConfigError(f"data.patch_size={self.patch_size} is larger than the HR slices ({smallest} pixels)")
+                log.info("data.degrade_on=device: training patches are augmented, degraded and cut on the training device")
+                return CleanSlices(self.prepared["train"], self.seed)
+            log.info("data.degrade_on=device is not available for %s: training patches are degraded in the data loader", why)
         return PatchDataset(
             self.prepared["train"],
             self.degradation,
@@ -237,8 +269,10 @@ class SliceDataModule(L.LightningDataModule):
         # ResumableLoader lets a run killed mid-epoch continue with exactly the batches it had left
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochSampler(self.patches_per_epoch, epoch)
+        dataset = self.train_dataset()
+        collate = {"collate_fn": SeededBatches(self.seed)} if isinstance(dataset, CleanSlices) else {}
         self._train_loader = self._loader(
-            self.train_dataset(), ResumableLoader, sampler=sampler, batch_size=self.batch_size, drop_last=True
+            dataset, ResumableLoader, sampler=sampler, batch_size=self.batch_size, drop_last=True, **collate
         )
         return self._train_loader
 
@@ -247,6 +281,12 @@ class SliceDataModule(L.LightningDataModule):
         loader = self._train_loader
         if loader is not None and self.trainer is not None and self.trainer.training:
             loader.trained_batches += 1
+        return batch
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # the device path: clean slices in, training patches out, on the device the batch is on
+        if self.device_patches is not None and isinstance(batch, dict) and "hr_slice" in batch:
+            return self.device_patches(batch["hr_slice"], batch["seed"])
         return batch
 
     def eval_dataset(self, stage: str) -> Dataset:

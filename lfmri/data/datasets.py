@@ -32,6 +32,11 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def patch_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator of training patch ``(epoch, index)``: its slice, and on the loader path every draw."""
+    return torch.Generator().manual_seed(derive_seed("patch", seed, int(epoch), int(index)))
+
+
 def slice_generator(seed: int, subject: str, slice_index: int) -> torch.Generator:
     """The generator that fixes the degradation of one evaluation slice."""
     return torch.Generator().manual_seed(derive_seed("slice", seed, subject, int(slice_index)))
@@ -199,7 +204,7 @@ class PatchDataset(PatchGeometry, Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, i = key
-        gen = torch.Generator().manual_seed(derive_seed("patch", self.seed, int(epoch), int(i)))
+        gen = patch_generator(self.seed, epoch, i)
         index = int(torch.randint(len(self.hr), (1,), generator=gen))
         if self.context:  # the centre slice and its neighbours, augmented alike, each with its own noise
             seg, i = self.rows[index]
@@ -235,6 +240,41 @@ class PatchDataset(PatchGeometry, Dataset):
         step = self.degradation.grid_scale
         y0, x0 = self._patch_origin(hr[0], gen)
         return hr[..., y0 * step : y0 * step + self.hr_patch, x0 * step : x0 * step + self.hr_patch]
+
+
+class CleanSlices(Dataset):
+    """The training slices of ``data.degrade_on=device``: per ``(epoch, i)`` key, the clean prepared HR
+    slice (1, H, W) that :class:`PatchDataset` would degrade for it (the same slice: drawn from the same
+    generator), and the key. Indexing and nothing else: augmentation, degradation and the patch crop
+    happen on the training device (:class:`lfmri.data.device_patches.DevicePatches`)."""
+
+    def __init__(self, segments: Sequence[PreparedSegment], seed: int) -> None:
+        self.hr = [hr for seg in segments for hr in seg.hr]
+        if len(self.hr) == 0:
+            raise ValueError("the training split has no slices with foreground")
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, i = key
+        index = int(torch.randint(len(self.hr), (1,), generator=patch_generator(self.seed, epoch, i)))
+        return {"hr_slice": self.hr[index][None], "key": (int(epoch), int(i))}
+
+
+class SeededBatches:
+    """``collate_fn`` of :class:`CleanSlices`: the stacked slices and one ``seed`` per batch, derived
+    from the run's seed and the batch's keys (the device path's generator: the same batch always
+    draws the same, and ranks, whose keys differ, draw differently)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def __call__(self, samples: Sequence[dict]) -> dict:
+        keys = tuple(sample["key"] for sample in samples)
+        return {"hr_slice": torch.stack([sample["hr_slice"] for sample in samples]),
+                "seed": derive_seed("batch", self.seed, keys)}
 
 
 class SliceDataset(Dataset):

@@ -334,6 +334,9 @@ class PairedLowFieldDataModule(SliceDataModule):
         return split_to_dict(self.split)
 
     def train_dataset(self) -> PairedPatchDataset:
+        if self.degrade_on == "device":
+            log.info("data.degrade_on=device is not available for precomputed low-field pairs: "
+                     "training patches are cut in the data loader")
         return PairedPatchDataset(
             self.prepared["train"], self.synthetic, self.degradation, self.patch_size, self.input_mode, self.seed,
             self.foreground_prob, self.foreground_threshold, self.synthetic_ratio, self.augment,

@@ -46,15 +46,15 @@ def _as_range(value: float | Sequence[float], name: str) -> tuple[float, float]:
 
 
 def draw_uniform(bounds: tuple[float, float], shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
-    """One value per leading index, uniform in ``bounds``, from ``generator``."""
+    """One value per leading index, uniform in ``bounds``, from ``generator`` (on its device)."""
     low, high = bounds
-    return low + (high - low) * torch.rand(tuple(shape), generator=generator)
+    return low + (high - low) * torch.rand(tuple(shape), generator=generator, device=generator.device)
 
 
 def complex_gaussian(shape: Sequence[int], std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Complex white Gaussian noise with per-channel (real and imaginary) standard deviation ``std``."""
-    real = torch.randn(tuple(shape), generator=generator)
-    imag = torch.randn(tuple(shape), generator=generator)
+    real = torch.randn(tuple(shape), generator=generator, device=generator.device)
+    imag = torch.randn(tuple(shape), generator=generator, device=generator.device)
     return torch.complex(real, imag) * std
 
 
@@ -290,5 +290,5 @@ class BicubicDegradation(Degradation):
         lr = F.interpolate(flat, size=self.lr_shape(hr.shape), mode="bicubic", antialias=True, align_corners=False)
         lr = lr.reshape(*lead, *lr.shape[-2:])
         sigma = draw_uniform(self.noise_std, (*lead, 1, 1), generator)
-        lr = lr + sigma * torch.randn(lr.shape, generator=generator)
+        lr = lr + sigma * torch.randn(lr.shape, generator=generator, device=generator.device)
         return lr, lr.to(torch.complex64)

@@ -132,7 +132,9 @@ def check(words: list[str]) -> None:
         if args[0] == "-m":
             module, args = args[1], args[2:]
             if module == "pytest":
-                assert all((ROOT / a.split("::")[0]).exists() for a in args if not a.startswith("-")), words
+                valued = {"-n", "--dist", "-m", "-k", "-p"}  # options whose value follows them
+                paths = [a for prev, a in zip(["", *args], args) if not a.startswith("-") and prev not in valued]
+                assert all((ROOT / a.split("::")[0]).exists() for a in paths), words
                 return
             assert module.startswith("lfmri."), f"unknown module {module}"
             program = {"lfmri.pretrained": "lfmri-pretrained"}.get(module, "lfmri-" + module.rsplit(".", 1)[-1])
