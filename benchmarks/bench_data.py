@@ -125,7 +125,7 @@ def print_device_data(args) -> None:
     from hydra.utils import instantiate
 
     from lfmri.contracts import input_mode
-    from lfmri.data.datasets import CleanSlices, PatchDataset, PreparedSegment, SeededBatches
+    from lfmri.data.datasets import CleanSlices, PatchDataset, PreparedSegment, SeededBatches, SliceKeys
     from lfmri.data.device_patches import DevicePatches, device_support
     from lfmri.data.mni152 import load_mni152
     from hydra import compose, initialize_config_dir
@@ -163,6 +163,8 @@ def print_device_data(args) -> None:
                 clean, collate = CleanSlices(segment, seed=0), SeededBatches(0)
                 transform = DevicePatches(degradation, patch, mode, augment=augment)
                 variants["device path: loader"] = lambda: [collate([clean[(0, b * batch + i)] for i in range(batch)]) for b in range(4)]
+                keys = SliceKeys(len(slices))
+                variants["resident: loader"] = lambda: [collate(keys.__getitems__([(0, b * batch + i) for i in range(batch)])) for b in range(4)]
                 hr = collate([clean[(0, i)] for i in range(batch)])["hr_slice"]
                 variants["device path: transform"] = lambda: [transform(hr, seed) for seed in range(4)]
             # alternated in one process (timing.alternate): a shared machine's load hits every variant alike
@@ -172,19 +174,21 @@ def print_device_data(args) -> None:
         loader_ms = 1e3 * timings["loader path"].min / n
         device_loader_ms = 1e3 * timings["device path: loader"].min / n if why is None else None
         device_ms = 1e3 * timings["device path: transform"].min / n if why is None else None
+        resident_ms = 1e3 * timings["resident: loader"].min / n if why is None else None
         lr_patch = patch // degradation.grid_scale if mode == "lr" else patch
         flops = training_flops_per_patch(net, lr_patch)
         rates = {share: share * H100_BF16_DENSE_FLOPS / flops for share in (0.1, 0.3)}
         workers = {share: math.ceil(rate * loader_ms / 1e3) for share, rate in rates.items()}
-        rows.append((recipe, f"{type(degradation).__name__}, patch {patch}, batch {batch}", loader_ms, device_loader_ms, device_ms,
+        rows.append((recipe, f"{type(degradation).__name__}, patch {patch}, batch {batch}", loader_ms, device_loader_ms, resident_ms, device_ms,
                      flops, rates, workers, why,
                      {share: math.ceil(rate * device_loader_ms / 1e3) for share, rate in rates.items()} if device_loader_ms else None))
     print("\ntraining data path per patch at one thread (loader vs device; min of 7 alternated repeats), "
           "beside what an H100 trains per second")
-    print("| recipe | data | loader path: loader ms/patch | device path: loader ms/patch | device transform on this CPU, ms/patch "
-          "| training GFLOP/patch | H100 patches/s at 10 % / 30 % of bf16 peak | loader workers needed at 30 %: loader path / device path |")
-    print("|---|---|---|---|---|---|---|---|")
-    for recipe, data, loader_ms, dl_ms, dev_ms, flops, rates, workers, why, device_workers in rows:
-        device_cells = (f"{dl_ms:.4f}", f"{dev_ms:.3f}") if why is None else (f"loader only: {why}", "-")
-        print(f"| {recipe} | {data} | {loader_ms:.3f} | {device_cells[0]} | {device_cells[1]} | {flops / 1e9:.2f} | "
+    print("| recipe | data | loader path: loader ms/patch | device path: loader ms/patch | resident slices: loader ms/patch "
+          "| device transform on this CPU, ms/patch | training GFLOP/patch | H100 patches/s at 10 % / 30 % of bf16 peak "
+          "| loader workers needed at 30 %: loader path / device path |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for recipe, data, loader_ms, dl_ms, res_ms, dev_ms, flops, rates, workers, why, device_workers in rows:
+        device_cells = (f"{dl_ms:.4f}", f"{res_ms:.4f}", f"{dev_ms:.3f}") if why is None else (f"loader only: {why}", "-", "-")
+        print(f"| {recipe} | {data} | {loader_ms:.3f} | {' | '.join(device_cells)} | {flops / 1e9:.2f} | "
               f"{rates[0.1]:,.0f} / {rates[0.3]:,.0f} | {workers[0.3]} / {device_workers[0.3] if device_workers else '-'} |")

@@ -126,7 +126,7 @@ def training_rate(model: str, precision: str, channels_last: bool, compile_: boo
     return sizes.batch * sizes.steps / (marks["end"] - marks["start"]), counter.get_total_flops(), peak
 
 
-def data_path_rate(degrade_on: str, workers: int, sizes: Sizes, device: torch.device) -> tuple[float, float]:
+def data_path_rate(degrade_on: str, workers: int, sizes: Sizes, device: torch.device, resident: bool = False) -> tuple[float, float]:
     """(patches/s, ms per step waiting for data) of SRDenseNet in bf16-mixed trained through the real
     data module (the embedded MNI152, the shipped recipe's k-space degradation and augmentation) with
     the training patches degraded in ``workers`` loader workers or on the device. Waiting for data: the
@@ -141,7 +141,7 @@ def data_path_rate(degrade_on: str, workers: int, sizes: Sizes, device: torch.de
     recipe = compose("experiment=srdensenet_kspace_x2", "data=mni152", "model=srdensenet", *sizes.model_overrides["srdensenet"],
                      f"degradation.hr_size={sizes.slice_size * 2}", f"data.patch_size={sizes.patch}", f"data.batch_size={sizes.batch}",
                      f"data.patches_per_epoch={sizes.batch * (sizes.warmup + sizes.steps + 1)}", f"data.num_workers={workers}",
-                     f"data.degrade_on={degrade_on}", "data.split_file=null")
+                     f"data.degrade_on={degrade_on}", f"data.resident={str(resident).lower()}", "data.split_file=null")
     net = instantiate(recipe.model)
     degradation = instantiate(recipe.degradation)
     datamodule = build(recipe.data, degradation=degradation, input_mode=input_mode(net))
@@ -180,14 +180,15 @@ def data_path_rows(sizes: Sizes, device: torch.device, emit) -> int:
     emit(f"| data path (SRDenseNet bf16-mixed, batch {sizes.batch}, {sizes.patch}px HR from {2 * sizes.slice_size}px slices) "
          "| loader workers | patches/s | waiting for data, ms/step |")
     emit("|---|---:|---:|---:|")
-    for degrade_on, n in (("loader", workers), ("device", workers), ("device", 0)):
+    for degrade_on, n, resident in (("loader", workers, False), ("device", workers, False), ("device", 0, True)):
+        label = f"data.degrade_on={degrade_on}" + (" data.resident=true (hardware=gpu)" if resident else "")
         try:
-            rate, wait = data_path_rate(degrade_on, n, sizes, device)
-            emit(f"| data.degrade_on={degrade_on} | {n} | {rate:,.1f} | {wait:.2f} |")
+            rate, wait = data_path_rate(degrade_on, n, sizes, device, resident)
+            emit(f"| {label} | {n} | {rate:,.1f} | {wait:.2f} |")
         except Exception as err:  # one broken variant must not hide the others
             failures += 1
             traceback.print_exc()
-            emit(f"| data.degrade_on={degrade_on} | {n} | FAILED: {type(err).__name__}: {str(err)[:120]} | |")
+            emit(f"| {label} | {n} | FAILED: {type(err).__name__}: {str(err)[:120]} | |")
     return failures
 
 

@@ -55,6 +55,8 @@ RESUME_FREE_KEYS = (
     "trainer.enable_progress_bar",
     "data.num_workers",
     "data.pin_memory",
+    "data.degrade_on",  # where the same patches' distribution is drawn (loader or device): throughput
+    "data.resident",
     "logger.",
     "callbacks.",
     "extras.",
@@ -87,8 +89,12 @@ def flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def config_changes(stored: dict, new: dict) -> dict[str, tuple[Any, Any]]:
-    """Differing dotted keys (stored value, new value), except :data:`RESUME_FREE_KEYS`."""
+def config_changes(stored: dict, new: dict, resolve: Callable[[str], Any] | None = None) -> dict[str, tuple[Any, Any]]:
+    """Differing dotted keys (stored value, new value), except :data:`RESUME_FREE_KEYS`.
+
+    ``resolve(key)``: the new config's resolved value of a key; a stored value that the new config
+    now writes as an interpolation (``data.batch_size: 12`` -> ``${lfmri.batch_scaled:12,${batch_scale}}``)
+    is no change when the interpolation resolves to it."""
     old, now = flat(stored), flat(new)
     missing = "<unset>"
     changes = {}
@@ -98,6 +104,12 @@ def config_changes(stored: dict, new: dict) -> dict[str, tuple[Any, Any]]:
         before, after = old.get(key, missing), now.get(key, missing)
         if missing in (before, after) and (after if before is missing else before) in (None, False, [], {}):
             continue  # an option added (or removed) by an lfmri upgrade, at its neutral default
+        if before != after and isinstance(after, str) and "${" in after and resolve is not None and before is not missing:
+            try:
+                if resolve(key) == before:
+                    continue
+            except Exception:  # noqa: BLE001 - an interpolation that does not resolve here is a change
+                pass
         if before != after:
             changes[key] = (before, after)
     return changes
@@ -168,7 +180,7 @@ def check_resume(config: DictConfig, run_dir: Path, given_dirs: bool) -> None:
     stored = read_stored_config(stored_path)
     # a run started before lfmri moved a class names its old module path: the same class, not a change
     rewrite_moved_targets(stored)
-    changes = config_changes(stored, user_config(config))
+    changes = config_changes(stored, user_config(config), lambda key: OmegaConf.select(config, key))
     if not changes:
         return
     described = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())

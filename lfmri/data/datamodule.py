@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from lfmri.data.augment import SliceAugmentation
 from lfmri.data.datasets import (CleanSlices, EpochSampler, PatchDataset, PatchGeometry, PreparedSegment, SeededBatches,
-                                 ShapeBatchSampler, SliceDataset)
-from lfmri.data.device_patches import DEGRADE_ON, DevicePatches, device_support
+                                 ShapeBatchSampler, SliceDataset, SliceKeys)
+from lfmri.data.device_patches import DEGRADE_ON, DevicePatches, device_support, resident_placement
 from lfmri.degrade.degradations import Degradation
 from lfmri.geometry.nifti import Volume
 from lfmri.data.normalize import Intensity, percentile_intensity
@@ -74,13 +74,16 @@ class SliceDataModule(L.LightningDataModule):
         augment: SliceAugmentation | None = None,
         context_slices: int = 0,
         degrade_on: str = "loader",
+        resident: bool = False,
     ) -> None:
         """Arguments are the ``data.*`` options of ``conf/data/*.yaml`` (commented there);
         ``context_slices``: neighbouring slices on each side fed with every slice as extra input
         channels (2.5D; ``lr_context`` in the samples), each degraded with its own noise;
         ``degrade_on``: ``loader`` (each training patch augmented and degraded in the data loader) or
         ``device`` (the loader hands over clean slices, the batch is augmented, degraded and cut on the
-        training device: :mod:`lfmri.data.device_patches`)."""
+        training device: :mod:`lfmri.data.device_patches`); ``resident`` (with ``degrade_on=device``):
+        the training split's slices as one tensor on the training device, each batch drawing its
+        slices there (no loader work per patch; host memory where they do not fit)."""
         super().__init__()
         if input_mode not in INPUT_MODES:
             raise ValueError(f"data.input_mode={input_mode!r}; expected one of {sorted(INPUT_MODES)}")
@@ -108,7 +111,13 @@ class SliceDataModule(L.LightningDataModule):
         if degrade_on not in DEGRADE_ON:
             raise ConfigError(f"data.degrade_on={degrade_on!r}: expected one of {', '.join(DEGRADE_ON)}")
         self.degrade_on = degrade_on
+        if resident and degrade_on != "device":
+            raise ConfigError("data.resident=true keeps the training slices on the device for the device path: "
+                              "set data.degrade_on=device too")
+        self.resident = bool(resident)
         self.device_patches: DevicePatches | None = None  # set by train_dataset when the device path is taken
+        self.resident_slices: torch.Tensor | None = None  # data.resident: the training slices, moved on the first batch
+        self._first_seed_logged = False
         if self.context_slices and self.unpaired:
             raise ConfigError("data.context_slices > 0 with data.unpaired=true: cycle-consistent training reads one slice; "
                               "set context_slices=0")
@@ -250,6 +259,9 @@ class SliceDataModule(L.LightningDataModule):
                 if self.patch_size > smallest:
                     raise ConfigError(f"data.patch_size={self.patch_size} is larger than the HR slices ({smallest} pixels)")
                 log.info("data.degrade_on=device: training patches are augmented, degraded and cut on the training device")
+                if self.resident:
+                    self.resident_slices = torch.stack([hr for seg in self.prepared["train"] for hr in seg.hr])[:, None]
+                    return SliceKeys(len(self.resident_slices))
                 return CleanSlices(self.prepared["train"], self.seed)
             log.info("data.degrade_on=device is not available for %s: training patches are degraded in the data loader", why)
         return PatchDataset(
@@ -270,7 +282,7 @@ class SliceDataModule(L.LightningDataModule):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochSampler(self.patches_per_epoch, epoch)
         dataset = self.train_dataset()
-        collate = {"collate_fn": SeededBatches(self.seed)} if isinstance(dataset, CleanSlices) else {}
+        collate = {"collate_fn": SeededBatches(self.seed)} if isinstance(dataset, (CleanSlices, SliceKeys)) else {}
         self._train_loader = self._loader(
             dataset, ResumableLoader, sampler=sampler, batch_size=self.batch_size, drop_last=True, **collate
         )
@@ -285,8 +297,18 @@ class SliceDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # the device path: clean slices in, training patches out, on the device the batch is on
+        if self.device_patches is not None and isinstance(batch, dict) and "seed" in batch and not self._first_seed_logged:
+            self._first_seed_logged = True  # each rank says once where its draws start: ranks never share them
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            log.info("data.degrade_on=device: rank %d's first batch seed %d", rank, batch["seed"])
         if self.device_patches is not None and isinstance(batch, dict) and "hr_slice" in batch:
             return self.device_patches(batch["hr_slice"], batch["seed"])
+        if self.device_patches is not None and self.resident_slices is not None and isinstance(batch, dict) and "batch_size" in batch:
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            if self.resident_slices.device != device and not self.resident_slices.is_pinned():
+                self.resident_slices, why = resident_placement(self.resident_slices, device)
+                log.info(why or f"data.resident: the {len(self.resident_slices)} training slices are on {device}")
+            return self.device_patches.from_resident(self.resident_slices, batch["batch_size"], batch["seed"], device)
         return batch
 
     def eval_dataset(self, stage: str) -> Dataset:

@@ -263,6 +263,25 @@ class CleanSlices(Dataset):
         return {"hr_slice": self.hr[index][None], "key": (int(epoch), int(i))}
 
 
+class SliceKeys(Dataset):
+    """The training "samples" of resident slices (``data.resident=true``): only the sampler's keys.
+    The slices live on the training device as one tensor and each batch draws its slices there
+    (:meth:`lfmri.data.device_patches.DevicePatches.from_resident`); ``__getitems__`` hands a whole
+    batch of keys to the collate function at once, so a loader does next to nothing per patch."""
+
+    def __init__(self, count: int) -> None:
+        self.count = int(count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        return {"key": (int(key[0]), int(key[1]))}
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list[dict]:
+        return [{"key": (int(e), int(i))} for e, i in keys]
+
+
 class SeededBatches:
     """``collate_fn`` of :class:`CleanSlices`: the stacked slices and one ``seed`` per batch, derived
     from the run's seed and the batch's keys (the device path's generator: the same batch always
@@ -273,8 +292,10 @@ class SeededBatches:
 
     def __call__(self, samples: Sequence[dict]) -> dict:
         keys = tuple(sample["key"] for sample in samples)
-        return {"hr_slice": torch.stack([sample["hr_slice"] for sample in samples]),
-                "seed": derive_seed("batch", self.seed, keys)}
+        seed = derive_seed("batch", self.seed, keys)
+        if "hr_slice" not in samples[0]:  # resident slices: the batch is its size and its seed
+            return {"batch_size": len(keys), "seed": seed}
+        return {"hr_slice": torch.stack([sample["hr_slice"] for sample in samples]), "seed": seed}
 
 
 class SliceDataset(Dataset):

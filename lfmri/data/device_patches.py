@@ -9,6 +9,10 @@ pre-upsampled input and the foreground-centred patch crop. On a GPU that work co
 nothing, and a loader worker per sample only indexes and copies (``benchmarks/bench.py --section
 data``); Real-ESRGAN/BasicSR synthesise their degraded inputs on the GPU for the same reason.
 
+With ``data.resident=true`` the training slices are one tensor on the device (host memory where
+they do not fit: one log line) and the loader hands over only each batch's seed: the batch draws its
+slices there, and no loader worker is needed at all.
+
 Randomness: one generator per batch on the batch's device, seeded from the run's seed and the
 batch's own sampler keys ``(epoch, i)``. The same batch is degraded the same way every time (a
 resumed run sees exactly the batches an uninterrupted one does), DDP ranks, whose keys differ, draw
@@ -32,6 +36,23 @@ from lfmri.degrade.degradations import BicubicDegradation, Degradation, KSpaceDe
 
 DEGRADE_ON = ("loader", "device")  # data.degrade_on: where the training patches are degraded
 BATCHED_DEGRADE = (KSpaceDegradation.degrade, KSpaceZeroFillDegradation.degrade, BicubicDegradation.degrade)
+
+
+RESIDENT_SHARE = 0.5  # at most this share of the device's free memory holds the resident training slices
+
+
+def resident_placement(slices: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, str | None]:
+    """``slices`` on ``device`` if they take at most ``RESIDENT_SHARE`` of its free memory, else where
+    they are (host memory) and the one line that says so."""
+    if device.type != "cuda":
+        return slices.to(device), None
+    free, _ = torch.cuda.mem_get_info(device)
+    need = slices.numel() * slices.element_size()
+    if need > RESIDENT_SHARE * free:
+        return slices.pin_memory(), (f"data.resident: the {len(slices)} training slices ({need / 2**30:.1f} GiB) do not fit in "
+                                     f"{RESIDENT_SHARE:.0%} of the {free / 2**30:.1f} GiB free on {device}: they stay in host memory, "
+                                     "each batch copied over")
+    return slices.to(device), None
 
 
 def device_support(degradation: Degradation, context_slices: int, unpaired: bool) -> str | None:
@@ -101,10 +122,19 @@ class DevicePatches:
         half = self.lr_patch // 2
         return (cy - half).clamp(0, lr_h - self.lr_patch), (cx - half).clamp(0, lr_w - self.lr_patch)
 
-    def __call__(self, hr: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    def from_resident(self, slices: torch.Tensor, batch_size: int, seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """Training patches of ``batch_size`` slices drawn uniformly from ``slices`` (N, 1, H, W), the
+        training split held as one tensor (on ``device``, or in host memory where it did not fit
+        there), every draw from one generator seeded with ``seed`` on ``device``."""
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+        index = torch.randint(len(slices), (int(batch_size),), generator=generator, device=device)
+        hr = slices[index] if slices.device == index.device else slices[index.cpu()].to(device, non_blocking=True)
+        return self(hr, seed, generator)
+
+    def __call__(self, hr: torch.Tensor, seed: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Training patches ``{"hr", "lr"[, "lr_up"]}`` from clean HR slices ``hr`` (B, 1, H, W) on any
-        device, every draw from one generator seeded with ``seed`` on that device."""
-        generator = torch.Generator(device=hr.device).manual_seed(int(seed))
+        device, every draw from one generator seeded with ``seed`` on that device (or ``generator``)."""
+        generator = generator if generator is not None else torch.Generator(device=hr.device).manual_seed(int(seed))
         hr = hr.float()
         if self.augment is not None:
             hr = augment_batch(self.augment, hr, generator)

@@ -143,10 +143,15 @@ def test_ddp_cpu_two_processes_one_run_directory_each_slice_once(volumes, tmp_pa
     outputs = ROOT / "outputs"
     before = sorted(outputs.rglob("*")) if outputs.exists() else []
     run_dir = tmp_path / "run"
+    # the device path (data.degrade_on=device, resident slices) under DDP: each rank degrades its own batches
     proc = check(run_script("train.py", "trainer=ddp_cpu", *TINY, volumes, "trainer.max_epochs=1",
-                            "data.patches_per_epoch=16", "module.panel_every_n_epochs=1", f"hydra.run.dir={run_dir}"))
+                            "data.patches_per_epoch=16", "module.panel_every_n_epochs=1", "data.degrade_on=device",
+                            "data.resident=true", f"hydra.run.dir={run_dir}"))
     output = proc.stdout + proc.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
+    seeds = {int(m[1]): int(m[2]) for log in ("train.log", "train_ddp_process_1.log")
+             for m in re.finditer(r"rank (\d)'s first batch seed (\d+)", (run_dir / log).read_text())}
+    assert set(seeds) == {0, 1} and seeds[0] != seeds[1]  # no two ranks draw the same noise
     # rank 1 ran in the same directory (its own log file), and nothing else was created
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (run_dir / "train_ddp_process_1.log").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()

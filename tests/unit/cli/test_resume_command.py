@@ -83,3 +83,25 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys):
     # killed before its end: no metrics.json, resumed
     (run / "metrics.json").unlink()
     check_resume(OmegaConf.create(config), run, given_dirs=True)
+
+
+def test_a_recipe_value_that_became_an_interpolation_is_no_change_unless_it_resolves_otherwise(tmp_path):
+    """Runs stored before the recipes' batch sizes and learning rates followed batch_scale (a literal 12
+    then, ${lfmri.batch_scaled:12,${batch_scale}} now) resume; hardware=gpu's batch of 96 is a change."""
+    import pytest
+    from omegaconf import OmegaConf
+
+    import lfmri.training.resolvers  # noqa: F401
+    from lfmri.cli.common import check_resume
+    from lfmri.errors import ConfigError
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"resume": True, "data": {"batch_size": 12, "num_workers": 2}}))
+    today = {"resume": True, "batch_scale": None, "data": {"batch_size": "${lfmri.batch_scaled:12,${batch_scale}}",
+                                                           "num_workers": 0, "degrade_on": "device", "resident": True}}
+    check_resume(OmegaConf.create(today), run, given_dirs=True)  # throughput switches and an equal value: no change
+    with pytest.raises(ConfigError, match=r"data.batch_size: 12 -> '\$\{lfmri.batch_scaled:12,\$\{batch_scale\}\}'.*batch_scale: '<unset>' -> 8"):
+        check_resume(OmegaConf.create({**today, "batch_scale": 8}), run, given_dirs=True)

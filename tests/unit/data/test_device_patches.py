@@ -216,3 +216,39 @@ def test_batch_geometry_draws_the_loader_paths_transforms_uniformly(flips, rot90
     counts = Counter(tuple(x.flatten().tolist()) for x in out)
     assert set(counts) == allowed and len(allowed) == expected
     assert max(counts.values()) / min(counts.values()) < 1.25
+
+
+def test_resident_slices_train_without_loader_work_reproducibly_and_resume_exactly(phantom_dir):
+    from lfmri.data.datasets import SliceKeys
+
+    dm = folder_datamodule(phantom_dir, degrade_on="device", resident=True)
+    loader = dm.train_dataloader()
+    assert isinstance(loader.dataset, SliceKeys) and dm.resident_slices.shape[1:] == (1, 32, 32)
+    batches = list(loader)
+    assert set(batches[0]) == {"batch_size", "seed"}  # nothing per patch crosses the loader
+    first = [dm.on_after_batch_transfer(batch, 0) for batch in batches]
+    again = [dm.on_after_batch_transfer(batch, 0) for batch in batches]
+    assert first[0]["lr"].shape == (4, 1, 8, 8) and all(torch.equal(a["lr"], b["lr"]) for a, b in zip(first, again))
+    resumed_dm = folder_datamodule(phantom_dir, degrade_on="device", resident=True)
+    resumed_loader = resumed_dm.train_dataloader()
+    resumed_loader.load_state_dict({"trained_batches": 2})
+    resumed = [resumed_dm.on_after_batch_transfer(batch, 0) for batch in resumed_loader]
+    assert all(torch.equal(a["hr"], b["hr"]) for a, b in zip(first[2:], resumed)) and len(resumed) == 4
+
+
+def test_resident_needs_the_device_path(phantom_dir):
+    from lfmri.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.resident=true .* set data.degrade_on=device too"):
+        folder_datamodule(phantom_dir, resident=True)
+
+
+def test_resident_slices_that_do_not_fit_stay_in_host_memory(monkeypatch):
+    from lfmri.data import device_patches
+
+    slices = torch.zeros(10, 1, 32, 32)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (1000, 10**9))
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(1) or self)
+    kept, why = device_patches.resident_placement(slices, torch.device("cuda", 0))
+    assert kept.device.type == "cpu" and pinned and "do not fit" in why and "stay in host memory" in why
