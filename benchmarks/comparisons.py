@@ -43,14 +43,7 @@ from quality import site  # noqa: E402  (benchmarks/quality.py: the site a subje
 # one optimiser for every row of a comparison (the papers trained each network with its own recipe
 # over far longer runs; at an equal CPU budget one schedule keeps the rows comparable): Adam with a
 # short warm-up and cosine decay per step, the gradient clipping of the experiment kept
-ADAM_COSINE = [
-    "module.optimizer._target_=torch.optim.Adam", "module.optimizer.lr=1e-3",
-    "~module.optimizer.momentum", "~module.optimizer.weight_decay",
-    "module.scheduler._target_=lfmri.training.schedules.WarmupCosineLR", "module.scheduler._partial_=true",
-    "+module.scheduler.warmup_steps=100", "+module.scheduler.total_steps=${trainer.max_steps}",
-    "+module.scheduler.min_factor=0.02", "~module.scheduler.step_size", "~module.scheduler.gamma",
-    "module.scheduler_interval=step",
-]
+ADAM_COSINE = ["optimizer=adam", "optimizer.lr=1e-3", "scheduler=cosine_warmup"]  # conf/optimizer, conf/scheduler
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,24 @@ def check_trainer_options(trainer_cfg: DictConfig) -> None:
                           f"give at most {cores} (each process trains one share of every batch)")
 
 
+def schedule_choices(cfg: DictConfig) -> dict:
+    """The ``optimizer=`` and ``scheduler=`` groups' choices (top-level ``optimizer`` and ``scheduler``
+    nodes) as the module's arguments, in place of the recipe's ``module.optimizer``/``module.scheduler``:
+    a paper's training schedule is one choice, and nothing of the recipe's optimiser (SGD's momentum
+    under ``optimizer=adam``) is left mixed into it."""
+    chosen = {}
+    if cfg.get("optimizer") is not None:
+        chosen["optimizer"] = instantiate(cfg.optimizer)
+        log.info("optimizer=%s in place of module.optimizer (lr %s)", cfg.optimizer._target_, cfg.optimizer.get("lr"))
+    if cfg.get("scheduler") is not None:
+        factory = cfg.scheduler.get("factory")
+        chosen["scheduler"] = instantiate(factory) if factory is not None else None
+        chosen["scheduler_interval"] = str(cfg.scheduler.get("interval", "epoch"))
+        log.info("scheduler=%s (per %s) in place of module.scheduler", factory._target_ if factory is not None else "constant",
+                 chosen["scheduler_interval"])
+    return chosen
+
+
 def check_rank_launch(trainer: L.Trainer) -> None:
     """Refuse ``trainer=ddp`` with several local ranks inside a Hydra multirun, before it hangs.
 
@@ -263,7 +281,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
-    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net))
+    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net),
+                         **schedule_choices(cfg))
     if hasattr(module, "check_setup"):
         module.check_setup(datamodule)  # e.g. a critic built for another patch size: fail before fitting
 

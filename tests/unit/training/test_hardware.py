@@ -39,3 +39,29 @@ def test_the_gpu_form_trains_under_a_tiny_budget(phantom_dir, tmp_path):
     train(cfg)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["global_step"] == 2 and math.isfinite(record["metrics"]["test/psnr_brain"])
+
+
+@pytest.mark.parametrize("recipe", ["mrln_x2", "lyu2018_gan_cpce", "srdensenet_kspace_x2"])
+def test_optimizer_and_scheduler_choices_replace_the_recipes_without_leftovers(recipe):
+    """optimizer=adam on MRLN's SGD recipe is Adam with MRLN's learning rate and no momentum;
+    scheduler=cosine_warmup replaces the recipe's schedule and its interval."""
+    import torch
+    from hydra.utils import instantiate
+
+    from lfmri.training.run import schedule_choices
+    from lfmri.training.schedules import WarmupCosineLR
+
+    cfg = compose(f"experiment={recipe}", "optimizer=adam", "scheduler=cosine_warmup", "trainer.max_steps=100")
+    chosen = schedule_choices(cfg)
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optimizer = chosen["optimizer"](params)
+    assert type(optimizer) is torch.optim.Adam and optimizer.defaults["lr"] == pytest.approx(cfg.module.optimizer.lr)
+    assert isinstance(chosen["scheduler"](optimizer), WarmupCosineLR) and chosen["scheduler_interval"] == "step"
+    assert schedule_choices(compose(f"experiment={recipe}")) == {}  # no choice: the recipe's own
+    constant = schedule_choices(compose(f"experiment={recipe}", "scheduler=none"))
+    assert constant == {"scheduler": None, "scheduler_interval": "epoch"}
+    cpu = compose(f"experiment={recipe}", "optimizer=sgd", "optimizer.lr=0.05")
+    module = instantiate(cpu.module, net=torch.nn.Conv2d(1, 1, 3), loss=instantiate(cpu.loss), baselines={}, name="x",
+                         **schedule_choices(cpu)) if recipe == "srdensenet_kspace_x2" else None
+    if module is not None:
+        assert type(module.configure_optimizers()["optimizer"]) is torch.optim.SGD
