@@ -227,7 +227,10 @@ def _check_slices(series: DicomSeries, headers: Sequence[tuple[Path, pydicom.Dat
                                    f"{first_path.name} {orientation.ravel().round(4).tolist()} (a localizer? give one orientation per series)")
         if np.abs(_floats(s.header, "PixelSpacing", 2, s.path) - spacing).max() > ORIENTATION_TOLERANCE * spacing.max():
             raise NiftiError(name, f"mixes pixel spacings: {s.path.name} has {list(s.header.PixelSpacing)}, {first_path.name} {spacing.tolist()}")
-    if np.any(spacing <= 0) or abs(np.linalg.norm(np.cross(*orientation)) - 1) > 1e-3:
+    # each cosine of unit length and the two at right angles (a cross product of length 1 alone lets
+    # a scaled, sheared pair through: 2 x 1 x sin 30 degrees = 1)
+    unit = np.all(np.abs(np.linalg.norm(orientation, axis=1) - 1) <= 1e-3)
+    if np.any(spacing <= 0) or not unit or abs(float(orientation[0] @ orientation[1])) > 1e-3:
         raise NiftiError(first_path, f"has PixelSpacing {spacing.tolist()} and ImageOrientationPatient "
                                      f"{orientation.ravel().tolist()}; expected positive spacings and two orthogonal unit vectors")
     normal = slice_normal(orientation)

@@ -8,6 +8,7 @@ orientation is remembered so outputs can be written back in the orientation of t
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import numpy as np
 from nibabel.orientations import axcodes2ornt, ornt_transform
 
 from lfmri.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 CANONICAL = ("R", "A", "S")
 MEMORY_ENV = "LFMRI_MAX_VOLUME_GB"  # largest float32 copy of one volume that lfmri reads
@@ -96,10 +99,13 @@ def glob_files(pattern: str | os.PathLike) -> list[Path]:
     pattern = os.path.expanduser(str(pattern))
     parts = Path(pattern).parts
     if "**" not in parts:
-        return sorted(Path(p) for p in glob.glob(pattern) if os.path.isfile(p))
+        matches = glob.glob(pattern)
+        report_skipped(pattern, matches)
+        return sorted(Path(p) for p in matches if os.path.isfile(p))
     cut = parts.index("**")
     base, rest = Path(*parts[:cut]) if cut else Path("."), parts[cut + 1 :]
     found: set[str] = set()
+    skipped: list[str] = []
     for top in glob.glob(str(base)) if glob.has_magic(str(base)) else [str(base)]:
         seen: set[str] = set()
         for folder, subfolders, _ in os.walk(top, followlinks=True):
@@ -109,8 +115,21 @@ def glob_files(pattern: str | os.PathLike) -> list[Path]:
                 continue
             seen.add(real)
             tail = os.path.join(glob.escape(folder), *(rest or ["*"]))
-            found.update(p for p in glob.glob(tail) if os.path.isfile(p))
+            matches = glob.glob(tail)
+            skipped.extend(p for p in matches if not os.path.isfile(p) and not os.path.isdir(p))
+            found.update(p for p in matches if os.path.isfile(p))
+    report_skipped(pattern, skipped)
     return sorted(Path(p) for p in found)
+
+
+def report_skipped(pattern: str, matches: list[str]) -> None:
+    """One warning line naming the matches of ``pattern`` that are neither files nor folders (a broken
+    link, a FIFO, a device): a glob never drops a volume without a word."""
+    odd = sorted(p for p in matches if not os.path.isfile(p) and not os.path.isdir(p))
+    if odd:
+        shown = ", ".join(f"{p} ({missing_problem(Path(p))})" for p in odd[:5])
+        more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
+        log.warning("%s: skipped %d match(es) that are not readable files: %s%s", pattern, len(odd), shown, more)
 
 
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
@@ -139,6 +158,9 @@ def memory_budget() -> int:
         return 4 * 2**30
 
 
+DEFLATE_MAX_RATIO = 1032  # the largest compression ratio deflate (gzip) can reach
+
+
 def check_header(img: nib.spatialimages.SpatialImage, source: str) -> None:
     """Refuse what nibabel would read wrongly or not at all, from the header alone (nothing is read yet).
 
@@ -160,6 +182,15 @@ def check_header(img: nib.spatialimages.SpatialImage, source: str) -> None:
         )
     file_map = getattr(img, "file_map", {}).get("image")
     filename = getattr(file_map, "filename", None)
+    if filename and str(filename).lower().endswith((".gz", ".mgz")) and os.path.isfile(filename):
+        # deflate compresses at most 1032:1: a 4 KB file cannot hold gigabytes of voxels, whatever its
+        # header claims (refused here, before anything is allocated or decompressed)
+        held = os.path.getsize(filename)
+        claimed = voxels * dtype.itemsize
+        if claimed > DEFLATE_MAX_RATIO * held + 2**16:
+            raise NiftiError(source, f"claims shape {tuple(img.shape)} ({claimed / 2**20:.1f} MiB of voxels), more than a "
+                                     f"gzip file of {held} bytes can hold (at most {DEFLATE_MAX_RATIO}:1): the header is wrong "
+                                     "or the file is cut short")
     if filename and not str(filename).lower().endswith((".gz", ".mgz")) and os.path.isfile(filename):  # .mgz: gzipped MGH
         needed = int(img.header.get_data_offset()) + voxels * dtype.itemsize
         held = os.path.getsize(filename)
@@ -229,6 +260,41 @@ def missing_problem(path: Path) -> str:
     return "does not exist" if not path.exists() else "is not a regular file"
 
 
+def check_stored_voxel_sizes(path: Path, header_class: type) -> None:
+    """Refuse a NIfTI header without an sform whose voxel sizes (``pixdim[1:4]``, which then place the
+    voxels) are zero or not numbers, as stored: nibabel replaces a zero by 1 mm when it reads the header,
+    and the volume would be placed and resampled at a spacing nobody measured."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as file:
+            stored = header_class.from_fileobj(file, check=False)
+    except Exception:  # noqa: BLE001 - nibabel read it already; a second read that fails says nothing new
+        return
+    if int(stored["sform_code"]) > 0:
+        return  # the sform places the voxels; pixdim is not read for it
+    sizes = np.asarray(stored["pixdim"][1:4], dtype=np.float64)
+    if np.any(sizes == 0) or not np.all(np.isfinite(sizes)):
+        raise NiftiError(path, f"stores voxel sizes (pixdim[1:4]) {sizes.round(4).tolist()} and no sform: a zero or "
+                               "non-number spacing, which nibabel would read as 1 mm. Set the real spacing in the header")
+
+
+def warn_disagreeing_qform(path: Path, header) -> None:
+    """One warning line where a header's qform and sform both claim a space and place the voxels
+    differently (by more than a tenth of a voxel): lfmri, nibabel and most viewers follow the sform,
+    some tools the qform, so the same file can show the anatomy in two places."""
+    if int(header["sform_code"]) <= 0 or int(header["qform_code"]) <= 0:
+        return
+    sform, qform = header.get_sform(), header.get_qform()
+    voxel = float(min(voxel_sizes(sform))) or 1.0
+    corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * np.r_[header.get_data_shape()[:3], 1]
+    apart = float(np.abs(corners @ (sform - qform).T)[:, :3].max())
+    if apart > 0.1 * voxel:
+        log.warning("%s: its qform and sform place the voxels up to %.2f mm apart; lfmri follows the sform (as nibabel "
+                    "and most viewers do); a tool that reads the qform shows the anatomy elsewhere", path, apart)
+
+
 def load_nifti(path: str | os.PathLike) -> Volume:
     """Read a 3D NIfTI file as a canonical float32 :class:`Volume`, or raise :class:`NiftiError`."""
     path = Path(path)
@@ -242,6 +308,9 @@ def load_nifti(path: str | os.PathLike) -> Volume:
         raise NiftiError(path, f"is not a readable NIfTI file: truncated, corrupt or another format ({type(err).__name__}: {err})") from err
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.MGHImage)):
         raise NiftiError(path, f"is a {type(img).__name__}, not a NIfTI or MGH image")
+    if isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        check_stored_voxel_sizes(path, type(img.header))
+        warn_disagreeing_qform(path, img.header)
     try:
         return volume_from_image(img, str(path))
     except (NiftiError, MemoryError):

@@ -234,3 +234,16 @@ def test_a_series_number_that_is_no_number_stops_its_series_only(tmp_path):
         with pytest.raises(NiftiError, match="SeriesNumber 'ab', which is not a number") as info:
             load_dicom_series(broken)
     assert info.value.path == str(bad[0])
+
+
+def test_scaled_sheared_orientation_cosines_are_refused_even_when_their_cross_product_has_length_one(tmp_path):
+    """A row cosine of length 2 at 30 degrees to the column cosine: |r x c| = 2 x 1 x sin 30 = 1."""
+    files = write_dicom_series(tmp_path / "sheared", scan_data(), scan_affine(False), SLOPE, INTERCEPT)
+    row, column = np.array([2.0, 0.0, 0.0]), np.array([np.cos(np.pi / 6), np.sin(np.pi / 6), 0.0])
+    assert np.isclose(np.linalg.norm(np.cross(row, column)), 1.0)
+    for path in files:
+        d = pydicom.dcmread(path)
+        d.ImageOrientationPatient = [f"{v:.6f}" for v in (*row, *column)]
+        d.save_as(path)
+    with pytest.raises(NiftiError, match=r"expected positive spacings and two orthogonal unit vectors"):
+        load_input(expand_inputs(str(tmp_path / "sheared"))[0])

@@ -205,3 +205,76 @@ def test_outputs_keep_the_input_space_code_and_qform_and_sform_never_disagree(tm
     header = nib.load(tmp_path / "out3.nii.gz").header
     assert int(header["sform_code"]) == int(header["qform_code"]) == 2
     assert np.allclose(header.get_qform(), header.get_sform())
+
+
+def test_headers_that_cannot_be_true_are_refused_before_anything_is_read(tmp_path):
+    """A 73-byte .nii.gz whose header claims 1200 x 1200 x 900 float32 (4.8 GiB: deflate holds at most
+    1032:1), and a header without an sform whose stored voxel size is 0 (nibabel would read 1 mm)."""
+    import gzip
+    import io
+    import time
+
+    import nibabel as nib
+    import numpy as np
+    import pytest
+
+    from lfmri.geometry.nifti import NiftiError, load_nifti
+
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape((1200, 1200, 900))
+    block = io.BytesIO()
+    header.write_to(block)
+    (tmp_path / "bomb.nii.gz").write_bytes(gzip.compress(block.getvalue() + b"\0" * 1000))
+    start = time.perf_counter()
+    with pytest.raises(NiftiError, match=r"bomb.nii.gz: claims shape \(1200, 1200, 900\) .* more than a gzip file of \d+ bytes can hold"):
+        load_nifti(tmp_path / "bomb.nii.gz")
+    assert time.perf_counter() - start < 2
+    data = np.random.default_rng(0).random((8, 8, 8), dtype=np.float32) + 1
+    stored = nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0])).header.copy()
+    stored.set_sform(None, code=0)
+    stored["pixdim"][3] = 0
+    stored.set_data_offset(352)
+    # the bytes as a careless writer leaves them (nibabel's own writer would correct the zero)
+    (tmp_path / "flat.nii.gz").write_bytes(gzip.compress(stored.binaryblock + b"\0" * 4 + data.tobytes()))
+    with pytest.raises(NiftiError, match=r"flat.nii.gz: stores voxel sizes \(pixdim\[1:4\]\) \[2.0, 2.0, 0.0\] and no sform"):
+        load_nifti(tmp_path / "flat.nii.gz")
+
+
+def test_a_qform_that_disagrees_with_the_sform_is_said_in_one_warning(tmp_path, caplog):
+    import logging
+
+    import nibabel as nib
+    import numpy as np
+
+    from lfmri.geometry.nifti import load_nifti
+
+    img = nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 8), dtype=np.float32) + 1, np.diag([2.0, 2.0, 3.0, 1.0]))
+    img.set_qform(np.diag([2.0, 2.0, 3.0, 1.0]) + np.array([[0, 0, 0, 5.0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), code=1)
+    img.set_sform(np.diag([2.0, 2.0, 3.0, 1.0]), code=1)
+    nib.save(img, tmp_path / "two.nii.gz")
+    with caplog.at_level(logging.WARNING, logger="lfmri.geometry.nifti"):
+        volume = load_nifti(tmp_path / "two.nii.gz")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "qform and sform place the voxels up to 5.00 mm apart" in lines[0]
+    assert np.allclose(volume.affine[:3, 3], 0)  # the sform's placement
+
+
+def test_a_glob_names_the_matches_it_skips(tmp_path, caplog):
+    import logging
+    import os
+
+    import nibabel as nib
+    import numpy as np
+
+    from lfmri.geometry.nifti import glob_files
+
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), tmp_path / "a.nii.gz")
+    os.symlink(tmp_path / "gone.nii.gz", tmp_path / "b.nii.gz")
+    os.mkfifo(tmp_path / "c.nii.gz")
+    with caplog.at_level(logging.WARNING, logger="lfmri.geometry.nifti"):
+        assert glob_files(tmp_path / "*.nii.gz") == [tmp_path / "a.nii.gz"]
+        assert glob_files(tmp_path / "**" / "*.nii.gz") == [tmp_path / "a.nii.gz"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("skipped 2 match(es) that are not readable files" in line for line in lines)
+    assert "b.nii.gz (is a broken symbolic link" in lines[0] and "c.nii.gz (is not a regular file)" in lines[0]
