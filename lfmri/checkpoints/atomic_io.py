@@ -32,8 +32,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         raise StorageError(f"{path}: could not be written ({err.strerror or err}); the previous file, if any, is kept. "
                            "Free space (or fix the folder's permissions), then resume the run") from err
     except RuntimeError as err:
-        # torch's zip writer reports a failed write as RuntimeError("... file write failed"), without errno
-        if "write" not in str(err).lower():
+        # torch's zip writer reports a failed write as RuntimeError("... file write failed") or, when the
+        # disk fills between two records, "[enforce fail at inline_container.cc] . unexpected pos N vs M"
+        text = str(err).lower()
+        if "write" not in text and "unexpected pos" not in text:
             raise
         raise StorageError(f"{path}: could not be written ({str(err).strip().splitlines()[0]}); the previous file, if any, "
                            "is kept. Free space (or fix the folder's permissions), then resume the run") from err

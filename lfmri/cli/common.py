@@ -61,6 +61,8 @@ RESUME_FREE_KEYS = (
     "callbacks.",
     "extras.",
     "tags",
+    "paths.",  # where outputs go and data is found (a moved data folder): not what trains
+    "task_name",
     "trust_targets",
     "optimized_metric",
 )

@@ -31,8 +31,9 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
-                                     RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: file write failed")],
-                         ids=["oserror", "torch-zip-writer"])
+                                     RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0: file write failed"),
+                                     RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 5120 vs 4958")],
+                         ids=["oserror", "torch-zip-writer", "torch-unexpected-pos"])
 def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, failure):
     import lfmri.checkpoints.atomic_io as atomic_io
     from lfmri.errors import StorageError
