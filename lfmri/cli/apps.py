@@ -226,7 +226,8 @@ def run_app(app: str, doc: str, hydra_main: Callable[[], object]) -> None:
     user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        check_group_options(app, sys.argv[1:])
+        if not user_full_error:  # a user's HYDRA_FULL_ERROR=1: Hydra's own report, untouched
+            check_group_options(app, sys.argv[1:])
         hydra_main()
     except Exception as error:  # noqa: BLE001 - Hydra's composition errors have no common base class
         if user_full_error or _raised_in_a_job(error):

@@ -12,6 +12,18 @@ pytestmark = pytest.mark.e2e
 
 
 def test_unknown_group_option_fails_before_training_listing_valid_ones(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # as a user runs it: one line, exit 2, the valid options
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run([sys.executable, "train.py", "model=nope", f"hydra.run.dir={tmp_path}/run"], cwd=Path(__file__).parents[2],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "train.py: error: model=nope: model has no option 'nope'; options: " in proc.stderr and "srdensenet" in proc.stderr
+    assert not (tmp_path / "run").exists()
+    # HYDRA_FULL_ERROR=1 (run_script's, a user's): Hydra's own report, its options listed
     proc = run_script("train.py", "model=nope", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode != 0
     assert "Could not find 'model/nope'" in proc.stderr
