@@ -338,7 +338,14 @@ def read_record(path: str | os.PathLike, limit: int = RECORD_LIMIT) -> str:
             raise ValueError(f"{path}: not a regular file")
         if info.st_size > limit:
             raise ValueError(f"{path}: {info.st_size} bytes, more than the {limit} a record of lfmri holds")
-        data = os.read(fd, limit + 1)
+        chunks, size = [], 0
+        while size <= limit:  # os.read may return less than asked: read to the end (or past the limit)
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
     finally:
         os.close(fd)
     if len(data) > limit:

@@ -41,7 +41,8 @@ def batch_scaled(value: int, batch_scale) -> int:
 def lr_scaled(value: float, batch_scale) -> float:
     """A learning rate for a batch ``batch_scale`` times the recipe's: times its square root, the rule
     for Adam-type optimisers (the gradient noise of a batch k times larger is sqrt(k) times smaller;
-    Hoffer et al. 2017, Malladi et al. 2022), where SGD's linear rule overshoots."""
+    Hoffer et al. 2017, Malladi et al. 2022), which every recipe that uses it trains with (SGD's usual
+    rule is linear; the SGD recipes, MRLN's, keep their published batch and rate)."""
     return float(value) * math.sqrt(_factor(batch_scale))
 
 
