@@ -415,6 +415,7 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig, unw
     from lfmri.geometry.nifti import NiftiError
 
     from hydra.errors import InstantiationException
+    from omegaconf.errors import InterpolationResolutionError
 
     from lfmri.files import signals_raise
 
@@ -439,14 +440,20 @@ def run_entry(prog: str, task: Callable[[DictConfig], Any], cfg: DictConfig, unw
         print(f"{prog}: interrupted ({signal.Signals(signum).name}); files already written are complete, nothing partial "
               "was left", file=sys.stderr, flush=True)
         raise SystemExit(128 + int(signum)) from None
-    except (*user_errors, InstantiationException) as caught:
-        # hydra.utils.instantiate wraps what a constructor raises (e.g. degradation.hr_size); a
-        # constructor refusing a value's type or range (scale=abc) is the option's mistake, named by its key
-        err = caught.__cause__ if isinstance(caught, InstantiationException) else caught
-        if isinstance(caught, InstantiationException) and isinstance(err, (ValueError, TypeError)) and not isinstance(err, user_errors):
+    except (*user_errors, InstantiationException, InterpolationResolutionError) as caught:
+        # hydra.utils.instantiate wraps what a constructor raises (e.g. degradation.hr_size), OmegaConf what
+        # a resolver raises (scale=0 in ${lfmri.multiple:128,${scale}}); a constructor or resolver refusing a
+        # value's type or range (scale=abc) is the option's mistake, named by its key
+        wrappers = (InstantiationException, InterpolationResolutionError)
+        err = caught
+        while isinstance(err, wrappers) and err.__cause__ is not None:  # instantiate -> interpolation -> resolver
+            err = err.__cause__
+        if isinstance(caught, wrappers) and isinstance(err, (ValueError, TypeError)) and not isinstance(err, user_errors):
             found = re.search(r"full_key: (\S+)", str(caught))
             key = found[1] if found else ""
-            err = ConfigError(f"{key + ': ' if key and key not in str(err) else ''}{err}")
+            # OmegaConf may keep a resolver's error as text only: "ValueError raised while resolving interpolation: ..."
+            text = re.sub(r"^\w+ raised while resolving interpolation: ", "", str(err).splitlines()[0])
+            err = ConfigError(f"{key + ': ' if key and key not in text else ''}{text}")
         if not isinstance(err, user_errors):
             raise
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:

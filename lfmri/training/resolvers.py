@@ -17,9 +17,9 @@ def nearest_multiple(value: int, scale: int) -> int:
     alone keeps every size divisible. Even, so HR and LR k-space centres stay on a pixel (the
     same convention at every scale).
     """
-    value, scale = int(value), int(scale)
-    if scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    value = int(value)
     step = math.lcm(2, scale)
     return max(step, step * int((value + step / 2) // step))
 

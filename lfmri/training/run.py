@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from lfmri.checkpoints.load import METADATA_KEY, build, config_targets, load_checkpoint, record_test_metrics
 from lfmri.checkpoints.stored_run import CheckpointMetadata
@@ -24,7 +25,7 @@ from lfmri.training.callbacks import AveragedWeightsInTest, FiniteLoss, choose_p
 from lfmri.training.csv_logger import ResumableCSVLogger
 from lfmri.training.logs import quiet_lightning
 from lfmri.training.precision import trainer_precision
-from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError
+from lfmri.errors import ConfigError, ExistingOutputError, MissingFileError, UserError
 from lfmri.contracts import check_compatible, check_context, input_mode, model_name
 from lfmri.degrade.baselines import make_baselines
 from lfmri.training import resolvers  # noqa: F401  registers ${lfmri.multiple:...} and ${metric_mode:...} for configs resolved here
@@ -278,7 +279,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         data_options["split"] = stored
         log.info("resuming with the stored split (%s)", ", ".join(f"{k}: {len(v)}" for k, v in stored.items()))
     # build: the stored split's file names reach the data module as they are, never resolved by OmegaConf
-    datamodule = build(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
+    try:
+        datamodule = build(cfg.data, degradation=degradation, input_mode=input_mode(net), **data_options)
+    except (ValueError, TypeError) as err:
+        # the data module's constructor checks its options (data.patch_size=-4, data.num_workers=-1): the
+        # option's mistake, one line (a data error of its own, DataError, passes as it is)
+        if isinstance(err, (UserError, OmegaConfBaseException)):  # OmegaConf's: lfmri.cli.common.run_entry names its key
+            raise
+        raise ConfigError(str(err).splitlines()[0] if str(err) else f"data: {type(err).__name__}") from err
     # a baseline evaluated as the model itself is not repeated beside it
     baselines = {k: b for k, b in make_baselines(degradation).items() if type(b) is not type(net)}
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), baselines=baselines, name=model_name(net),

@@ -37,3 +37,22 @@ def test_the_template_trainer_options_compose():
 
     assert compose("trainer=gpu").trainer.accelerator == "gpu"
     assert compose("trainer=cpu").trainer.accelerator == "cpu"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["scale=0"], "lfmri-train: error: scale must be a positive integer, got 0"),
+    (["scale=abc"], "lfmri-train: error: scale must be a positive integer, got 'abc'"),
+    (["batch_scale=-1"], "lfmri-train: error: batch_scale=-1: must be a positive number (or null: 1)"),
+    (["data.patch_size=-4"], "lfmri-train: error: data.patch_size=-4: must be a positive integer"),
+    (["data.num_workers=-1"], "lfmri-train: error: data.num_workers=-1: must be 0 (main process) or more"),
+])
+def test_a_value_a_resolver_or_the_data_module_refuses_is_one_line(args, expected, monkeypatch, capsys, tmp_path):
+    from lfmri.cli.train import main
+
+    monkeypatch.setattr(sys, "argv", ["lfmri-train", *args, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "Traceback" not in err and err.strip().splitlines()[-1] == expected, err[-1500:]
+    assert not (tmp_path / "run").exists()  # a fresh run that failed leaves nothing
