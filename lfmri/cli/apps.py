@@ -162,8 +162,14 @@ def config_mistake(app: str, argv: list[str], error: BaseException) -> str:
         close = difflib.get_close_matches(head, keys, n=1)
         hint = f"did you mean {close[0]}? " if close and close[0] != head else ""
         return f"{unknown.group(1)}: no such option; {hint}to add a new key write +{unknown.group(1)}=... (--help lists the options)"
-    first = re.sub(r"^\w+ raised while resolving interpolation: ", "", first)  # a resolver's own message
+    first = resolver_message(first)
     return "; ".join([first, *(line for line in rest[:2] if not line.startswith(("full_key:", "object_type=")))])
+
+
+def resolver_message(text: str) -> str:
+    """A resolver's own message, without the ``ValueError raised while resolving interpolation: `` OmegaConf
+    puts before it (the text OmegaConf keeps of a resolver's error)."""
+    return re.sub(r"^\w+ raised while resolving interpolation: ", "", text)
 
 
 def check_group_options(app: str, argv: list[str]) -> None:

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lfmri.files import load_yaml_record
-from lfmri.scoring.metrics import LOWER_IS_BETTER, METRICS
+from lfmri.scoring.names import METRICS, metric_mode
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +139,6 @@ def run_id(save_dir: Path) -> str | None:
     return new
 
 
-def summary_mode(name: str) -> str:
-    """``"min"`` for errors and losses, ``"max"`` for PSNR/SSIM (a local equivalent of the lead
-    branch's ``lfmri.scoring.metrics.metric_mode``; use that one once both are merged)."""
-    base = name.rsplit("/", 1)[-1]
-    return "min" if base in LOWER_IS_BETTER or base.startswith("loss") else "max"
-
-
 def define_summaries(logger: WandbLogger) -> None:
     """The run summary keeps each validation metric's best value (max PSNR/SSIM, min errors and
     loss), not its last, and test metrics (model and baselines) as logged. Rank zero only: the
@@ -154,7 +147,7 @@ def define_summaries(logger: WandbLogger) -> None:
     if not hasattr(run, "define_metric"):
         return
     for name in (*METRICS, "loss"):
-        run.define_metric(f"val/{name}", summary=summary_mode(name))
+        run.define_metric(f"val/{name}", summary=metric_mode(name))
     for name in ("psnr_brain", "ssim_brain"):  # the gain over each baseline (val/psnr_brain_vs_zerofill): its best
         run.define_metric(f"val/{name}_vs_*", summary="max")
 
